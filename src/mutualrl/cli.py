@@ -1,0 +1,186 @@
+"""`mutualrl` command line: parses, calls into the library, prints. Bad input: one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from mutualrl.config import MODES, TrainConfig
+from mutualrl.errors import MutualRLError
+
+DEFAULT_ENV = "BabyAI-GoToRedBallNoDists-v0"
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a student (and teacher) on one environment")
+    p.add_argument("--config", help="YAML file of TrainConfig fields; flags below override it")
+    p.add_argument("--out", required=True, help="run directory (metrics, TensorBoard, checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for f in fields(TrainConfig):
+        flag = "--env" if f.name == "env_id" else "--" + f.name.replace("_", "-")
+        p.add_argument(flag, dest=f.name, type=type(f.default), default=None, help=f"{f.metadata['help']} (default: {f.default})")
+
+
+def _eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a saved student (RUN_DIR) or a teacher acting alone (--teacher)")
+    p.add_argument("run_dir", nargs="?", help="run directory of a trained student")
+    p.add_argument("--teacher", help="evaluate this teacher alone: smollm2 | bot | tiny | hf:PATH | endpoint:URL[#MODEL]")
+    p.add_argument("--env", default=None, help=f"environment for --teacher (default: {DEFAULT_ENV})")
+    p.add_argument("--episodes", type=int, default=100, help="episodes on held-out seeds (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="selects the held-out seed block (default: 0)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="run every mode x seed and write DIR/report.md")
+    p.add_argument("--env", default=DEFAULT_ENV)
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
+    p.add_argument("--frames", type=int, default=None, help="frames per run")
+    p.add_argument("--teacher", default=None, help="teacher for the modes that have one")
+    p.add_argument("--config", help="YAML file of TrainConfig fields shared by every run")
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mutualrl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _eval_parser(sub)
+    _compare_parser(sub)
+    p = sub.add_parser("report", help="rebuild DIR/report.md from the saved runs in DIR")
+    p.add_argument("dir")
+    sub.add_parser("envs", help="list the registered MiniGrid/BabyAI environment ids")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(config, f.name, value)
+    return config.validate()
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from mutualrl.loop import Trainer
+
+    if args.resume:
+        frames = args.frames
+        trainer = Trainer.resume(args.out, frames=frames, quiet=args.quiet)
+    else:
+        trainer = Trainer(config_from_args(args), args.out, quiet=args.quiet)
+    summary = trainer.train()
+    print_summary(summary)
+
+
+def print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="before -> after (held-out seeds, greedy)")
+    for col in ("who", "success before", "success after", "return before", "return after", "advice accuracy before", "after"):
+        table.add_column(col)
+    for who in ("student", "teacher"):
+        before, after = summary.get(f"{who}_before"), summary.get(f"{who}_after")
+        if not before or not after:
+            continue
+        acc = lambda r: f"{r['advice_accuracy']:.2f}" if "advice_accuracy" in r else "-"  # noqa: E731
+        table.add_row(who, f"{before['success_rate']:.2f}", f"{after['success_rate']:.2f}", f"{before['mean_return']:.3f}",
+                      f"{after['mean_return']:.3f}", acc(before), acc(after))
+    Console().print(table)
+    f09 = summary.get("frames_to_0_9")
+    print(f"frames: {summary['frames']:,}  wall time: {summary['wall_time']:.0f}s  "
+          f"frames to 0.9 training success: {f09 if f09 is not None else 'not reached'}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from mutualrl.evaluation import evaluate_student, evaluate_teacher
+
+    if args.episodes <= 0:
+        raise MutualRLError(f"--episodes must be > 0, got {args.episodes}")
+    if args.teacher:
+        from mutualrl.envs import check_env_id
+        from mutualrl.teachers import make_teacher
+
+        env_id = args.env or DEFAULT_ENV
+        check_env_id(env_id)
+        teacher = make_teacher(args.teacher, device=args.device, seed=args.seed)
+        result = evaluate_teacher(teacher, env_id, args.episodes, args.seed)
+        label = f"teacher {args.teacher} on {env_id}"
+    elif args.run_dir:
+        from mutualrl.loop import load_student
+
+        config, model = load_student(args.run_dir)
+        result = evaluate_student(model, config.env_id, args.episodes, args.seed)
+        label = f"student of {args.run_dir} on {config.env_id}"
+    else:
+        raise MutualRLError("eval needs a run directory or --teacher NAME")
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return
+    print(f"{label}: {result.episodes} episodes")
+    print(f"  success rate    {result.success_rate:.3f}")
+    print(f"  mean return     {result.mean_return:.3f}")
+    print(f"  mean length     {result.mean_length:.1f}")
+    if result.advice_accuracy is not None:
+        per_action = ", ".join(f"{k} {v:.2f}" for k, v in result.per_action_accuracy.items())
+        print(f"  advice accuracy {result.advice_accuracy:.3f} (balanced {result.advice_accuracy_balanced:.3f}; {per_action})")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from mutualrl.report import run_comparison
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in MODES:
+            raise MutualRLError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    if args.seeds <= 0:
+        raise MutualRLError(f"--seeds must be > 0, got {args.seeds}")
+    base = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    base.env_id = args.env
+    if args.frames is not None:
+        base.frames = args.frames
+    if args.teacher is not None:
+        base.teacher = args.teacher
+    path = run_comparison(base, modes, args.seeds, Path(args.out), quiet=args.quiet)
+    print(f"report: {path}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from mutualrl.report import build_report
+
+    print(f"report: {build_report(Path(args.dir))}")
+
+
+def cmd_envs(_args: argparse.Namespace) -> None:
+    from mutualrl.envs import registered_env_ids
+
+    print("\n".join(registered_env_ids()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    handlers = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "report": cmd_report, "envs": cmd_envs}
+    try:
+        handlers[args.command](args)
+    except MutualRLError as err:
+        print(f"mutualrl: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mutualrl: interrupted; the newest checkpoint is intact (use --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Environments and their text: vectorised MiniGrid/BabyAI, `describe(obs)`, text actions.
+
+The student sees the symbolic observation; the teacher sees the same state through
+`describe`, as a few short English sentences. Both act in the same text-action space.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import minigrid  # noqa: F401  (registers the MiniGrid and BabyAI environments)
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
+
+from mutualrl.errors import MutualRLError
+
+#: Text actions in MiniGrid's action order: index i is `minigrid.core.actions.Actions(i)`.
+ACTION_TEXTS: tuple[str, ...] = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
+NAVIGATION_ACTIONS = ACTION_TEXTS[:3]
+
+#: Environments whose missions need only moving about: their task actions are the three
+#: navigation actions, which makes exploration and the teacher's choice three-way.
+_NAVIGATION_ONLY_MARKERS = ("GoTo", "Empty", "FourRooms", "Crossing", "LavaGap", "DistShift")
+
+#: The agent's cell in MiniGrid's egocentric 7x7 view (column 3, bottom row); it faces up.
+_AGENT_COL, _AGENT_ROW = 3, 6
+
+#: Words of the BabyAI mission grammar; any other word maps to the unknown token 0.
+MISSION_VOCAB: tuple[str, ...] = (
+    "<unk>", "go", "to", "the", "a", "pick", "up", "put", "next", "open", "door", "ball", "box",
+    "key", "red", "green", "blue", "purple", "yellow", "grey", "and", "then", "after", "you",
+    "on", "your", "left", "right", "in", "front", "of", "behind", "get", "goal", "square",
+    "reach", "avoid", "lava", "use", "it", "object", "match", "same", "color", "as",
+)
+MISSION_MAX_WORDS = 16
+_WORD_TO_ID = {word: i for i, word in enumerate(MISSION_VOCAB)}
+
+
+def registered_env_ids() -> list[str]:
+    """All MiniGrid and BabyAI environment ids known to Gymnasium."""
+    return sorted(k for k in gym.envs.registry if k.startswith(("MiniGrid-", "BabyAI-")))
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail with one line naming `env_id` and the closest registered ids."""
+    ids = registered_env_ids()
+    if env_id in ids:
+        return
+    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see `mutualrl envs` for the list"
+    raise MutualRLError(f"unknown environment {env_id!r}{hint}")
+
+
+def task_actions(env_id: str) -> tuple[str, ...]:
+    """The text actions a task needs: navigation only where the mission needs nothing else."""
+    return NAVIGATION_ACTIONS if any(m in env_id for m in _NAVIGATION_ONLY_MARKERS) else ACTION_TEXTS
+
+
+def make_env(env_id: str, num_envs: int, seed: int) -> SyncVectorEnv:
+    """`num_envs` copies of `env_id`, auto-resetting in the same step (final obs in `info`).
+
+    Seeding: copy i starts from seed `seed + i`; later episodes follow each copy's own RNG.
+    """
+    check_env_id(env_id)
+    if num_envs < 1:
+        raise MutualRLError(f"num_envs must be >= 1, got {num_envs}")
+    envs = SyncVectorEnv(
+        [_env_factory(env_id) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
+    )
+    envs.reset(seed=seed)
+    return envs
+
+
+def _env_factory(env_id: str) -> Callable[[], gym.Env]:
+    return lambda: gym.make(env_id)
+
+
+def encode_mission(mission: str) -> np.ndarray:
+    """Word ids of a mission, padded with -1 to `MISSION_MAX_WORDS`."""
+    words = mission.lower().replace(",", " ").split()[:MISSION_MAX_WORDS]
+    ids = np.full(MISSION_MAX_WORDS, -1, dtype=np.int64)
+    ids[: len(words)] = [_WORD_TO_ID.get(w, 0) for w in words]
+    return ids
+
+
+# ---------------------------------------------------------------------------------- text
+
+
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+def _relative_position(col: int, row: int) -> str:
+    """'2 steps left and 3 steps forward' for a cell of the egocentric view."""
+    lateral, forward = col - _AGENT_COL, _AGENT_ROW - row
+    parts = []
+    if lateral:
+        parts.append(f"{_steps(abs(lateral))} {'left' if lateral < 0 else 'right'}")
+    if forward or not parts:
+        parts.append(f"{_steps(forward)} forward")
+    return " and ".join(parts)
+
+
+def _object_name(cell: np.ndarray) -> str:
+    kind = IDX_TO_OBJECT[int(cell[0])]
+    if kind in ("goal", "lava", "wall"):
+        return {"goal": "the green goal square", "lava": "lava", "wall": "a wall"}[kind]
+    colour = IDX_TO_COLOR[int(cell[1])]
+    if kind == "door":
+        state = {v: k for k, v in STATE_TO_IDX.items()}[int(cell[2])]
+        return f"a {state} {colour} door"
+    return f"a {colour} {kind}"
+
+
+def _blocks_way(cell: np.ndarray) -> bool:
+    kind = IDX_TO_OBJECT[int(cell[0])]
+    return kind == "wall" or (kind == "door" and int(cell[2]) != STATE_TO_IDX["open"])
+
+
+def describe(obs: dict[str, Any]) -> str:
+    """Render an egocentric MiniGrid observation as short English sentences.
+
+    Says each visible object (colour, steps left/right and forward), the wall or closed
+    door straight ahead and its distance, and what the agent carries.
+    """
+    image = np.asarray(obs["image"])
+    sentences = []
+    for row in range(_AGENT_ROW, -1, -1):  # nearest rows first
+        for col in range(image.shape[0]):
+            kind = IDX_TO_OBJECT[int(image[col, row, 0])]
+            if (col, row) == (_AGENT_COL, _AGENT_ROW) or kind in ("unseen", "empty", "wall", "floor"):
+                continue
+            sentences.append(f"You see {_object_name(image[col, row])} {_relative_position(col, row)}.")
+    if not sentences:
+        sentences.append("You see no objects.")
+    for row in range(_AGENT_ROW - 1, -1, -1):
+        cell = image[_AGENT_COL, row]
+        if IDX_TO_OBJECT[int(cell[0])] == "unseen":
+            break
+        if _blocks_way(cell):
+            distance = _AGENT_ROW - row
+            where = "right in front of you" if distance == 1 else f"{_steps(distance)} ahead"
+            name = _object_name(cell)
+            sentences.append(f"{name[0].upper()}{name[1:]} is {where}.")
+            break
+    carried = image[_AGENT_COL, _AGENT_ROW]
+    if IDX_TO_OBJECT[int(carried[0])] not in ("unseen", "empty"):
+        sentences.append(f"You carry {_object_name(carried)}.")
+    return " ".join(sentences)
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What a teacher is asked about: one environment's state as text.
+
+    `env` is the live (unwrapped) environment, given only to privileged teachers such as
+    the BabyAI bot; text teachers must not read it.
+    """
+
+    mission: str
+    description: str
+    actions: tuple[str, ...]
+    last_action: str | None = None
+    env: Any = None
+
+
+def situations(
+    envs: SyncVectorEnv,
+    obs: dict[str, Any],
+    actions: tuple[str, ...],
+    last_actions: Sequence[str | None],
+) -> list[Situation]:
+    """One `Situation` per environment copy of a vectorised observation batch."""
+    return [
+        Situation(
+            mission=obs["mission"][i],
+            description=describe({"image": obs["image"][i]}),
+            actions=actions,
+            last_action=last_actions[i],
+            env=envs.envs[i].unwrapped,
+        )
+        for i in range(envs.num_envs)
+    ]

@@ -1,0 +1,119 @@
+"""Held-out evaluation of the student (greedy, no advice) and of the teacher acting alone.
+
+Evaluation seeds start at `EVAL_SEED_BASE`, far from the training seeds (seed + copy index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mutualrl.envs import make_env, situations, task_actions
+from mutualrl.student import ActorCritic, obs_to_tensors
+from mutualrl.teachers.base import Teacher
+from mutualrl.teachers.bot import BotTeacher
+
+EVAL_SEED_BASE = 1_000_000
+
+
+@dataclass
+class EvalResult:
+    episodes: int
+    success_rate: float
+    mean_return: float
+    mean_length: float
+    advice_accuracy: float | None = None
+    #: advice accuracy per bot action, averaged: a teacher that always says "go forward" gets 1/3
+    advice_accuracy_balanced: float | None = None
+    per_action_accuracy: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
+
+
+def run_episodes(
+    env_id: str,
+    episodes: int,
+    seed: int,
+    policy: Callable[[dict, list], np.ndarray],
+    num_envs: int = 8,
+    with_expert: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Run exactly `episodes` episodes (a fixed quota per copy, so short ones are not favoured).
+
+    `policy(obs, situations)` returns action indices into the task's actions. With
+    `with_expert`, the BabyAI bot's action is recorded at every visited state to measure
+    how often the policy agreed with it.
+    """
+    num_envs = max(1, min(num_envs, episodes))
+    quota = [episodes // num_envs + (1 if i < episodes % num_envs else 0) for i in range(num_envs)]
+    actions = task_actions(env_id)
+    envs = make_env(env_id, num_envs, EVAL_SEED_BASE + seed * 10_000)
+    obs, _ = envs.reset(seed=EVAL_SEED_BASE + seed * 10_000)
+    expert = BotTeacher() if with_expert else None
+    last: list[str | None] = [None] * num_envs
+    done_count, returns, lengths, successes = [0] * num_envs, [], [], []
+    running_return, running_length = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
+    agree: dict[str, list[bool]] = {}
+    while any(d < q for d, q in zip(done_count, quota)):
+        sits = situations(envs, obs, actions, last)
+        chosen = np.asarray(policy(obs, sits))
+        if expert is not None:
+            for i, (want, pick) in enumerate(zip(expert.expert_actions(sits), chosen)):
+                if done_count[i] < quota[i] and want is not None:
+                    agree.setdefault(want, []).append(actions[pick] == want)
+        obs, reward, terminated, truncated, _ = envs.step(chosen)
+        running_return += reward
+        running_length += 1
+        for i in range(num_envs):
+            last[i] = actions[chosen[i]]
+            if terminated[i] or truncated[i]:
+                if done_count[i] < quota[i]:
+                    returns.append(running_return[i])
+                    lengths.append(running_length[i])
+                    successes.append(bool(terminated[i] and reward[i] > 0))
+                    done_count[i] += 1
+                    if progress:
+                        progress(1)
+                running_return[i], running_length[i], last[i] = 0.0, 0, None
+    envs.close()
+    result = EvalResult(episodes=len(returns), success_rate=float(np.mean(successes)),
+                        mean_return=float(np.mean(returns)), mean_length=float(np.mean(lengths)))
+    if expert is not None:
+        flat = [a for v in agree.values() for a in v]
+        result.advice_accuracy = float(np.mean(flat)) if flat else float("nan")
+        result.per_action_accuracy = {k: float(np.mean(v)) for k, v in sorted(agree.items())}
+        result.advice_accuracy_balanced = float(np.mean(list(result.per_action_accuracy.values()))) if agree else float("nan")
+    return result
+
+
+def evaluate_student(model: ActorCritic, env_id: str, episodes: int, seed: int, device: str = "cpu",
+                     progress: Callable[[int], None] | None = None) -> EvalResult:
+    """The student alone: greedy actions and an all-zero advice vector."""
+    model.eval()
+
+    def policy(obs, _sits):
+        with torch.no_grad():
+            tensors = obs_to_tensors(obs, device)
+            advice = torch.zeros(len(obs["mission"]), model.num_actions, device=device)
+            logits, _ = model(tensors, advice)
+        return logits.argmax(-1).cpu().numpy()
+
+    result = run_episodes(env_id, episodes, seed, policy, progress=progress)
+    model.train()
+    return result
+
+
+def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
+                     progress: Callable[[int], None] | None = None) -> EvalResult:
+    """The teacher acting alone (its top action), with its agreement with the BabyAI bot."""
+
+    def policy(_obs, sits):
+        return np.array([int(np.argmax(a.probs)) for a in teacher.advise(sits)])
+
+    return run_episodes(env_id, episodes, seed, policy, with_expert=True, progress=progress)
+

@@ -1,0 +1,45 @@
+"""Advice cache keyed by (teacher version, prompt): a new version never serves old advice."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+
+class AdviceCache:
+    """LRU map from (version, prompt) to action scores, with hit/miss counters."""
+
+    def __init__(self, max_entries: int = 200_000):
+        self.max_entries = max_entries
+        self._store: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, version: int, prompt: str) -> np.ndarray | None:
+        value = self._store.get((version, prompt))
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._store.move_to_end((version, prompt))
+        return value
+
+    def put(self, version: int, prompt: str, scores: np.ndarray) -> None:
+        self._store[(version, prompt)] = scores
+        self._store.move_to_end((version, prompt))
+        while len(self._store) > self.max_entries:
+            self._store.popitem(last=False)
+
+    def drop_versions_below(self, version: int) -> None:
+        """Free entries no current teacher can ask for."""
+        for key in [k for k in self._store if k[0] < version]:
+            del self._store[key]
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+    def __len__(self) -> int:
+        return len(self._store)

@@ -195,11 +195,11 @@ class Trainer:
                 timers["time_env"] += time.perf_counter() - t0
                 if cfg.teacher_guides:
                     t0 = time.perf_counter()
-                    probs = np.stack([a.probs for a in self.teacher.advise(sits)])
+                    advice = self.teacher.advise(sits)
                     timers["time_teacher"] += time.perf_counter() - t0
-                    teacher_probs[t] = torch.as_tensor(probs, dtype=torch.float32, device=dev)
-                    advised[t] = 1.0
-                    show = torch.as_tensor(self.rng.random(n) < cfg.advice_prob, device=dev)
+                    teacher_probs[t] = torch.as_tensor(np.stack([a.probs for a in advice]), dtype=torch.float32, device=dev)
+                    advised[t] = torch.as_tensor([a.available for a in advice], dtype=torch.float32, device=dev)
+                    show = torch.as_tensor(self.rng.random(n) < cfg.advice_prob, device=dev) & advised[t].bool()
                     shown[t] = teacher_probs[t] * show[:, None]
             t0 = time.perf_counter()
             with torch.no_grad():
@@ -215,12 +215,8 @@ class Trainer:
             dones[t] = torch.as_tensor(done, dtype=torch.float32, device=dev)
             successes[t] = terminated & (reward > 0)
             self._track_episodes(reward, done, successes[t], chosen)
-        with torch.no_grad():
-            zero = torch.zeros(n, n_actions, device=dev)
-            if cfg.teacher_guides and self.rng.random() < cfg.advice_prob:
-                sits = situations(self.envs, self.obs, self.actions, self.last_actions)
-                zero = torch.as_tensor(np.stack([a.probs for a in self.teacher.advise(sits)]), dtype=torch.float32, device=dev)
-            next_value = self.model(obs_to_tensors(self.obs, dev), zero)[1]
+        with torch.no_grad():  # bootstrap value of the state after the rollout, seen without advice
+            next_value = self.model(obs_to_tensors(self.obs, dev), torch.zeros(n, n_actions, device=dev))[1]
         return Rollout({k: torch.stack(v) for k, v in obs_buf.items()}, shown, teacher_probs, advised,
                        actions, logprobs, values, rewards, dones, successes, next_value, sits_buf)
 

@@ -17,10 +17,14 @@ from mutualrl.envs import Situation
 
 @dataclass
 class Advice:
-    """A distribution over the situation's text actions, and optionally a short hint."""
+    """A distribution over the situation's text actions, and optionally a short hint.
+
+    `available` is False when the teacher could not answer (e.g. its server is down); the
+    probabilities are then uniform and the student must not be pulled towards them."""
 
     probs: np.ndarray
     hint: str | None = None
+    available: bool = True
 
 
 @dataclass

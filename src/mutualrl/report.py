@@ -1,0 +1,165 @@
+"""Comparison of modes over seeds: runs them (resuming unfinished ones) and writes report.md.
+
+Across 3 or more seeds, aggregates are interquartile means with 95% bootstrap confidence
+intervals from `rliable`; with fewer seeds, plain means and the range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mutualrl.config import MODES, TrainConfig
+from mutualrl.errors import MutualRLError
+from mutualrl.loop import Trainer, frames_to_success
+from mutualrl.tracking import RunDir
+
+_TIME_KEYS = ("time_env", "time_teacher", "time_student", "time_student_update", "time_teacher_update", "time_eval")
+
+
+def run_comparison(base: TrainConfig, modes: list[str], seeds: int, out: Path, quiet: bool = False) -> Path:
+    """Train every mode x seed under `out`; finished runs are kept, interrupted ones resumed."""
+    for mode in modes:
+        for seed in range(seeds):
+            run_dir = out / f"{mode}_seed{seed}"
+            if (run_dir / "summary.json").is_file():
+                continue
+            if RunDir(run_dir).checkpoints():
+                trainer = Trainer.resume(run_dir, quiet=quiet)
+            else:
+                trainer = Trainer(dataclasses.replace(base, mode=mode, seed=seed), run_dir, quiet=quiet)
+            trainer.train()
+    return build_report(out)
+
+
+def load_runs(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Finished runs under `root`, grouped by mode: config, metrics rows and summary."""
+    if not root.is_dir():
+        raise MutualRLError(f"report directory {str(root)!r} does not exist")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(root.iterdir()):
+        summary = path / "summary.json"
+        if not summary.is_file():
+            continue
+        run = RunDir(path)
+        config = run.read_config()
+        runs.setdefault(config.mode, []).append(
+            {"name": path.name, "config": config, "rows": run.read_metrics(), "summary": json.loads(summary.read_text())})
+    if not runs:
+        raise MutualRLError(f"no finished runs (with summary.json) under {str(root)!r}")
+    return {m: runs[m] for m in MODES if m in runs}
+
+
+def aggregate_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of (runs, k): IQM with a 95% bootstrap CI (rliable) for >= 3 runs, else mean and range."""
+    x = np.asarray(matrix, dtype=float)
+    if len(x) >= 3:
+        from rliable import library as rly
+        from scipy.stats import trim_mean
+
+        point, interval = rly.get_interval_estimates({"x": x}, lambda s: trim_mean(s, 0.25, axis=0), reps=1000,
+                                                     random_state=np.random.RandomState(0))  # same report on rebuild
+        return point["x"], interval["x"][0], interval["x"][1]
+    return x.mean(0), x.min(0), x.max(0)
+
+
+def aggregate(values: list[float]) -> tuple[float, float, float]:
+    """`aggregate_columns` of one value per run."""
+    centre, low, high = aggregate_columns(np.asarray(values, dtype=float)[:, None])
+    return float(centre[0]), float(low[0]), float(high[0])
+
+
+def _curve(runs: list[dict[str, Any]], key: str, grid: np.ndarray) -> np.ndarray:
+    """Each run's `key` over frames, interpolated onto `grid` (rows: runs)."""
+    curves = []
+    for run in runs:
+        rows = [r for r in run["rows"] if isinstance(r.get(key), (int, float)) and not math.isnan(r[key])]
+        if rows:
+            curves.append(np.interp(grid, [r["frames"] for r in rows], [r[key] for r in rows]))
+    return np.array(curves)
+
+
+def _plot(runs_by_mode, key: str, ylabel: str, path: Path, title: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for mode, runs in runs_by_mode.items():
+        end = max(r["rows"][-1]["frames"] for r in runs if r["rows"])
+        grid = np.linspace(0, end, 40)
+        curves = _curve(runs, key, grid)
+        if curves.size == 0:
+            continue
+        centre, low, high = aggregate_columns(curves)
+        ax.plot(grid, centre, label=f"{mode} ({len(curves)} seeds)")
+        ax.fill_between(grid, low, high, alpha=0.2)
+        drawn = True
+    if drawn:
+        ax.set_xlabel("frames")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
+def _fmt(centre: float, low: float, high: float, digits: int = 2) -> str:
+    return f"{centre:,.{digits}f} [{low:,.{digits}f}, {high:,.{digits}f}]"
+
+
+def build_report(root: Path) -> Path:
+    """Write `root/report.md` and its PNG plots from the finished runs under `root`."""
+    runs_by_mode = load_runs(root)
+    lines = ["# mutualrl comparison", ""]
+    first = next(iter(runs_by_mode.values()))[0]["config"]
+    seeds = {m: len(r) for m, r in runs_by_mode.items()}
+    lines += [f"Environment `{first.env_id}`, teacher `{first.teacher}`, frames per run {first.frames:,}, seeds per mode "
+              + ", ".join(f"{m}: {n}" for m, n in seeds.items()) + ".",
+              "Aggregates: interquartile mean with a 95% bootstrap CI (rliable) over seeds where there are 3 or more; "
+              "otherwise mean [min, max]. A run that never reached 0.9 counts as its frame budget.", ""]
+    if _plot(runs_by_mode, "success_rate", "rolling success rate (100 episodes)", root / "student_success.png",
+             "Student success while training"):
+        lines += ["![student success](student_success.png)", ""]
+    teacher_modes = {m: r for m, r in runs_by_mode.items() if m != "rl"}
+    for key, label, file in (("teacher_success_rate", "teacher success alone", "teacher_success.png"),
+                             ("advice_accuracy", "advice accuracy (agreement with the BabyAI bot)", "advice_accuracy.png")):
+        if teacher_modes and _plot(teacher_modes, key, label, root / file, label.capitalize() + ", held-out seeds"):
+            lines += [f"![{label}]({file})", ""]
+    lines += ["| mode | frames to 0.9 | reached | final success | student success after (eval) | teacher success before -> after | "
+              "advice accuracy before -> after | wall time (s) |", "|---|---|---|---|---|---|---|---|"]
+    for mode, runs in runs_by_mode.items():
+        reached = [frames_to_success(r["rows"], 0.9) for r in runs]
+        to_09 = [f if f is not None else r["config"].frames for f, r in zip(reached, runs)]
+        final = [r["rows"][-1]["success_rate"] for r in runs]
+        after = [r["summary"]["student_after"]["success_rate"] for r in runs]
+        wall = [r["summary"]["wall_time"] for r in runs]
+        if "teacher_before" in runs[0]["summary"]:
+            tb = [r["summary"]["teacher_before"]["success_rate"] for r in runs]
+            ta = [r["summary"]["teacher_after"]["success_rate"] for r in runs]
+            ab = [r["summary"]["teacher_before"]["advice_accuracy"] for r in runs]
+            aa = [r["summary"]["teacher_after"]["advice_accuracy"] for r in runs]
+            teacher = f"{np.mean(tb):.2f} -> {np.mean(ta):.2f}"
+            accuracy = f"{np.mean(ab):.2f} -> {np.mean(aa):.2f}"
+        else:
+            teacher = accuracy = "-"
+        lines.append(f"| {mode} | {_fmt(*aggregate(to_09), digits=0)} | {sum(f is not None for f in reached)}/{len(runs)} | "
+                     f"{_fmt(*aggregate(final))} | {_fmt(*aggregate(after))} | {teacher} | {accuracy} | {_fmt(*aggregate(wall), digits=0)} |")
+    lines += ["", "Time split per mode (mean seconds per run):", "",
+              "| mode | " + " | ".join(k[5:] for k in _TIME_KEYS) + " |", "|---|" + "---|" * len(_TIME_KEYS)]
+    for mode, runs in runs_by_mode.items():
+        totals = [np.mean([sum(row.get(k, 0.0) for row in r["rows"]) for r in runs]) for k in _TIME_KEYS]
+        lines.append(f"| {mode} | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
+    path = root / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

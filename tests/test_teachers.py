@@ -1,0 +1,176 @@
+import logging
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mutualrl.envs import NAVIGATION_ACTIONS, Situation
+from mutualrl.evaluation import evaluate_teacher
+from mutualrl.teachers import BotTeacher, FeedbackItem, make_teacher
+from mutualrl.teachers.cache import AdviceCache
+from mutualrl.teachers.endpoint import EndpointTeacher
+from mutualrl.teachers.hf import HFTeacher
+from mutualrl.teachers.text import SYSTEM_PROMPT
+
+from conftest import real_situations
+from openai_server import OpenAICompatibleServer
+
+
+@pytest.mark.parametrize("fixture", ["tiny_causal", "tiny_seq2seq"])
+def test_prefix_shared_scores_equal_full_sequence_scores(fixture, request, situations_mixed):
+    model, tokenizer = request.getfixturevalue(fixture)
+    teacher = HFTeacher(model, tokenizer)
+    with torch.no_grad():
+        fast = teacher.logliks(situations_mixed)
+        naive = teacher.naive_logliks(situations_mixed)
+    assert fast.shape == (4, 6)
+    assert torch.allclose(fast, naive, atol=1e-4), (fast - naive).abs().max()
+    assert fast.std() > 0  # the scores really differ between actions and situations
+
+
+def test_prefix_sharing_processes_fewer_tokens(tiny_causal):
+    teacher = HFTeacher(*tiny_causal)
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in range(8)])
+    with torch.no_grad():
+        teacher.tokens_processed = 0
+        teacher.logliks(sits)
+        fast = teacher.tokens_processed
+        teacher.tokens_processed = 0
+        teacher.naive_logliks(sits)
+        naive = teacher.tokens_processed
+    assert fast * 3 < naive
+
+
+def test_advice_cache_never_serves_a_stale_version():
+    cache = AdviceCache()
+    cache.put(0, "p", np.array([1.0, 2.0]))
+    assert cache.get(0, "p") is not None and cache.get(1, "p") is None
+    assert (cache.hits, cache.misses) == (1, 1)
+    cache.drop_versions_below(1)
+    assert len(cache) == 0
+
+
+def fresh_tiny():
+    """A model of its own: learning wraps the model with an adapter in place."""
+    from mutualrl.teachers.hf import tiny_model
+
+    return tiny_model("causal", seed=0)
+
+
+def test_teacher_cache_hits_and_refreshes_after_learning():
+    teacher = HFTeacher(*fresh_tiny(), update_steps=2, learning_rate=5e-2)
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0), ("BabyAI-GoToRedBallNoDists-v0", 3)])
+    first = teacher.advise(sits)
+    teacher.advise(sits)
+    assert teacher.calls == 2 and teacher.cache.hits == 2
+    feedback = [FeedbackItem(sits[0], "turn right", 1.0, 1.0, 1.0, 1), FeedbackItem(sits[0], "go forward", -1.0, -1.0, 0.0, 1)]
+    teacher.learn(feedback)
+    assert teacher.version == 1
+    second = teacher.advise(sits)
+    assert teacher.calls == 4  # both re-scored by the new version, none served from the cache
+    assert not np.allclose(first[0].probs, second[0].probs)
+
+
+def test_feedback_update_moves_loglikelihoods_with_the_advantage():
+    teacher = HFTeacher(*fresh_tiny(), update_steps=5, learning_rate=1e-2, kl_coef=0.0, lora_layers=2)
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1, 2)])
+    with torch.no_grad():
+        before = torch.log_softmax(teacher.logliks(sits), -1)
+    feedback = [FeedbackItem(s, "turn left", +1.0, 0.5, 1.0, 3) for s in sits]
+    feedback += [FeedbackItem(s, "go forward", -1.0, -0.5, 0.0, 3) for s in sits]
+    stats = teacher.learn(feedback)
+    with torch.no_grad():
+        after = torch.log_softmax(teacher.logliks(sits), -1)
+    left, forward = NAVIGATION_ACTIONS.index("turn left"), NAVIGATION_ACTIONS.index("go forward")
+    assert (after[:, left] > before[:, left]).all()
+    assert (after[:, forward] < before[:, forward]).all()
+    assert stats["teacher_feedback_prompts"] == 3
+    # the adapter is saved and restored with the teacher
+    restored = HFTeacher(*fresh_tiny())
+    restored.load_state_dict(teacher.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(torch.log_softmax(restored.logliks(sits), -1), after, atol=1e-5)
+
+
+def test_expert_teacher_agrees_with_the_bot_and_solves_the_task():
+    result = evaluate_teacher(BotTeacher(), "BabyAI-GoToRedBallNoDists-v0", episodes=10, seed=0)
+    assert result.success_rate == 1.0
+    assert result.advice_accuracy == 1.0
+    assert result.mean_length < 10
+
+
+def test_expert_teacher_soft_distribution():
+    env_sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
+    import gymnasium as gym
+    env = gym.make("BabyAI-GoToRedBallNoDists-v0")
+    env.reset(seed=0)
+    sit = Situation(env_sits[0].mission, env_sits[0].description, NAVIGATION_ACTIONS, env=env.unwrapped)
+    probs = BotTeacher(smoothing=0.2).advise([sit])[0].probs
+    assert probs.sum() == pytest.approx(1.0) and probs.max() == pytest.approx(0.8)
+
+
+def test_tiny_teacher_runs_alone_through_make_teacher():
+    teacher = make_teacher("tiny")
+    result = evaluate_teacher(teacher, "BabyAI-GoToRedBallNoDists-v0", episodes=2, seed=0)
+    assert result.episodes == 2 and 0.0 <= result.advice_accuracy <= 1.0
+
+
+# ------------------------------------------------------------------------ endpoint
+
+
+def test_endpoint_logprob_scores_equal_the_model_on_the_server(tiny_causal):
+    model, tokenizer = tiny_causal
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0), ("BabyAI-GoToRedBallNoDists-v0", 2)])
+    with OpenAICompatibleServer(model, tokenizer) as server:
+        teacher = EndpointTeacher(server.url, timeout=5)
+        scores = teacher.score(sits)
+        assert teacher.method == "auto"
+    for s, row in zip(sits, scores):
+        prefix = f"{SYSTEM_PROMPT}\n{teacher.user_message(s)}\nAnswer: "
+        for action, value in zip(s.actions, row):
+            ids = tokenizer(prefix + action, add_special_tokens=False).input_ids
+            n_prefix = len(tokenizer(prefix, add_special_tokens=False).input_ids)
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([ids])).logits[0], -1)
+            expected = sum(logp[t - 1, ids[t]].item() for t in range(n_prefix, len(ids)))
+            assert value == pytest.approx(expected, abs=1e-4)
+
+
+def test_endpoint_falls_back_to_votes(tiny_causal):
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
+    with OpenAICompatibleServer(*tiny_causal, chat_answers=["turn right", "Turn right.", "go forward", "turn right"]) as server:
+        server.behaviour = "no_logprobs"
+        teacher = EndpointTeacher(server.url, samples=8, timeout=5)
+        advice = teacher.advise(sits)[0]
+    assert teacher.method == "votes" and advice.available
+    assert np.argmax(advice.probs) == NAVIGATION_ACTIONS.index("turn right")
+    assert advice.probs[NAVIGATION_ACTIONS.index("go forward")] > advice.probs[NAVIGATION_ACTIONS.index("turn left")]
+
+
+@pytest.mark.parametrize("behaviour", ["slow", "error", "malformed"])
+def test_endpoint_degrades_without_crash_or_hang(behaviour, tiny_causal, caplog):
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0), ("BabyAI-GoToRedBallNoDists-v0", 1)])
+    with OpenAICompatibleServer(*tiny_causal) as server:
+        server.behaviour = behaviour
+        teacher = EndpointTeacher(server.url, timeout=0.3, retries=2, backoff=0.05, cooldown=60, method="logprobs")
+        start = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            first = teacher.advise(sits)
+            second = teacher.advise(sits)  # within the cooldown: answered at once, no request
+        elapsed = time.monotonic() - start
+        requests = server.requests
+    assert all(not a.available and np.allclose(a.probs, 1 / 3) for a in first + second)
+    assert teacher.stats()["teacher_failures"] == 4
+    assert requests == 3  # one request and two bounded retries, then the cooldown
+    assert elapsed < 5
+    assert sum("unavailable" in r.message for r in caplog.records) == 1
+
+
+def test_endpoint_learns_through_its_prompt(tiny_causal):
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
+    teacher = EndpointTeacher("http://127.0.0.1:9/v1")
+    teacher.learn([FeedbackItem(sits[0], "turn left", 2.0, 1.0, 1.0, 4), FeedbackItem(sits[0], "go forward", -1.0, -1.0, 0.0, 2)])
+    message = teacher.user_message(sits[0])
+    assert teacher.version == 1
+    assert "'turn left' helped" in message and "'go forward' hurt" in message

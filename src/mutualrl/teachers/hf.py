@@ -339,31 +339,37 @@ class HFTeacher(TextTeacher):
         return torch.tensor(np.stack([self._reference[k] for k in keys]), device=self.device)
 
     def learn(self, feedback: Sequence[FeedbackItem]) -> dict[str, float]:
-        """Advantage-weighted update of the action log-probabilities, plus beta * KL to the original.
+        """Advantage-weighted update of the action distribution, plus beta * KL to the original model.
 
-        Each (prompt, action) pulls its log-probability up in proportion to its advantage
-        (scaled by the feedback's standard deviation, not centred, so the sign is kept)."""
+        Per prompt, the target is the current advice re-weighted by exp(advantage), advantages
+        standardised over the feedback (actions without feedback keep weight 1): actions the
+        critic found better than usual gain probability, worse ones lose it. The step per update
+        is bounded, unlike a raw advantage-times-log-likelihood loss, and compounds over updates.
+        """
         if not feedback:
             return {}
+        advantages = np.array([f.advantage for f in feedback])
+        mean, scale = float(advantages.mean()), float(advantages.std()) + 1e-8
         by_prompt: dict[str, tuple[Situation, dict[int, float]]] = {}
         for item in feedback:
             situation, weights = by_prompt.setdefault(self.key(item.situation), (item.situation, {}))
-            weights[situation.actions.index(item.action)] = item.advantage
-        scale = float(np.std([f.advantage for f in feedback])) + 1e-8
+            weights[situation.actions.index(item.action)] = (item.advantage - mean) / scale
         prompts = list(by_prompt.values())
-        reference = self.reference_logprobs([s for s, _ in prompts])
+        situations = [s for s, _ in prompts]
+        reference = self.reference_logprobs(situations)
+        shift = torch.zeros(len(prompts), len(situations[0].actions), device=self.device)
+        for row, (_, weights) in enumerate(prompts):
+            for action, value in weights.items():
+                shift[row, action] = value
+        current = torch.tensor(np.log(np.stack([a.probs for a in self.advise(situations)])), device=self.device)
+        target = torch.softmax(current.float() + shift, dim=-1)
         self._ensure_adapter()
         losses, kls = [], []
         for _ in range(self.update_steps):
             pick = self._rng.choice(len(prompts), size=min(self.batch_size, len(prompts)), replace=False)
-            batch = [prompts[i][0] for i in pick]
-            weights = torch.zeros(len(pick), len(batch[0].actions), device=self.device)
-            for row, i in enumerate(pick):
-                for action, adv in prompts[i][1].items():
-                    weights[row, action] = adv / scale
-            logp = torch.log_softmax(self.logliks(batch), dim=-1)
+            logp = torch.log_softmax(self.logliks([situations[i] for i in pick]), dim=-1)
             kl = (logp.exp() * (logp - reference[pick])).sum(-1).mean()
-            loss = -(weights * logp).sum(-1).mean() + self.kl_coef * kl
+            loss = -(target[pick] * logp).sum(-1).mean() + self.kl_coef * kl
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()

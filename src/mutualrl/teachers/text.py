@@ -15,11 +15,12 @@ SYSTEM_PROMPT = "You guide an agent in a grid world. Answer with one action."
 
 
 def question(situation: Situation) -> str:
-    """The user message a text teacher answers. The mission comes first so that prompts of one
-    task share their start (the prefix a local model computes once)."""
+    """The user message a text teacher answers. Everything but the state's description comes
+    first, so prompts of one task share all but their last few tokens (the prefix a local model
+    computes once)."""
     return (
-        f"Mission: {situation.mission}.\n{situation.description}\n"
-        f"Actions: {', '.join(situation.actions)}.\nWhich action should the agent take now?"
+        f"Mission: {situation.mission}.\nActions: {', '.join(situation.actions)}.\n"
+        f"Which action should the agent take now?\n{situation.description}"
     )
 
 

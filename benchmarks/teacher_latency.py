@@ -1,0 +1,86 @@
+"""Milliseconds and tokens per advised decision for the 135M teacher: naive vs prefix-shared.
+
+Naive (GLAM/Lamorel style): one full prompt+action sequence per action, logits everywhere.
+Ours: the task header computed once per teacher version (warmed before timing: it is paid
+once per run, not per decision), each state's own tokens once, then only the action tokens.
+Also prints how many distinct text states GoToRedBallNoDists has under a random policy and
+what scoring all of them zero-shot costs.
+
+    python benchmarks/teacher_latency.py [--device cuda] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from mutualrl.envs import make_env, situations, task_actions
+from mutualrl.teachers import make_teacher
+
+ENV = "BabyAI-GoToRedBallNoDists-v0"
+
+
+def distinct_situations(episodes_steps: int, seed: int = 0):
+    """Distinct text states met by a random policy over `episodes_steps` steps of 16 envs."""
+    envs = make_env(ENV, 16, seed)
+    obs, _ = envs.reset(seed=seed)
+    actions = task_actions(ENV)
+    rng = np.random.default_rng(seed)
+    found = {}
+    for _ in range(episodes_steps):
+        for s in situations(envs, obs, actions, [None] * 16):
+            found.setdefault(s.description, s)
+        obs, *_ = envs.step(rng.integers(0, len(actions), 16))
+    envs.close()
+    return [s.__class__(s.mission, s.description, s.actions) for s in found.values()]
+
+
+def timed(fn, teacher, batch, device) -> tuple[float, float]:
+    teacher.tokens_processed = 0
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.no_grad():
+        fn(batch)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1000 / len(batch), teacher.tokens_processed / len(batch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--repeats", type=int, default=3, help="batches timed per batch size")
+    parser.add_argument("--steps", type=int, default=400, help="random-policy steps (x16 envs) to find states")
+    args = parser.parse_args()
+    teacher = make_teacher("smollm2", device=args.device)
+    pool = distinct_situations(args.steps)
+    print(f"{ENV}: {len(pool)} distinct text states in {args.steps * 16} random-policy steps")
+    with torch.no_grad():
+        teacher.logliks(pool[:1])  # warm-up; computes the task header once
+        teacher.naive_logliks(pool[:1])
+    print(f"{'batch':>5} {'naive ms/dec':>13} {'naive tok/dec':>14} {'ours ms/dec':>12} {'ours tok/dec':>13} {'speed-up':>9}")
+    rng = np.random.default_rng(0)
+    for batch_size in (1, 8, 32):
+        naive, ours = [], []
+        for _ in range(args.repeats):
+            batch = [pool[i] for i in rng.choice(len(pool), batch_size, replace=False)]
+            naive.append(timed(teacher.naive_logliks, teacher, batch, args.device))
+            ours.append(timed(teacher.logliks, teacher, batch, args.device))
+        n_ms, n_tok = np.mean(naive, axis=0)
+        o_ms, o_tok = np.mean(ours, axis=0)
+        print(f"{batch_size:>5} {n_ms:>13.1f} {n_tok:>14.1f} {o_ms:>12.1f} {o_tok:>13.1f} {n_ms / o_ms:>8.1f}x")
+    start = time.perf_counter()
+    teacher.cache = teacher.cache.__class__()
+    for i in range(0, len(pool), 32):
+        teacher.advise(pool[i : i + 32])
+    total = time.perf_counter() - start
+    print(f"zero-shot advice for all {len(pool)} states (ours, batch 32): {total:.1f} s "
+          f"({total * 1000 / len(pool):.1f} ms/state); later visits are cache hits")
+
+
+if __name__ == "__main__":
+    main()

@@ -145,7 +145,7 @@ class Trainer:
         advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.dones,
                                           rollout.next_value, cfg.gamma, cfg.gae_lambda)
         lam = cfg.guidance_lambda(self.frames) if cfg.teacher_guides else 0.0
-        keys = [question(s) for row in rollout.situations for s in row] if rollout.situations else []
+        keys = [question(s) for row in rollout.situations for s in row] if cfg.teacher_guides else []
         trust = torch.tensor([self.trust.trust(k) for k in keys], device=self.device) if cfg.teacher_guides else None
         t0 = time.perf_counter()
         stats = self.update_student(rollout, advantages, returns, lam, trust)
@@ -154,7 +154,8 @@ class Trainer:
         self.iteration += 1
         row: dict[str, Any] = {"iteration": self.iteration, "frames": self.frames, **self._episode_stats(), **stats}
         if cfg.teacher_guides:
-            followed = (rollout.actions == rollout.teacher_probs.argmax(-1)).flatten().cpu().numpy()
+            took_advice = (rollout.actions == rollout.teacher_probs.argmax(-1)) & rollout.advised.bool()
+            followed = took_advice.flatten().cpu().numpy()
             self.trust.update(keys, followed, advantages.flatten().cpu().numpy())
             row.update({"lambda": lam, "trust": float(trust.mean()), "advice_followed_rate": float(followed.mean())})
         if cfg.teacher_learns:

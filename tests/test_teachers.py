@@ -17,10 +17,12 @@ from conftest import real_situations
 from openai_server import OpenAICompatibleServer
 
 
-@pytest.mark.parametrize("fixture", ["tiny_causal", "tiny_seq2seq"])
-def test_prefix_shared_scores_equal_full_sequence_scores(fixture, request, situations_mixed):
+@pytest.mark.parametrize("fixture, lora_layers", [("tiny_causal", 6), ("tiny_causal", 1), ("tiny_seq2seq", 6)])
+def test_prefix_shared_scores_equal_full_sequence_scores(fixture, lora_layers, request, situations_mixed):
+    """lora_layers=1 on the 2-layer model splits it: a cached frozen trunk plus the top layer."""
     model, tokenizer = request.getfixturevalue(fixture)
-    teacher = HFTeacher(model, tokenizer)
+    teacher = HFTeacher(model, tokenizer, lora_layers=lora_layers)
+    assert teacher.trunk_layers == (1 if (fixture, lora_layers) == ("tiny_causal", 1) else 0)
     with torch.no_grad():
         fast = teacher.logliks(situations_mixed)
         naive = teacher.naive_logliks(situations_mixed)
@@ -72,8 +74,9 @@ def test_teacher_cache_hits_and_refreshes_after_learning():
     assert not np.allclose(first[0].probs, second[0].probs)
 
 
-def test_feedback_update_moves_loglikelihoods_with_the_advantage():
-    teacher = HFTeacher(*fresh_tiny(), update_steps=5, learning_rate=1e-2, kl_coef=0.0, lora_layers=2)
+@pytest.mark.parametrize("lora_layers", [1, 2])
+def test_feedback_update_moves_loglikelihoods_with_the_advantage(lora_layers):
+    teacher = HFTeacher(*fresh_tiny(), update_steps=5, learning_rate=1e-2, kl_coef=0.0, lora_layers=lora_layers)
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1, 2)])
     with torch.no_grad():
         before = torch.log_softmax(teacher.logliks(sits), -1)
@@ -86,8 +89,10 @@ def test_feedback_update_moves_loglikelihoods_with_the_advantage():
     assert (after[:, left] > before[:, left]).all()
     assert (after[:, forward] < before[:, forward]).all()
     assert stats["teacher_feedback_prompts"] == 3
+    with torch.no_grad():  # with the adapter (and a cached trunk) the fast path still equals the reference
+        assert torch.allclose(teacher.logliks(sits), teacher.naive_logliks(sits), atol=1e-4)
     # the adapter is saved and restored with the teacher
-    restored = HFTeacher(*fresh_tiny())
+    restored = HFTeacher(*fresh_tiny(), lora_layers=lora_layers)
     restored.load_state_dict(teacher.state_dict())
     with torch.no_grad():
         assert torch.allclose(torch.log_softmax(restored.logliks(sits), -1), after, atol=1e-5)

@@ -12,6 +12,7 @@ the top layers, kept near the original model by a KL term.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import os
@@ -22,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
+from transformers import DynamicCache
 
 from mutualrl.envs import Situation
 from mutualrl.errors import MutualRLError
@@ -139,10 +141,28 @@ class HFTeacher(TextTeacher):
         self.update_steps, self.batch_size = update_steps, batch_size
         self.optimizer: torch.optim.Optimizer | None = None
         self._rng = np.random.default_rng(seed)
-        self._header_cache: dict[tuple[int, str], Any] = {}
+        self._header_cache: dict[tuple, Any] = {}
+        self._trunk: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self.trunk_cache_size = 50_000
+        self.trunk_layers = self._trunk_depth()
         self._reference: dict[str, np.ndarray] = {}
         self._action_ids: dict[str, list[int]] = {}
         self.tokens_processed = 0
+
+    def _trunk_depth(self) -> int:
+        """How many lower layers are frozen for good (0: run the whole model every time).
+
+        Only decoder-only models whose decoder is a plain `layers` list with a final `norm`
+        (Llama, SmolLM, Mistral, Qwen2, ...) are split; the adapter lives above the cut."""
+        if self.is_seq2seq:
+            return 0
+        decoder = self.model.get_decoder()
+        layers = getattr(decoder, "layers", None)
+        if not isinstance(layers, torch.nn.ModuleList) or not hasattr(decoder, "norm"):
+            return 0
+        if not all(hasattr(getattr(layer, "self_attn", None), "layer_idx") for layer in layers):
+            return 0
+        return max(0, len(layers) - self.lora_layers)
 
     # ----------------------------------------------------------------- prompts
 
@@ -185,65 +205,159 @@ class HFTeacher(TextTeacher):
         actions = [self.action_ids(a) for a in situations[0].actions]
         out = torch.empty(len(situations), len(actions), device=self.device)
         for header, rows in headers.items():
-            out[rows] = self._causal_group(list(header), [parts[i][1] for i in rows], actions)
+            rests = [parts[i][1] for i in rows]
+            if self.trunk_layers:
+                out[rows] = self._score_from_trunk(list(header), rests, actions)
+            else:
+                out[rows] = self._score_group(list(header), rests, actions)
         return out
 
-    def _header_kv(self, header: list[int]):
-        """The KV cache of a task header: computed once per teacher version (always anew with grad)."""
-        key = (self.version, " ".join(map(str, header)))
-        if torch.is_grad_enabled() or key not in self._header_cache:
-            ids = torch.tensor([header], device=self.device)
-            kv = self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
-            self.tokens_processed += len(header)
-            if torch.is_grad_enabled():
-                return kv
-            self._header_cache = {k: v for k, v in self._header_cache.items() if k[0] == self.version}
-            self._header_cache[key] = kv
-        return copy.deepcopy(self._header_cache[key])
+    # A causal model runs in stages: `_stage` picks which of its layers run. With a trunk, the
+    # frozen lower layers run once per prompt (their outputs cached: no adapter touches them),
+    # and each teacher version runs only the adapted top layers on those cached states.
 
-    def _causal_group(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
-        batch, n_actions, h = len(rests), len(actions), len(header)
-        kv = self._header_kv(header)
-        kv.batch_repeat_interleave(batch)
-        # Left-pad each situation's text so every row ends at the last position: one logit row each.
-        width = max(len(r) for r in rests)
-        ids = torch.full((batch, width), self.pad_id, device=self.device)
+    def _decoder(self):
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return base.get_decoder()
+
+    def _lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return torch.log_softmax(base.get_output_embeddings()(hidden).float(), dim=-1)
+
+    @contextlib.contextmanager
+    def _stage(self, stage: str):
+        """Run only the `lower` (frozen, no final norm) or `upper` layers, or `all`."""
+        decoder = self._decoder()
+        layers, norm = decoder.layers, decoder.norm
+        if stage == "all":
+            yield decoder
+            return
+        cut = self.trunk_layers
+        chosen = layers[:cut] if stage == "lower" else layers[cut:]
+        offset = 0 if stage == "lower" else cut
+        decoder.layers = torch.nn.ModuleList(chosen)
+        for layer in chosen:  # the stage's KV cache holds only its own layers
+            layer.self_attn.layer_idx -= offset
+        if stage == "lower":
+            decoder.norm = torch.nn.Identity()
+        try:
+            yield decoder
+        finally:
+            for layer in chosen:
+                layer.self_attn.layer_idx += offset
+            decoder.layers, decoder.norm = layers, norm
+
+    def _run(self, stage: str, inputs: torch.Tensor, attention: torch.Tensor, positions: torch.Tensor, kv=None):
+        """Hidden states (after the final norm, except for `lower`) and the stage's KV cache."""
+        key = "input_ids" if inputs.dtype == torch.long else "inputs_embeds"
+        with self._stage(stage) as decoder:
+            out = decoder(**{key: inputs}, attention_mask=attention, position_ids=positions,
+                          past_key_values=kv if kv is not None else DynamicCache(), use_cache=True)
+        self.tokens_processed += int(attention[:, -inputs.shape[1]:].sum())
+        return out.last_hidden_state, out.past_key_values
+
+    def _traverse(self, stage: str, header_kv, h: int, rests: list[torch.Tensor], follow: torch.Tensor | None, n_actions: int):
+        """Run every situation's own text after the shared header, then the action tokens.
+
+        `rests` are left-padded so that every row ends at the last position. `follow` holds the
+        action tokens after the first (B*A rows). Returns the rests' hidden states (B, W, ...),
+        their mask, and the follow hidden states (or None)."""
+        batch, width = len(rests), max(len(r) for r in rests)
+        inputs = rests[0].new_zeros((batch, width, *rests[0].shape[1:]))
+        if inputs.dtype == torch.long:
+            inputs.fill_(self.pad_id)
         mask = torch.zeros((batch, width), dtype=torch.long, device=self.device)
         for i, r in enumerate(rests):
-            ids[i, width - len(r):] = torch.tensor(r)
+            inputs[i, width - len(r):] = r
             mask[i, width - len(r):] = 1
+        header_kv.batch_repeat_interleave(batch)
         attention = torch.cat([torch.ones((batch, h), dtype=torch.long, device=self.device), mask], dim=1)
         positions = h + (mask.cumsum(1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=attention, position_ids=positions,
-                         past_key_values=kv, use_cache=True, logits_to_keep=1)
-        self.tokens_processed += int(mask.sum())
-        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-        scores = torch.stack([first[:, a[0]] for a in actions], dim=1)
-        longest = max(len(a) for a in actions)
-        if longest == 1:
-            return scores
-        # The remaining action tokens: every (situation, action) pair continues the same cache.
-        kv = out.past_key_values
+        rest_hidden, kv = self._run(stage, inputs, attention, positions, header_kv)
+        if follow is None:
+            return rest_hidden, mask, None
         kv.batch_repeat_interleave(n_actions)
-        steps = longest - 1
-        follow = torch.full((n_actions, steps), self.pad_id, device=self.device)
-        for j, a in enumerate(actions):
-            follow[j, : len(a) - 1] = torch.tensor(a[:-1])
-        follow_ids = follow.repeat(batch, 1)
+        steps = follow.shape[1]
         attention = torch.cat([attention.repeat_interleave(n_actions, 0),
                                torch.ones((batch * n_actions, steps), dtype=torch.long, device=self.device)], dim=1)
         lengths = (h + mask.sum(1)).repeat_interleave(n_actions)
         positions = lengths[:, None] + torch.arange(steps, device=self.device)[None]
-        out = self.model(input_ids=follow_ids, attention_mask=attention, position_ids=positions,
-                         past_key_values=kv, use_cache=False)
-        self.tokens_processed += batch * sum(len(a) - 1 for a in actions)
-        logp = torch.log_softmax(out.logits.float(), dim=-1).view(batch, n_actions, steps, -1)
-        rest_scores = []
+        follow_hidden, _ = self._run(stage, follow, attention, positions, kv)
+        return rest_hidden, mask, follow_hidden
+
+    def _follow_ids(self, actions: list[list[int]], batch: int) -> torch.Tensor | None:
+        """Each action's tokens after its first, right-padded, repeated per situation (B*A rows)."""
+        steps = max(len(a) for a in actions) - 1
+        if steps == 0:
+            return None
+        follow = torch.full((len(actions), steps), self.pad_id, device=self.device)
         for j, a in enumerate(actions):
-            tokens = torch.tensor(a[1:], device=self.device)
-            picked = logp[:, j, torch.arange(len(a) - 1), tokens] if len(a) > 1 else logp.new_zeros((batch, 0))
-            rest_scores.append(picked.sum(-1))
-        return scores + torch.stack(rest_scores, dim=1)
+            follow[j, : len(a) - 1] = torch.tensor(a[:-1])
+        return follow.repeat(batch, 1)
+
+    def _action_scores(self, last_hidden: torch.Tensor, follow_hidden: torch.Tensor | None,
+                       actions: list[list[int]]) -> torch.Tensor:
+        """Sum of the action tokens' log-probabilities from the hidden states that predict them."""
+        first = self._lm_head(last_hidden)
+        scores = torch.stack([first[:, a[0]] for a in actions], dim=1)
+        if follow_hidden is None:
+            return scores
+        batch, n_actions = last_hidden.shape[0], len(actions)
+        logp = self._lm_head(follow_hidden).view(batch, n_actions, follow_hidden.shape[1], -1)
+        rest = [logp[:, j, torch.arange(len(a) - 1), torch.tensor(a[1:], dtype=torch.long)].sum(-1)
+                for j, a in enumerate(actions)]
+        return scores + torch.stack(rest, dim=1)
+
+    def _header_kv(self, stage: str, header_input: torch.Tensor, key: str):
+        """The KV cache of a task header in a stage. Cached per teacher version (the lower stage's
+        never changes); computed anew when gradients are on, so the adapter learns through it."""
+        cache_key = (stage, self.version if stage != "lower" else -1, key)
+        learning = torch.is_grad_enabled() and stage != "lower"
+        if learning or cache_key not in self._header_cache:
+            h = header_input.shape[1]
+            with torch.set_grad_enabled(learning):
+                hidden, kv = self._run(stage, header_input, torch.ones((1, h), dtype=torch.long, device=self.device),
+                                       torch.arange(h, device=self.device)[None])
+            if learning:
+                return kv, hidden
+            self._header_cache[cache_key] = (kv, hidden)
+        kv, hidden = self._header_cache[cache_key]
+        return copy.deepcopy(kv), hidden
+
+    def _forget_adapted_headers(self) -> None:
+        """Drop header caches that depend on the adapter (kept: the frozen lower stage's)."""
+        self._header_cache = {k: v for k, v in self._header_cache.items() if k[0] == "lower"}
+
+    def _score_group(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
+        """All layers at once (models without a separable trunk)."""
+        kv, _ = self._header_kv("all", torch.tensor([header], device=self.device), str(header))
+        rest_hidden, _, follow_hidden = self._traverse(
+            "all", kv, len(header), [torch.tensor(r, device=self.device) for r in rests],
+            self._follow_ids(actions, len(rests)), len(actions))
+        return self._action_scores(rest_hidden[:, -1], follow_hidden, actions)
+
+    def _score_from_trunk(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
+        """The top layers over cached trunk states; the trunk runs only for prompts it has not seen."""
+        header_key = str(header)
+        lower_kv, header_states = self._header_kv("lower", torch.tensor([header], device=self.device), header_key)
+        missing = [i for i, r in enumerate(rests) if (header_key, tuple(r)) not in self._trunk]
+        if missing:
+            with torch.no_grad():
+                hidden, mask, follow = self._traverse(
+                    "lower", lower_kv, len(header), [torch.tensor(rests[i], device=self.device) for i in missing],
+                    self._follow_ids(actions, len(missing)), len(actions))
+            for row, i in enumerate(missing):
+                own = hidden[row, mask[row].bool()]
+                self._trunk[(header_key, tuple(rests[i]))] = (
+                    own, follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
+            while len(self._trunk) > self.trunk_cache_size:
+                self._trunk.pop(next(iter(self._trunk)))
+        states = [self._trunk[(header_key, tuple(r))] for r in rests]
+        upper_kv, _ = self._header_kv("upper", header_states, header_key)
+        follow = torch.cat([f for _, f in states]) if states[0][1] is not None else None
+        rest_hidden, _, follow_hidden = self._traverse("upper", upper_kv, len(header), [s for s, _ in states],
+                                                       follow, len(actions))
+        return self._action_scores(rest_hidden[:, -1], follow_hidden, actions)
 
     def _seq2seq_logliks(self, situations: Sequence[Situation]) -> torch.Tensor:
         prompts = [sum(self.prompt_ids(s), []) for s in situations]
@@ -331,9 +445,9 @@ class HFTeacher(TextTeacher):
                     scores = self.logliks([situations[i] for i in todo])
                 else:
                     with self.model.disable_adapter():
-                        self._header_cache.clear()
+                        self._forget_adapted_headers()
                         scores = self.logliks([situations[i] for i in todo])
-                    self._header_cache.clear()
+                    self._forget_adapted_headers()
             for i, row in zip(todo, torch.log_softmax(scores, -1).cpu().numpy()):
                 self._reference[keys[i]] = row
         return torch.tensor(np.stack([self._reference[k] for k in keys]), device=self.device)
@@ -376,7 +490,7 @@ class HFTeacher(TextTeacher):
             losses.append(loss.item())
             kls.append(kl.item())
         self.bump_version()
-        self._header_cache.clear()
+        self._forget_adapted_headers()
         return {"teacher_loss": float(np.mean(losses)), "teacher_kl": float(np.mean(kls)),
                 "teacher_feedback_prompts": len(prompts)}
 
@@ -399,4 +513,4 @@ class HFTeacher(TextTeacher):
             self._ensure_adapter()
             set_peft_model_state_dict(self.model, state["adapter"])
             self.optimizer.load_state_dict(state["optimizer"])
-        self._header_cache.clear()
+        self._forget_adapted_headers()

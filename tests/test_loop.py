@@ -10,7 +10,7 @@ from mutualrl.loop import Trainer, frames_to_success
 from mutualrl.report import build_report, run_comparison
 from mutualrl.envs import NAVIGATION_ACTIONS, Situation
 
-BUDGET = dict(env_id="BabyAI-GoToRedBallNoDists-v0", frames=6144, num_envs=8, num_steps=64, eval_episodes=10, eval_every=0)
+BUDGET = dict(env_id="BabyAI-GoToRedBallNoDists-v0", frames=8192, num_envs=8, num_steps=64, eval_episodes=10, eval_every=0)
 
 
 def test_guided_by_the_bot_reaches_what_rl_does_not(tmp_path):
@@ -57,9 +57,16 @@ def test_feedback_is_grouped_by_prompt_and_action():
     adv = np.array([[1.0, 2.0], [3.0, -1.0]])
     outcomes = episode_outcomes(np.array([[False, True], [False, False]]), np.array([[False, True], [False, False]]))
     assert np.isnan(outcomes[0, 0]) and outcomes[0, 1] == 1.0 and np.isnan(outcomes[1, 1])
-    items = {(i.situation.description, i.action): i for i in collect_feedback(sits, actions, adv, adv, outcomes)}
-    assert len(items) == 3
-    assert items[("You see no objects.", "turn left")].advantage == 2.0 and items[("You see no objects.", "turn left")].count == 2
+    policy = np.zeros((2, 2, 3))
+    policy[0, 0], policy[1, 0], policy[1, 1], policy[0, 1] = [0.2, 0.3, 0.5], [0.4, 0.1, 0.5], [0.0, 0.6, 0.4], [0, 0, 1]
+    items = {(i.situation.description, i.action): i for i in collect_feedback(sits, actions, adv, adv, outcomes, policy)}
+    assert len(items) == 6  # every action of both prompts
+    left = items[("You see no objects.", "turn left")]
+    assert left.advantage == 2.0 and left.count == 2 and left.policy == pytest.approx(0.2)
+    assert items[("You see no objects.", "turn right")].policy == pytest.approx((0.3 + 0.1 + 0.6) / 3)
+    assert items[("You see no objects.", "turn right")].advantage == -1.0
+    assert np.isnan(items[("You see no objects.", "go forward")].advantage)
+    assert items[("You see no objects.", "go forward")].count == 0
     assert items[("You see a red ball 1 step forward.", "go forward")].success == 1.0
 
 

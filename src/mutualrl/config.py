@@ -36,7 +36,7 @@ class TrainConfig:
     vf_coef: float = field(default=0.5, metadata={"help": "value loss coefficient"})
     max_grad_norm: float = field(default=0.5, metadata={"help": "gradient clipping norm"})
     update_epochs: int = field(default=4, metadata={"help": "PPO epochs per rollout"})
-    minibatches: int = field(default=4, metadata={"help": "minibatches per PPO epoch"})
+    minibatches: int = field(default=2, metadata={"help": "minibatches per PPO epoch"})
     # --- guidance (teacher -> student)
     guidance_start: float = field(default=1.0, metadata={"help": "lambda of the CE(teacher||student) term at frame 0"})
     guidance_end: float = field(default=0.0, metadata={"help": "lambda after guidance_decay_frames"})

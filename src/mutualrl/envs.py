@@ -7,6 +7,7 @@ The student sees the symbolic observation; the teacher sees the same state throu
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -79,11 +80,13 @@ def _env_factory(env_id: str) -> Callable[[], gym.Env]:
     return lambda: gym.make(env_id)
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_mission(mission: str) -> np.ndarray:
-    """Word ids of a mission, padded with -1 to `MISSION_MAX_WORDS`."""
+    """Word ids of a mission, padded with -1 to `MISSION_MAX_WORDS` (cached: do not modify)."""
     words = mission.lower().replace(",", " ").split()[:MISSION_MAX_WORDS]
     ids = np.full(MISSION_MAX_WORDS, -1, dtype=np.int64)
     ids[: len(words)] = [_WORD_TO_ID.get(w, 0) for w in words]
+    ids.flags.writeable = False
     return ids
 
 

@@ -38,31 +38,38 @@ def collect_feedback(
     advantages: np.ndarray,
     td_errors: np.ndarray,
     outcomes: np.ndarray,
+    policy: np.ndarray | None = None,
 ) -> list[FeedbackItem]:
-    """One item per distinct (prompt, action) of a rollout, its signals averaged over visits.
+    """One item per action of each distinct prompt of a rollout, its signals averaged over visits.
 
-    All arrays are shaped (steps, envs); `actions` holds indices into each situation's actions.
+    Arrays are shaped (steps, envs); `actions` holds indices into each situation's actions and
+    `policy` (steps, envs, actions) the student's own action probabilities. Critic signals of an
+    action the student never took in a prompt are NaN.
     """
-    groups: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    visits: dict[str, list[tuple[int, int]]] = {}
     first: dict[str, Situation] = {}
     for t, row in enumerate(situations):
         for e, situation in enumerate(row):
             key = question(situation)
             first.setdefault(key, situation)
-            groups.setdefault((key, int(actions[t, e])), []).append((t, e))
+            visits.setdefault(key, []).append((t, e))
     items = []
-    for (key, action), visits in groups.items():
-        ts, es = zip(*visits)
-        finished = outcomes[ts, es][~np.isnan(outcomes[ts, es])]
+    for key, where in visits.items():
         situation = first[key]
-        items.append(FeedbackItem(
-            situation=Situation(situation.mission, situation.description, situation.actions),
-            action=situation.actions[action],
-            advantage=float(advantages[ts, es].mean()),
-            td_error=float(td_errors[ts, es].mean()),
-            success=float(finished.mean()) if len(finished) else math.nan,
-            count=len(visits),
-        ))
+        ts, es = (np.array(x) for x in zip(*where))
+        for index, action in enumerate(situation.actions):
+            taken = actions[ts, es] == index
+            finished = outcomes[ts[taken], es[taken]]
+            finished = finished[~np.isnan(finished)]
+            items.append(FeedbackItem(
+                situation=Situation(situation.mission, situation.description, situation.actions),
+                action=action,
+                advantage=float(advantages[ts[taken], es[taken]].mean()) if taken.any() else math.nan,
+                td_error=float(td_errors[ts[taken], es[taken]].mean()) if taken.any() else math.nan,
+                success=float(finished.mean()) if len(finished) else math.nan,
+                count=int(taken.sum()),
+                policy=float(policy[ts, es, index].mean()) if policy is not None else math.nan,
+            ))
     return items
 
 

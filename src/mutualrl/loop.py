@@ -243,9 +243,13 @@ class Trainer:
         with torch.no_grad():
             following = torch.cat([rollout.values[1:], rollout.next_value[None]])
             td = rollout.rewards + self.config.gamma * following * (1 - rollout.dones) - rollout.values
+            steps, envs = rollout.actions.shape
+            flat_obs = {k: v.reshape(steps * envs, *v.shape[2:]) for k, v in rollout.obs.items()}
+            logits, _ = self.model(flat_obs, torch.zeros(steps * envs, len(self.actions), device=self.device))
+            policy = torch.softmax(logits, -1).view(steps, envs, -1)  # the student's own view, no advice
         outcomes = episode_outcomes(rollout.dones.cpu().numpy().astype(bool), rollout.successes)
-        self.pending_feedback.append((rollout.situations, rollout.actions.cpu().numpy(),
-                                      advantages.cpu().numpy(), td.cpu().numpy(), outcomes))
+        self.pending_feedback.append((rollout.situations, rollout.actions.cpu().numpy(), advantages.cpu().numpy(),
+                                      td.cpu().numpy(), outcomes, policy.cpu().numpy()))
         if self.iteration % self.config.teacher_update_every:
             return {}
         parts = list(zip(*self.pending_feedback))

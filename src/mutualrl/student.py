@@ -26,7 +26,7 @@ class ActorCritic(nn.Module):
     none, so a student trained alone and one trained with a teacher share one interface.
     """
 
-    def __init__(self, num_actions: int, hidden: int = 128, cell_dim: int = 8):
+    def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8):
         super().__init__()
         self.num_actions = num_actions
         self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)

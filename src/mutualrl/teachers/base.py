@@ -31,8 +31,11 @@ class Advice:
 class FeedbackItem:
     """What the student learnt about one (situation, action) pair, averaged over its visits.
 
-    `advantage` and `td_error` come from the student's critic; `success` is the share of the
-    finished episodes through this pair that succeeded (NaN when none finished yet).
+    `advantage` and `td_error` come from the student's critic (NaN where the student never took
+    the action there); `success` is the share of the finished episodes through this pair that
+    succeeded (NaN when none finished yet); `policy` is the student's own probability of the
+    action in that situation, without advice: what its training on all earlier returns made of
+    it (NaN when unknown).
     """
 
     situation: Situation
@@ -41,6 +44,7 @@ class FeedbackItem:
     td_error: float
     success: float
     count: int
+    policy: float = float("nan")
 
 
 class Teacher(ABC):

@@ -173,6 +173,7 @@ class EndpointTeacher(TextTeacher):
 
     def learn(self, feedback: Sequence[FeedbackItem]) -> dict[str, float]:
         """Write the student's verdicts into the per-situation prompt memory (mean advantage)."""
+        feedback = [f for f in feedback if not np.isnan(f.advantage)]  # only actions the student took
         if not feedback:
             return {}
         scale = float(np.std([f.advantage for f in feedback])) + 1e-8

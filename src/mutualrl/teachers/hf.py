@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import math
 import os
 import shutil
 from pathlib import Path
@@ -453,30 +454,34 @@ class HFTeacher(TextTeacher):
         return torch.tensor(np.stack([self._reference[k] for k in keys]), device=self.device)
 
     def learn(self, feedback: Sequence[FeedbackItem]) -> dict[str, float]:
-        """Advantage-weighted update of the action distribution, plus beta * KL to the original model.
+        """Move the advice towards the student's improved policy, plus beta * KL to the original model.
 
-        Per prompt, the target is the current advice re-weighted by exp(advantage), advantages
-        standardised over the feedback (actions without feedback keep weight 1): actions the
-        critic found better than usual gain probability, worse ones lose it. The step per update
-        is bounded, unlike a raw advantage-times-log-likelihood loss, and compounds over updates.
+        Per prompt the target is pi(a) * exp(A(a)): pi is the student's own policy where the
+        feedback carries it (else the teacher's current advice), A the critic's advantage of the
+        action, standardised over the feedback (0 where the action was not taken). Actions the
+        critic found better than usual gain probability, worse ones lose it, as in one policy
+        improvement step; the step per update is bounded and compounds over updates.
         """
         if not feedback:
             return {}
-        advantages = np.array([f.advantage for f in feedback])
-        mean, scale = float(advantages.mean()), float(advantages.std()) + 1e-8
-        by_prompt: dict[str, tuple[Situation, dict[int, float]]] = {}
+        taken = np.array([f.advantage for f in feedback if not math.isnan(f.advantage)])
+        mean, scale = (float(taken.mean()), float(taken.std()) + 1e-8) if len(taken) else (0.0, 1.0)
+        by_prompt: dict[str, tuple[Situation, dict[int, FeedbackItem]]] = {}
         for item in feedback:
-            situation, weights = by_prompt.setdefault(self.key(item.situation), (item.situation, {}))
-            weights[situation.actions.index(item.action)] = (item.advantage - mean) / scale
+            situation, items = by_prompt.setdefault(self.key(item.situation), (item.situation, {}))
+            items[situation.actions.index(item.action)] = item
         prompts = list(by_prompt.values())
         situations = [s for s, _ in prompts]
         reference = self.reference_logprobs(situations)
-        shift = torch.zeros(len(prompts), len(situations[0].actions), device=self.device)
-        for row, (_, weights) in enumerate(prompts):
-            for action, value in weights.items():
-                shift[row, action] = value
-        current = torch.tensor(np.log(np.stack([a.probs for a in self.advise(situations)])), device=self.device)
-        target = torch.softmax(current.float() + shift, dim=-1)
+        log_base = torch.tensor(np.log(np.stack([a.probs for a in self.advise(situations)])), dtype=torch.float32)
+        shift = torch.zeros_like(log_base)
+        for row, (_, items) in enumerate(prompts):
+            if all(not math.isnan(i.policy) for i in items.values()) and len(items) == log_base.shape[1]:
+                log_base[row] = torch.log(torch.tensor([items[a].policy for a in range(len(items))]).clamp(min=1e-6))
+            for action, item in items.items():
+                if not math.isnan(item.advantage):
+                    shift[row, action] = (item.advantage - mean) / scale
+        target = torch.softmax(log_base + shift, dim=-1).to(self.device)
         self._ensure_adapter()
         losses, kls = [], []
         for _ in range(self.update_steps):

@@ -71,11 +71,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=500_000, help="frame budget of each SB3 run")
     parser.add_argument("--our-frames", type=int, default=100_000, help="frame budget of each of our runs")
+    parser.add_argument("--impls", default="ours,sb3", help="which implementations to run: ours, sb3 or both")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    results: dict[str, list[dict]] = {"ours": [], "sb3": []}
+    chosen = [i.strip() for i in args.impls.split(",")]
+    runners = [r for r in (("ours", run_ours, args.our_frames), ("sb3", run_sb3, args.frames)) if r[0] in chosen]
+    results: dict[str, list[dict]] = {name: [] for name, _, _ in runners}
     for seed in range(args.seeds):
-        for name, runner, frames in (("ours", run_ours, args.our_frames), ("sb3", run_sb3, args.frames)):
+        for name, runner, frames in runners:
             r = runner(args.env, seed, frames)
             results[name].append(r)
             print(f"{name:5s} seed {seed}: frames to 0.9 {r['to_0.9']}, to 0.99 {r['to_0.99']}, "
@@ -89,6 +92,8 @@ def main() -> None:
     print(f"{'':6s}{'to 0.9':>12s}{'to 0.99':>12s}{'final':>8s}{'frames/s':>10s}")
     for name in results:
         print(f"{name:6s}{mean(name, 'to_0.9'):12.0f}{mean(name, 'to_0.99'):12.0f}{mean(name, 'final'):8.3f}{mean(name, 'fps'):10.0f}")
+    if len(results) < 2:
+        return
     print(f"ratio ours/sb3: frames to 0.9 {mean('ours', 'to_0.9') / mean('sb3', 'to_0.9'):.3f}, "
           f"frames to 0.99 {mean('ours', 'to_0.99') / mean('sb3', 'to_0.99'):.3f}, "
           f"frames/s {mean('ours', 'fps') / mean('sb3', 'fps'):.2f}")

@@ -1,8 +1,11 @@
 """Milliseconds and tokens per advised decision for the 135M teacher: naive vs prefix-shared.
 
 Naive (GLAM/Lamorel style): one full prompt+action sequence per action, logits everywhere.
-Ours: the task header computed once per teacher version (warmed before timing: it is paid
-once per run, not per decision), each state's own tokens once, then only the action tokens.
+Ours, cold: a state never seen before. The task header is computed once per teacher version
+(warmed before timing: it is paid once per run, not per decision), each state's own tokens
+once, then only the action tokens; the frozen lower layers' states are kept.
+Ours, warm: the same state re-scored by a new teacher version (after a LoRA update): only the
+adapted top layers run, over the kept lower-layer states.
 Also prints how many distinct text states GoToRedBallNoDists has under a random policy and
 what scoring all of them zero-shot costs.
 
@@ -62,19 +65,26 @@ def main() -> None:
     with torch.no_grad():
         teacher.logliks(pool[:1])  # warm-up; computes the task header once
         teacher.naive_logliks(pool[:1])
-    print(f"{'batch':>5} {'naive ms/dec':>13} {'naive tok/dec':>14} {'ours ms/dec':>12} {'ours tok/dec':>13} {'speed-up':>9}")
+    print(f"trunk: {teacher.trunk_layers} frozen lower layers, "
+          f"{teacher.model.config.num_hidden_layers - teacher.trunk_layers} adapted top layers")
+    print(f"{'batch':>5} {'naive ms/dec':>13} {'naive tok/dec':>14} {'cold ms/dec':>12} {'cold tok/dec':>13} "
+          f"{'speed-up':>9} {'warm ms/dec':>12}")
     rng = np.random.default_rng(0)
     for batch_size in (1, 8, 32):
-        naive, ours = [], []
+        naive, cold, warm = [], [], []
         for _ in range(args.repeats):
             batch = [pool[i] for i in rng.choice(len(pool), batch_size, replace=False)]
             naive.append(timed(teacher.naive_logliks, teacher, batch, args.device))
-            ours.append(timed(teacher.logliks, teacher, batch, args.device))
+            teacher.trunk_cache.clear()
+            cold.append(timed(teacher.logliks, teacher, batch, args.device))
+            warm.append(timed(teacher.logliks, teacher, batch, args.device))
         n_ms, n_tok = np.mean(naive, axis=0)
-        o_ms, o_tok = np.mean(ours, axis=0)
-        print(f"{batch_size:>5} {n_ms:>13.1f} {n_tok:>14.1f} {o_ms:>12.1f} {o_tok:>13.1f} {n_ms / o_ms:>8.1f}x")
+        o_ms, o_tok = np.mean(cold, axis=0)
+        w_ms = np.mean(warm, axis=0)[0]
+        print(f"{batch_size:>5} {n_ms:>13.1f} {n_tok:>14.1f} {o_ms:>12.1f} {o_tok:>13.1f} {n_ms / o_ms:>8.1f}x {w_ms:>12.1f}")
     start = time.perf_counter()
     teacher.cache = teacher.cache.__class__()
+    teacher.trunk_cache.clear()
     for i in range(0, len(pool), 32):
         teacher.advise(pool[i : i + 32])
     total = time.perf_counter() - start

@@ -1,13 +1,18 @@
 """A local Hugging Face language model as the teacher (causal or seq2seq).
 
 Scoring: an action's score is its log-likelihood given the prompt. A causal model computes the
-prompt's task header (system + mission) once per teacher version, each situation's own text
-once per batch, and then only the action tokens; a seq2seq model encodes each prompt once and
-decodes only the actions. `naive_logliks` scores one full sequence per action (GLAM/Lamorel
-style) and is kept as the reference the fast path must equal.
+prompt's task header (system, mission, action list, question) once per teacher version, each
+situation's own text once per batch, and then only the action tokens; a seq2seq model encodes
+each prompt once and decodes only the actions. `naive_logliks` scores one full sequence per
+action (GLAM/Lamorel style) and is kept as the reference the fast path must equal.
 
-Learning: an advantage-weighted update of the action log-likelihoods through a LoRA adapter on
-the top layers, kept near the original model by a KL term.
+Frozen trunk: the LoRA adapter sits on the top `lora_layers` layers only, so the lower layers'
+outputs for a prompt never change. For Llama-like decoders they are computed once per prompt
+and kept; a new teacher version (after each update) re-runs only the top layers over them.
+
+Learning: the action distribution moves towards the student's improved policy (its own policy
+re-weighted by exp(advantage) from its critic) through the LoRA adapter, kept near the original
+model by a KL term.
 """
 
 from __future__ import annotations
@@ -143,7 +148,7 @@ class HFTeacher(TextTeacher):
         self.optimizer: torch.optim.Optimizer | None = None
         self._rng = np.random.default_rng(seed)
         self._header_cache: dict[tuple, Any] = {}
-        self._trunk: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self.trunk_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self.trunk_cache_size = 50_000
         self.trunk_layers = self._trunk_depth()
         self._reference: dict[str, np.ndarray] = {}
@@ -341,7 +346,7 @@ class HFTeacher(TextTeacher):
         """The top layers over cached trunk states; the trunk runs only for prompts it has not seen."""
         header_key = str(header)
         lower_kv, header_states = self._header_kv("lower", torch.tensor([header], device=self.device), header_key)
-        missing = [i for i, r in enumerate(rests) if (header_key, tuple(r)) not in self._trunk]
+        missing = [i for i, r in enumerate(rests) if (header_key, tuple(r)) not in self.trunk_cache]
         if missing:
             with torch.no_grad():
                 hidden, mask, follow = self._traverse(
@@ -349,11 +354,11 @@ class HFTeacher(TextTeacher):
                     self._follow_ids(actions, len(missing)), len(actions))
             for row, i in enumerate(missing):
                 own = hidden[row, mask[row].bool()]
-                self._trunk[(header_key, tuple(rests[i]))] = (
+                self.trunk_cache[(header_key, tuple(rests[i]))] = (
                     own, follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
-            while len(self._trunk) > self.trunk_cache_size:
-                self._trunk.pop(next(iter(self._trunk)))
-        states = [self._trunk[(header_key, tuple(r))] for r in rests]
+            while len(self.trunk_cache) > self.trunk_cache_size:
+                self.trunk_cache.pop(next(iter(self.trunk_cache)))
+        states = [self.trunk_cache[(header_key, tuple(r))] for r in rests]
         upper_kv, _ = self._header_kv("upper", header_states, header_key)
         follow = torch.cat([f for _, f in states]) if states[0][1] is not None else None
         rest_hidden, _, follow_hidden = self._traverse("upper", upper_kv, len(header), [s for s, _ in states],
@@ -473,11 +478,18 @@ class HFTeacher(TextTeacher):
         prompts = list(by_prompt.values())
         situations = [s for s, _ in prompts]
         reference = self.reference_logprobs(situations)
-        log_base = torch.tensor(np.log(np.stack([a.probs for a in self.advise(situations)])), dtype=torch.float32)
+        n_actions = len(situations[0].actions)
+        has_policy = [len(items) == n_actions and not any(math.isnan(i.policy) for i in items.values())
+                      for _, items in prompts]
+        log_base = torch.zeros(len(prompts), n_actions)
+        without = [row for row, known in enumerate(has_policy) if not known]
+        if without:  # no student policy here: improve on the teacher's own current advice
+            advice = self.advise([situations[row] for row in without])
+            log_base[without] = torch.tensor(np.log(np.stack([a.probs for a in advice])), dtype=torch.float32)
         shift = torch.zeros_like(log_base)
         for row, (_, items) in enumerate(prompts):
-            if all(not math.isnan(i.policy) for i in items.values()) and len(items) == log_base.shape[1]:
-                log_base[row] = torch.log(torch.tensor([items[a].policy for a in range(len(items))]).clamp(min=1e-6))
+            if has_policy[row]:
+                log_base[row] = torch.log(torch.tensor([items[a].policy for a in range(n_actions)]).clamp(min=1e-6))
             for action, item in items.items():
                 if not math.isnan(item.advantage):
                     shift[row, action] = (item.advantage - mean) / scale

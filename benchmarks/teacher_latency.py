@@ -6,7 +6,8 @@ Ours, cold: a state never seen before. The task header is computed once per teac
 once, then only the action tokens; the frozen lower layers' states are kept.
 Ours, warm: the same state re-scored by a new teacher version (after a LoRA update): only the
 adapted top layers run, over the kept lower-layer states.
-Also prints how many distinct text states GoToRedBallNoDists has under a random policy and
+Tokens per decision count each token once per pass through the whole layer stack (a warm
+re-score passes none: it runs 6 of 30 layers). Also prints how many distinct text states GoToRedBallNoDists has under a random policy and
 what scoring all of them zero-shot costs.
 
     python benchmarks/teacher_latency.py [--device cuda] [--repeats 3]

@@ -49,6 +49,24 @@ def test_mutual_with_tiny_teacher_updates_teacher_and_logs_metrics(tmp_path):
     assert np.allclose(resumed.teacher.advise(sits)[0].probs, trainer.teacher.advise(sits)[0].probs, atol=1e-5)
 
 
+def test_a_new_run_starts_from_a_learnt_teacher(tmp_path):
+    config = TrainConfig(mode="feedback", teacher="tiny", frames=256, num_envs=4, num_steps=32, eval_episodes=2,
+                         eval_every=0, teacher_update_every=2, teacher_update_steps=2, teacher_batch=4, teacher_lr=5e-2)
+    learnt = Trainer(config, tmp_path / "a", quiet=True)
+    learnt.train()
+    fresh = Trainer(TrainConfig(mode="guided", teacher="tiny", frames=128, num_envs=4, num_steps=32, eval_episodes=2,
+                                eval_every=0), tmp_path / "plain", quiet=True)
+    adopted = Trainer(TrainConfig(mode="guided", teacher="tiny", teacher_from=str(tmp_path / "a"), frames=128, num_envs=4,
+                                  num_steps=32, eval_episodes=2, eval_every=0), tmp_path / "b", quiet=True)
+    sits = [Situation("go to the red ball", "You see no objects. A wall is 3 steps ahead.", NAVIGATION_ACTIONS)]
+    assert adopted.teacher.version == learnt.teacher.version == 1
+    assert np.allclose(adopted.teacher.advise(sits)[0].probs, learnt.teacher.advise(sits)[0].probs, atol=1e-5)
+    assert not np.allclose(fresh.teacher.advise(sits)[0].probs, learnt.teacher.advise(sits)[0].probs, atol=1e-3)
+    with pytest.raises(MutualRLError, match="has no 'bot' teacher to start from"):
+        Trainer(TrainConfig(mode="guided", teacher="bot", teacher_from=str(tmp_path / "a"), frames=128, num_envs=4,
+                            num_steps=32, eval_episodes=2), tmp_path / "c", quiet=True)
+
+
 def test_feedback_is_grouped_by_prompt_and_action():
     a = Situation("go to the red ball", "You see no objects.", NAVIGATION_ACTIONS)
     b = Situation("go to the red ball", "You see a red ball 1 step forward.", NAVIGATION_ACTIONS)

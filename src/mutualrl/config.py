@@ -22,6 +22,7 @@ class TrainConfig:
     env_id: str = field(default="BabyAI-GoToRedBallNoDists-v0", metadata={"help": "MiniGrid/BabyAI environment id"})
     mode: str = field(default="rl", metadata={"help": "rl | guided (teacher->student) | feedback (student->teacher) | mutual (both)"})
     teacher: str = field(default="smollm2", metadata={"help": "smollm2 | bot | tiny | hf:PATH | endpoint:URL[#MODEL]"})
+    teacher_from: str = field(default="", metadata={"help": "run directory whose learnt teacher (adapter, memory) this run starts from"})
     frames: int = field(default=300_000, metadata={"help": "environment frames to train for"})
     seed: int = field(default=0, metadata={"help": "seed of environments, networks and sampling"})
     num_envs: int = field(default=16, metadata={"help": "parallel environment copies"})
@@ -94,6 +95,8 @@ class TrainConfig:
         for name in ("gamma", "gae_lambda", "advice_prob", "clip_coef"):
             if not 0 <= getattr(self, name) <= 1:
                 raise MutualRLError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.teacher_from and not self.uses_teacher:
+            raise MutualRLError(f"teacher_from={self.teacher_from!r} needs a mode with a teacher, not {self.mode!r}")
         if self.minibatches > self.frames_per_iteration:
             raise MutualRLError(
                 f"minibatches={self.minibatches} exceeds the {self.frames_per_iteration} frames of one iteration"

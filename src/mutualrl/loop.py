@@ -88,6 +88,8 @@ class Trainer:
         if _checkpoint is not None:
             self._restore(_checkpoint)
         else:
+            if config.teacher_from:
+                self._adopt_teacher(config.teacher_from)
             self.run.write_config(config)
         reset_seed = int(np.random.SeedSequence([config.seed, self.iteration]).generate_state(1)[0] % 500_000)
         self.envs = make_env(config.env_id, config.num_envs, reset_seed)
@@ -299,6 +301,14 @@ class Trainer:
             "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
         }
         return self.run.save_checkpoint(state, self.iteration)
+
+    def _adopt_teacher(self, run_dir: str) -> None:
+        """Start from the teacher another run learnt (same teacher model required)."""
+        state = RunDir(run_dir).require().load_checkpoint()
+        source = state.get("config", {}).get("teacher")
+        if source != self.config.teacher or state.get("teacher") is None:
+            raise MutualRLError(f"run {run_dir!r} has no {self.config.teacher!r} teacher to start from (it used {source!r})")
+        self.teacher.load_state_dict(state["teacher"])
 
     def _restore(self, state: dict[str, Any]) -> None:
         try:

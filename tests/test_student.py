@@ -1,6 +1,4 @@
-import json
 
-import pytest
 import torch
 
 from mutualrl.config import TrainConfig

@@ -41,7 +41,6 @@ def run_episodes(
     policy: Callable[[dict, list], np.ndarray],
     num_envs: int = 8,
     with_expert: bool = False,
-    progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Run exactly `episodes` episodes (a fixed quota per copy, so short ones are not favoured).
 
@@ -77,8 +76,6 @@ def run_episodes(
                     lengths.append(running_length[i])
                     successes.append(bool(terminated[i] and reward[i] > 0))
                     done_count[i] += 1
-                    if progress:
-                        progress(1)
                 running_return[i], running_length[i], last[i] = 0.0, 0, None
     envs.close()
     result = EvalResult(episodes=len(returns), success_rate=float(np.mean(successes)),
@@ -91,8 +88,7 @@ def run_episodes(
     return result
 
 
-def evaluate_student(model: ActorCritic, env_id: str, episodes: int, seed: int, device: str = "cpu",
-                     progress: Callable[[int], None] | None = None) -> EvalResult:
+def evaluate_student(model: ActorCritic, env_id: str, episodes: int, seed: int, device: str = "cpu") -> EvalResult:
     """The student alone: greedy actions and an all-zero advice vector."""
     model.eval()
 
@@ -103,17 +99,16 @@ def evaluate_student(model: ActorCritic, env_id: str, episodes: int, seed: int, 
             logits, _ = model(tensors, advice)
         return logits.argmax(-1).cpu().numpy()
 
-    result = run_episodes(env_id, episodes, seed, policy, progress=progress)
+    result = run_episodes(env_id, episodes, seed, policy)
     model.train()
     return result
 
 
-def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
-                     progress: Callable[[int], None] | None = None) -> EvalResult:
+def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int) -> EvalResult:
     """The teacher acting alone (its top action), with its agreement with the BabyAI bot."""
 
     def policy(_obs, sits):
         return np.array([int(np.argmax(a.probs)) for a in teacher.advise(sits)])
 
-    return run_episodes(env_id, episodes, seed, policy, with_expert=True, progress=progress)
+    return run_episodes(env_id, episodes, seed, policy, with_expert=True)
 

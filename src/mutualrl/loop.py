@@ -28,7 +28,7 @@ from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.teachers.text import question
 from mutualrl.tracking import MetricsLogger, RunDir
 
-_TIMERS = ("time_env", "time_teacher", "time_student", "time_student_update", "time_teacher_update", "time_eval")
+TIMERS = ("time_env", "time_teacher", "time_student", "time_student_update", "time_teacher_update", "time_eval")
 
 
 @dataclass
@@ -141,7 +141,7 @@ class Trainer:
     def iterate(self) -> dict[str, Any]:
         """One iteration: rollout, student update, feedback, maybe a teacher update and evaluation."""
         cfg = self.config
-        timers = dict.fromkeys(_TIMERS, 0.0)
+        timers = dict.fromkeys(TIMERS, 0.0)
         start = time.perf_counter()
         rollout = self.collect_rollout(timers)
         advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.dones,

@@ -18,10 +18,9 @@ from scipy.stats import trim_mean
 
 from mutualrl.config import MODES, TrainConfig
 from mutualrl.errors import MutualRLError
-from mutualrl.loop import Trainer, frames_to_success
+from mutualrl.loop import TIMERS, Trainer, frames_to_success
 from mutualrl.tracking import RunDir
 
-_TIME_KEYS = ("time_env", "time_teacher", "time_student", "time_student_update", "time_teacher_update", "time_eval")
 
 
 def run_comparison(base: TrainConfig, modes: list[str], seeds: int, out: Path, quiet: bool = False) -> Path:
@@ -161,9 +160,9 @@ def build_report(root: Path) -> Path:
         lines.append(f"| {mode} | {_fmt(*aggregate(to_09), digits=0)} | {sum(f is not None for f in reached)}/{len(runs)} | "
                      f"{_fmt(*aggregate(final))} | {_fmt(*aggregate(after))} | {teacher} | {accuracy} | {_fmt(*aggregate(wall), digits=0)} |")
     lines += ["", "Time split per mode (mean seconds per run):", "",
-              "| mode | " + " | ".join(k[5:] for k in _TIME_KEYS) + " |", "|---|" + "---|" * len(_TIME_KEYS)]
+              "| mode | " + " | ".join(k[5:] for k in TIMERS) + " |", "|---|" + "---|" * len(TIMERS)]
     for mode, runs in runs_by_mode.items():
-        totals = [np.mean([sum(row.get(k, 0.0) for row in r["rows"]) for r in runs]) for k in _TIME_KEYS]
+        totals = [np.mean([sum(row.get(k, 0.0) for row in r["rows"]) for r in runs]) for k in TIMERS]
         lines.append(f"| {mode} | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
     path = root / "report.md"
     path.write_text("\n".join(lines) + "\n")

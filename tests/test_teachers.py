@@ -17,9 +17,21 @@ from conftest import real_situations
 from openai_server import OpenAICompatibleServer
 
 
-@pytest.mark.parametrize("fixture, lora_layers", [("tiny_causal", 6), ("tiny_causal", 1), ("tiny_seq2seq", 6)])
+@pytest.fixture(scope="session")
+def tiny_gpt2(tiny_causal):
+    """A causal model without Llama's `layers`/`norm`: scored by the whole-model path."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = tiny_causal[1]
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=512)
+    return GPT2LMHeadModel(config).eval(), tokenizer
+
+
+@pytest.mark.parametrize("fixture, lora_layers", [("tiny_causal", 6), ("tiny_causal", 1), ("tiny_seq2seq", 6),
+                                                  ("tiny_gpt2", 1)])
 def test_prefix_shared_scores_equal_full_sequence_scores(fixture, lora_layers, request, situations_mixed):
-    """lora_layers=1 on the 2-layer model splits it: a cached frozen trunk plus the top layer."""
+    """lora_layers=1 on the 2-layer Llama splits it: a cached frozen trunk plus the top layer."""
     model, tokenizer = request.getfixturevalue(fixture)
     teacher = HFTeacher(model, tokenizer, lora_layers=lora_layers)
     assert teacher.trunk_layers == (1 if (fixture, lora_layers) == ("tiny_causal", 1) else 0)

@@ -222,22 +222,21 @@ class HFTeacher(TextTeacher):
     # frozen lower layers run once per prompt (their outputs cached: no adapter touches them),
     # and each teacher version runs only the adapted top layers on those cached states.
 
-    def _decoder(self):
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        return base.get_decoder()
+    def _base_model(self):
+        """The transformers model, under the peft wrapper once an adapter exists."""
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
     def _lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        return torch.log_softmax(base.get_output_embeddings()(hidden).float(), dim=-1)
+        return torch.log_softmax(self._base_model().get_output_embeddings()(hidden).float(), dim=-1)
 
     @contextlib.contextmanager
     def _stage(self, stage: str):
-        """Run only the `lower` (frozen, no final norm) or `upper` layers, or `all`."""
-        decoder = self._decoder()
-        layers, norm = decoder.layers, decoder.norm
+        """Run only the `lower` (frozen, no final norm) or `upper` layers, or `all` (any decoder)."""
+        decoder = self._base_model().get_decoder()
         if stage == "all":
             yield decoder
             return
+        layers, norm = decoder.layers, decoder.norm
         cut = self.trunk_layers
         chosen = layers[:cut] if stage == "lower" else layers[cut:]
         offset = 0 if stage == "lower" else cut

@@ -64,6 +64,9 @@ def test_a_new_run_starts_from_a_learnt_teacher(tmp_path):
     with pytest.raises(MutualRLError, match="has no 'bot' teacher to start from"):
         Trainer(TrainConfig(mode="guided", teacher="bot", teacher_from=str(tmp_path / "a"), frames=128, num_envs=4,
                             num_steps=32, eval_episodes=2), tmp_path / "c", quiet=True)
+    with pytest.raises(MutualRLError, match="adapter has lora_rank=16, lora_layers=1; this teacher has lora_rank=16, lora_layers=2"):
+        Trainer(TrainConfig(mode="guided", teacher="tiny", teacher_from=str(tmp_path / "a"), lora_layers=2, frames=128,
+                            num_envs=4, num_steps=32, eval_episodes=2), tmp_path / "d", quiet=True)
 
 
 def test_feedback_is_grouped_by_prompt_and_action():
@@ -87,11 +90,27 @@ def test_feedback_is_grouped_by_prompt_and_action():
     assert items[("You see a red ball 1 step forward.", "go forward")].success == 1.0
 
 
-def test_trust_falls_for_harmful_advice_only():
+def test_trust_rises_for_advice_better_than_the_alternatives_and_vanishes_otherwise():
     table = TrustTable()
-    table.update(["bad", "bad", "good", "good"], np.array([1, 1, 1, 1]), np.array([-2.0, -1.5, 1.0, 2.0]))
-    assert table.trust("bad") < 0.5 < table.trust("good") == 1.0
-    assert table.trust("unseen") == 1.0
+    assert table.trust("unseen") == 0.0  # no evidence, no pull
+    keys = ["good"] * 40 + ["bad"] * 40
+    followed = np.array([1, 0] * 40)
+    # followed good advice: advantage +1 (alternatives -1); followed bad advice: -1 (alternatives +1)
+    advantages = np.array([1.0, -1.0] * 20 + [-1.0, 1.0] * 20)
+    for _ in range(5):
+        table.update(keys, followed, advantages)
+    assert table.trust("good") > 0.5
+    assert table.trust("bad") == 0.0
+    assert table.trust("unseen") == pytest.approx(0.0, abs=1e-9)  # overall no better than the alternatives
+
+
+def test_trust_in_a_rarely_seen_situation_follows_the_overall_evidence():
+    table = TrustTable()
+    keys = ["common"] * 200 + ["rare"] * 2
+    followed = np.array([1, 0] * 101)
+    advantages = np.array([1.0, -1.0] * 100 + [-1.0, 1.0])
+    table.update(keys, followed, advantages)
+    assert table.trust("rare") > 0.5 and table.trust("unseen") > 0.5
 
 
 def test_comparison_runs_resumes_and_report_rebuilds(tmp_path):

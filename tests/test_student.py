@@ -4,7 +4,7 @@ import torch
 from mutualrl.config import TrainConfig
 from mutualrl.evaluation import evaluate_student
 from mutualrl.loop import Trainer, load_student
-from mutualrl.student import compute_gae
+from mutualrl.student import ActorCritic, PPOBatch, compute_gae, ppo_update
 
 
 def test_gae_matches_hand_computed_example():
@@ -31,3 +31,30 @@ def test_short_training_run_learns_empty_room(tmp_path):
     assert summary["student_after"]["success_rate"] >= 0.9
     _, model = load_student(tmp_path / "run")
     assert evaluate_student(model, config.env_id, 20, seed=0).success_rate >= 0.9
+
+
+def test_ppo_ratios_include_the_advice_logits_the_student_acted_with():
+    """The acting policy is softmax(logits + advice_logits); PPO must score the same policy, so the
+    first pass over the rollout (no parameter change yet) has ratio 1 everywhere."""
+    torch.manual_seed(0)
+    model = ActorCritic(3)
+    with torch.no_grad():
+        model.actor.weight.normal_()  # a non-uniform policy, so that a missing term would show
+    n = 64
+    obs = {"image": torch.randint(0, 6, (n, 7, 7, 3)), "direction": torch.randint(0, 4, (n,)),
+           "mission": torch.randint(0, 5, (n, 4))}
+    advice = torch.softmax(torch.randn(n, 3) * 3, -1)
+    advice_logits = 2.0 * advice.log()
+    with torch.no_grad():
+        actions, logprobs, values = model.act(obs, advice, advice_logits)
+    batch = PPOBatch(obs=obs, advice=advice, advice_logits=advice_logits, teacher_probs=advice,
+                     guidance_weight=torch.zeros(n), actions=actions, logprobs=logprobs,
+                     advantages=torch.randn(n), returns=torch.randn(n), values=values)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    stats = ppo_update(model, optimizer, batch, epochs=1, minibatches=1, clip_coef=0.2, ent_coef=0.0,
+                       vf_coef=0.5, max_grad_norm=0.5)
+    assert abs(stats["approx_kl"]) < 1e-6 and stats["clipfrac"] == 0.0
+    batch.advice_logits = torch.zeros_like(advice_logits)  # scoring without them is another policy
+    stats = ppo_update(model, optimizer, batch, epochs=1, minibatches=1, clip_coef=0.2, ent_coef=0.0,
+                       vf_coef=0.5, max_grad_norm=0.5)
+    assert stats["approx_kl"] > 1e-3

@@ -97,9 +97,9 @@ def print_summary(summary: dict) -> None:
         table.add_row(who, f"{before['success_rate']:.2f}", f"{after['success_rate']:.2f}", f"{before['mean_return']:.3f}",
                       f"{after['mean_return']:.3f}", acc(before), acc(after))
     Console().print(table)
-    f09 = summary.get("frames_to_0_9")
-    print(f"frames: {summary['frames']:,}  wall time: {summary['wall_time']:.0f}s  "
-          f"frames to 0.9 training success: {f09 if f09 is not None else 'not reached'}")
+    reached = lambda key: f"{summary[key]:,}" if summary.get(key) is not None else "not reached"  # noqa: E731
+    print(f"frames: {summary['frames']:,}  wall time: {summary['wall_time']:.0f}s  frames to 0.9 success: "
+          f"{reached('frames_to_0_9')} (training episodes), {reached('frames_to_0_9_alone')} (student alone, held-out)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

@@ -40,19 +40,20 @@ class TrainConfig:
     minibatches: int = field(default=2, metadata={"help": "minibatches per PPO epoch"})
     # --- guidance (teacher -> student)
     guidance_start: float = field(default=1.0, metadata={"help": "lambda of the CE(teacher||student) term at frame 0"})
-    guidance_end: float = field(default=0.0, metadata={"help": "lambda after guidance_decay_frames"})
+    guidance_end: float = field(default=1.0, metadata={"help": "lambda after guidance_decay_frames (default: constant; trust gates the pull)"})
     guidance_decay_frames: int = field(default=100_000, metadata={"help": "frames over which lambda decays linearly"})
     advice_prob: float = field(default=0.5, metadata={"help": "probability that the student is shown the advice at a step"})
+    advice_weight: float = field(default=1.0, metadata={"help": "the shown advice adds weight * lambda * trust * log(advice) to the student's logits"})
     # --- feedback (student -> teacher)
-    teacher_update_every: int = field(default=5, metadata={"help": "iterations between teacher updates (K)"})
-    teacher_update_steps: int = field(default=8, metadata={"help": "gradient steps per teacher update"})
+    teacher_update_every: int = field(default=2, metadata={"help": "iterations between teacher updates (K)"})
+    teacher_update_steps: int = field(default=4, metadata={"help": "gradient steps per teacher update"})
     teacher_batch: int = field(default=32, metadata={"help": "prompts per teacher gradient step"})
     teacher_lr: float = field(default=2e-3, metadata={"help": "learning rate of the teacher's LoRA adapter"})
     teacher_kl: float = field(default=0.05, metadata={"help": "weight of KL(teacher || original model) in the teacher update"})
     lora_rank: int = field(default=16, metadata={"help": "LoRA rank of the teacher adapter"})
-    lora_layers: int = field(default=6, metadata={"help": "adapt only the top N transformer layers"})
+    lora_layers: int = field(default=1, metadata={"help": "adapt only the top N transformer layers"})
     # --- evaluation, logging, checkpoints
-    eval_every: int = field(default=20, metadata={"help": "iterations between held-out teacher evaluations (M); 0 = never"})
+    eval_every: int = field(default=20, metadata={"help": "iterations between held-out evaluations of the student and teacher alone (M); 0 = never"})
     eval_episodes: int = field(default=20, metadata={"help": "episodes per held-out evaluation"})
     checkpoint_every: int = field(default=5, metadata={"help": "iterations between checkpoints"})
 
@@ -87,7 +88,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise MutualRLError(f"{name} must be > 0, got {getattr(self, name)}")
-        non_negative = ("seed", "ent_coef", "vf_coef", "max_grad_norm", "guidance_start", "guidance_end",
+        non_negative = ("seed", "advice_weight", "ent_coef", "vf_coef", "max_grad_norm", "guidance_start", "guidance_end",
                         "guidance_decay_frames", "teacher_kl", "eval_every")
         for name in non_negative:
             if getattr(self, name) < 0:

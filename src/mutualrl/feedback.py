@@ -76,36 +76,49 @@ def collect_feedback(
 class TrustTable:
     """How far the student trusts the teacher's advice in each situation, in [0, 1].
 
-    Trust follows the critic: when the student took the teacher's top action in a situation,
-    the (normalised) advantage of doing so enters an exponential average for that situation.
-    Trust is full while that average is >= 0 and falls towards 0 as it turns negative
-    (2 * sigmoid), so advice that turned out harmful pulls less on the student.
+    The evidence is the critic's: the (normalised) advantage of the steps where the student
+    took the teacher's top action minus that of the steps where it took another. That gain is
+    averaged over all situations and per situation, exponentially with `rate` (bias-corrected,
+    so the first rollout already counts in full). A situation's own average counts for as much
+    as its number of samples allows (`prior` samples' worth of weight goes to the overall one),
+    and trust is max(0, tanh(sharpness * gain)). So advice starts with no pull, pulls as far as
+    the critic finds it better than the student's alternatives, and advice that is no better
+    or harmful, overall or in one situation, stops pulling.
+    (A plain average of the followed steps' advantage would not do: once the student mostly
+    follows the advice, its critic's baseline absorbs the advice and that average is ~0.)
     """
 
-    def __init__(self, rate: float = 0.3, sharpness: float = 4.0):
-        self.rate, self.sharpness = rate, sharpness
-        self._score: dict[str, float] = {}
+    def __init__(self, rate: float = 0.3, sharpness: float = 8.0, prior: float = 20.0):
+        self.rate, self.sharpness, self.prior = rate, sharpness, prior
+        self._averages: dict[str | None, list[float]] = {}  # situation (None: all) -> [sum, weight, samples]
+
+    def gain(self, key: str | None = None) -> float:
+        """Averaged advantage gain of following the advice (overall for `key=None`)."""
+        total, weight, _ = self._averages.get(key, (0.0, 0.0, 0.0))
+        return total / weight if weight else 0.0
 
     def trust(self, key: str) -> float:
-        score = self._score.get(key, 0.0)
-        return min(1.0, 2.0 / (1.0 + math.exp(-self.sharpness * score)))
+        samples = self._averages.get(key, (0.0, 0.0, 0.0))[2]
+        share = samples / (samples + self.prior)
+        return max(0.0, math.tanh(self.sharpness * (share * self.gain(key) + (1 - share) * self.gain())))
 
     def update(self, keys: Sequence[str], followed: np.ndarray, advantages: np.ndarray) -> None:
         """`followed[i]`: the student took the teacher's top action at sample i."""
-        scale = float(np.std(advantages)) + 1e-8
-        sums: dict[str, list[float]] = {}
-        for key, took, adv in zip(keys, followed, advantages):
-            if took:
-                sums.setdefault(key, []).append(adv / scale)
-        for key, values in sums.items():
-            old = self._score.get(key, 0.0)
-            self._score[key] = (1 - self.rate) * old + self.rate * float(np.mean(values))
-
-    def mean(self, keys: Sequence[str]) -> float:
-        return float(np.mean([self.trust(k) for k in keys])) if keys else 1.0
+        scaled = advantages / (float(np.std(advantages)) + 1e-8)
+        followed = np.asarray(followed, dtype=bool)
+        names, which = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
+        groups: dict[str | None, np.ndarray] = {None: np.ones(len(scaled), dtype=bool)}
+        groups.update({str(name): which == i for i, name in enumerate(names)})
+        for key, rows in groups.items():
+            took, other = rows & followed, rows & ~followed
+            if took.any() and other.any():
+                entry = self._averages.setdefault(key, [0.0, 0.0, 0.0])
+                entry[0] = (1 - self.rate) * entry[0] + self.rate * float(scaled[took].mean() - scaled[other].mean())
+                entry[1] = (1 - self.rate) * entry[1] + self.rate
+                entry[2] += float(rows.sum())
 
     def state_dict(self) -> dict:
-        return dict(self._score)
+        return {key: list(values) for key, values in self._averages.items()}
 
     def load_state_dict(self, state: dict) -> None:
-        self._score = dict(state)
+        self._averages = {key: list(values) for key, values in state.items()}

@@ -28,6 +28,10 @@ from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.teachers.text import question
 from mutualrl.tracking import MetricsLogger, RunDir
 
+#: advice probabilities are floored here before their log enters the student's logits
+ADVICE_FLOOR = 1e-3
+#: the metrics key of the student's held-out success without advice
+ALONE = "student_eval_success_rate"
 TIMERS = ("time_env", "time_teacher", "time_student", "time_student_update", "time_teacher_update", "time_eval")
 
 
@@ -37,6 +41,7 @@ class Rollout:
 
     obs: dict[str, torch.Tensor]
     advice_shown: torch.Tensor
+    advice_logits: torch.Tensor
     teacher_probs: torch.Tensor
     advised: torch.Tensor
     actions: torch.Tensor
@@ -133,8 +138,10 @@ class Trainer:
             logger.close()
             self.envs.close()
         self.summary.update(self._evaluate_all("after"))
+        rows = self.run.read_metrics()
         self.summary.update(frames=self.frames, iterations=self.iteration, wall_time=self.wall_time,
-                            frames_to_0_9=frames_to_success(self.run.read_metrics(), 0.9))
+                            frames_to_0_9=frames_to_success(rows, 0.9),
+                            frames_to_0_9_alone=frames_to_success(rows, 0.9, ALONE))
         (self.run.path / "summary.json").write_text(json.dumps(self.summary, indent=2))
         return self.summary
 
@@ -161,12 +168,10 @@ class Trainer:
             self.trust.update(keys, followed, advantages.flatten().cpu().numpy())
             row.update({"lambda": lam, "trust": float(trust.mean()), "advice_followed_rate": float(followed.mean())})
         if cfg.teacher_learns:
+            row.update(self.feed_back(rollout, advantages, timers))
+        if cfg.eval_every and self.iteration % cfg.eval_every == 0:
             t0 = time.perf_counter()
-            row.update(self.feed_back(rollout, advantages))
-            timers["time_teacher_update"] = time.perf_counter() - t0
-        if cfg.uses_teacher and cfg.eval_every and self.iteration % cfg.eval_every == 0:
-            t0 = time.perf_counter()
-            row.update(self._teacher_eval_row())
+            row.update(self._eval_row())
             timers["time_eval"] = time.perf_counter() - t0
         elapsed = time.perf_counter() - start
         self.wall_time += elapsed
@@ -181,6 +186,8 @@ class Trainer:
         dev = self.device
         obs_buf: dict[str, list[torch.Tensor]] = {"image": [], "direction": [], "mission": []}
         shown = torch.zeros(steps, n, n_actions, device=dev)
+        advice_logits = torch.zeros(steps, n, n_actions, device=dev)
+        pull = cfg.advice_weight * cfg.guidance_lambda(self.frames) if cfg.teacher_guides else 0.0
         teacher_probs = torch.zeros(steps, n, n_actions, device=dev)
         advised = torch.zeros(steps, n, device=dev)
         actions = torch.zeros(steps, n, dtype=torch.long, device=dev)
@@ -204,9 +211,13 @@ class Trainer:
                     advised[t] = torch.as_tensor([a.available for a in advice], dtype=torch.float32, device=dev)
                     show = torch.as_tensor(self.rng.random(n) < cfg.advice_prob, device=dev) & advised[t].bool()
                     shown[t] = teacher_probs[t] * show[:, None]
+                    if pull:
+                        trust = torch.tensor([self.trust.trust(question(s)) for s in sits], device=dev)
+                        weight = pull * trust * show
+                        advice_logits[t] = weight[:, None] * teacher_probs[t].clamp(min=ADVICE_FLOOR).log()
             t0 = time.perf_counter()
             with torch.no_grad():
-                action, logprob, value = self.model.act(tensors, shown[t])
+                action, logprob, value = self.model.act(tensors, shown[t], advice_logits[t])
             timers["time_student"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             chosen = action.cpu().numpy()
@@ -220,7 +231,7 @@ class Trainer:
             self._track_episodes(reward, done, successes[t], chosen)
         with torch.no_grad():  # bootstrap value of the state after the rollout, seen without advice
             next_value = self.model(obs_to_tensors(self.obs, dev), torch.zeros(n, n_actions, device=dev))[1]
-        return Rollout({k: torch.stack(v) for k, v in obs_buf.items()}, shown, teacher_probs, advised,
+        return Rollout({k: torch.stack(v) for k, v in obs_buf.items()}, shown, advice_logits, teacher_probs, advised,
                        actions, logprobs, values, rewards, dones, successes, next_value, sits_buf)
 
     def update_student(self, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
@@ -232,6 +243,7 @@ class Trainer:
             weight = weight * trust
         batch = PPOBatch(
             obs={k: flat(v) for k, v in rollout.obs.items()}, advice=flat(rollout.advice_shown),
+            advice_logits=flat(rollout.advice_logits),
             teacher_probs=flat(rollout.teacher_probs), guidance_weight=weight, actions=flat(rollout.actions),
             logprobs=flat(rollout.logprobs), advantages=flat(advantages), returns=flat(returns), values=flat(rollout.values),
         )
@@ -240,8 +252,12 @@ class Trainer:
                           clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
                           max_grad_norm=cfg.max_grad_norm)
 
-    def feed_back(self, rollout: Rollout, advantages: torch.Tensor) -> dict[str, float]:
-        """Turn the rollout into feedback; every K iterations the teacher learns from what gathered."""
+    def feed_back(self, rollout: Rollout, advantages: torch.Tensor, timers: dict[str, float]) -> dict[str, float]:
+        """Turn the rollout into feedback; every K iterations the teacher learns from what gathered.
+
+        A guiding teacher then re-advises every situation of that feedback in one batch, rather
+        than a few at a time as the next rollout meets them (much cheaper for a local model)."""
+        t0 = time.perf_counter()
         with torch.no_grad():
             following = torch.cat([rollout.values[1:], rollout.next_value[None]])
             td = rollout.rewards + self.config.gamma * following * (1 - rollout.dones) - rollout.values
@@ -253,11 +269,18 @@ class Trainer:
         self.pending_feedback.append((rollout.situations, rollout.actions.cpu().numpy(), advantages.cpu().numpy(),
                                       td.cpu().numpy(), outcomes, policy.cpu().numpy()))
         if self.iteration % self.config.teacher_update_every:
+            timers["time_teacher_update"] += time.perf_counter() - t0
             return {}
         parts = list(zip(*self.pending_feedback))
         items = collect_feedback(sum(parts[0], []), *(np.concatenate(p) for p in parts[1:]))
         self.pending_feedback = []
-        return self.teacher.learn(items)
+        stats = self.teacher.learn(items)
+        timers["time_teacher_update"] += time.perf_counter() - t0
+        if self.config.teacher_guides:
+            t0 = time.perf_counter()
+            self.teacher.advise(list({question(i.situation): i.situation for i in items}.values()))
+            timers["time_teacher"] += time.perf_counter() - t0
+        return stats
 
     # ------------------------------------------------------------- bookkeeping
 
@@ -278,10 +301,15 @@ class Trainer:
         return {"success_rate": float(np.mean(self.episode_success)), "mean_return": float(np.mean(self.episode_return)),
                 "mean_length": float(np.mean(self.episode_length))}
 
-    def _teacher_eval_row(self) -> dict[str, float]:
-        result = evaluate_teacher(self.teacher, self.config.env_id, self.config.eval_episodes, self.config.seed)
-        return {"teacher_success_rate": result.success_rate, "advice_accuracy": result.advice_accuracy,
-                "advice_accuracy_balanced": result.advice_accuracy_balanced}
+    def _eval_row(self) -> dict[str, float]:
+        """Held-out greedy success of the student alone (no advice) and, with a teacher, of the teacher alone."""
+        cfg = self.config
+        row = {"student_eval_success_rate": evaluate_student(self.model, cfg.env_id, cfg.eval_episodes, cfg.seed, cfg.device).success_rate}
+        if self.teacher is not None:
+            result = evaluate_teacher(self.teacher, cfg.env_id, cfg.eval_episodes, cfg.seed)
+            row.update(teacher_success_rate=result.success_rate, advice_accuracy=result.advice_accuracy,
+                       advice_accuracy_balanced=result.advice_accuracy_balanced)
+        return row
 
     def _evaluate_all(self, when: str) -> dict[str, Any]:
         """Held-out student (and teacher) results, for the before/after summary."""
@@ -329,10 +357,12 @@ class Trainer:
         self.run.truncate_metrics(self.iteration)
 
 
-def frames_to_success(rows: list[dict[str, Any]], threshold: float) -> int | None:
-    """Frames at the first iteration whose rolling success rate reached `threshold`."""
+def frames_to_success(rows: list[dict[str, Any]], threshold: float, key: str = "success_rate") -> int | None:
+    """Frames at the first iteration whose `key` reached `threshold`: by default the rolling success
+    of the training episodes (the student acting with whatever advice it is shown); `ALONE` for the
+    held-out greedy success of the student without advice, measured every `eval_every` iterations."""
     for row in rows:
-        if row.get("success_rate", 0.0) >= threshold:
+        if row.get(key, 0.0) >= threshold:
             return int(row["frames"])
     return None
 

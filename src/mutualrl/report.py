@@ -18,7 +18,7 @@ from scipy.stats import trim_mean
 
 from mutualrl.config import MODES, TrainConfig
 from mutualrl.errors import MutualRLError
-from mutualrl.loop import TIMERS, Trainer, frames_to_success
+from mutualrl.loop import ALONE, TIMERS, Trainer, frames_to_success
 from mutualrl.tracking import RunDir
 
 
@@ -131,7 +131,10 @@ def build_report(root: Path) -> Path:
     lines += [f"Environment `{first.env_id}`, teacher `{first.teacher}`, frames per run {first.frames:,}, seeds per mode "
               + ", ".join(f"{m}: {n}" for m, n in seeds.items()) + ".",
               "Aggregates: interquartile mean with a 95% percentile-bootstrap CI over seeds where there are 3 or more; "
-              "otherwise mean [min, max]. A run that never reached 0.9 counts as its frame budget.", ""]
+              "otherwise mean [min, max]. A run that never reached 0.9 counts as its frame budget. "
+              "Frames to 0.9 (training): the rolling success of the training episodes, where the student acts on the "
+              "advice it is shown. (student alone): its held-out greedy success without advice, every `eval_every` "
+              "iterations.", ""]
     if _plot(runs_by_mode, "success_rate", "rolling success rate (100 episodes)", root / "student_success.png",
              "Student success while training"):
         lines += ["![student success](student_success.png)", ""]
@@ -140,11 +143,15 @@ def build_report(root: Path) -> Path:
                              ("advice_accuracy", "advice accuracy (agreement with the BabyAI bot)", "advice_accuracy.png")):
         if teacher_modes and _plot(teacher_modes, key, label, root / file, label.capitalize() + ", held-out seeds"):
             lines += [f"![{label}]({file})", ""]
-    lines += ["| mode | frames to 0.9 | reached | final success | student success after (eval) | teacher success before -> after | "
-              "advice accuracy before -> after | wall time (s) |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["| mode | frames to 0.9 (training) | reached | frames to 0.9 (student alone) | reached | final success | "
+              "student success after (eval) | teacher success before -> after | advice accuracy before -> after | wall time (s) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for mode, runs in runs_by_mode.items():
-        reached = [frames_to_success(r["rows"], 0.9) for r in runs]
-        to_09 = [f if f is not None else r["config"].frames for f, r in zip(reached, runs)]
+        columns = []
+        for key in ("success_rate", ALONE):
+            reached = [frames_to_success(r["rows"], 0.9, key) for r in runs]
+            to_09 = [f if f is not None else r["config"].frames for f, r in zip(reached, runs)]
+            columns.append(f"{_fmt(*aggregate(to_09), digits=0)} | {sum(f is not None for f in reached)}/{len(runs)}")
         final = [r["rows"][-1]["success_rate"] for r in runs]
         after = [r["summary"]["student_after"]["success_rate"] for r in runs]
         wall = [r["summary"]["wall_time"] for r in runs]
@@ -157,7 +164,7 @@ def build_report(root: Path) -> Path:
             accuracy = f"{np.mean(ab):.2f} -> {np.mean(aa):.2f}"
         else:
             teacher = accuracy = "-"
-        lines.append(f"| {mode} | {_fmt(*aggregate(to_09), digits=0)} | {sum(f is not None for f in reached)}/{len(runs)} | "
+        lines.append(f"| {mode} | {columns[0]} | {columns[1]} | "
                      f"{_fmt(*aggregate(final))} | {_fmt(*aggregate(after))} | {teacher} | {accuracy} | {_fmt(*aggregate(wall), digits=0)} |")
     lines += ["", "Time split per mode (mean seconds per run):", "",
               "| mode | " + " | ".join(k[5:] for k in TIMERS) + " |", "|---|" + "---|" * len(TIMERS)]

@@ -1,8 +1,11 @@
 """The RL student: an actor-critic over the symbolic observation plus advice, trained with PPO.
 
 PPO follows CleanRL's structure (GAE, clipped policy and value losses, entropy bonus, gradient
-clipping, minibatches) with one extra term for guidance: lambda * CE(teacher || student) on the
-states where advice was given, weighted per sample by the student's trust in that advice.
+clipping, minibatches) with two additions for guidance. The acting policy is a product of experts,
+softmax(student logits + advice_logits), where `advice_logits` = weight * log(advice) on advised
+steps (zero elsewhere), so good advice steers exploration from the first step; it is part of the
+policy's input, so PPO's ratios stay on-policy. And lambda * CE(teacher || student's own logits)
+distils the advice into the network, so the student also acts well without a teacher.
 """
 
 from __future__ import annotations
@@ -61,9 +64,11 @@ class ActorCritic(nn.Module):
         h = self.features(obs, advice)
         return self.actor(h), self.critic(h).squeeze(-1)
 
-    def act(self, obs, advice, greedy: bool = False):
-        """Sampled (or greedy) actions with their log-probabilities and the values."""
+    def act(self, obs, advice, advice_logits: torch.Tensor | None = None, greedy: bool = False):
+        """Sampled (or greedy) actions of softmax(logits + advice_logits), their log-probabilities, the values."""
         logits, value = self(obs, advice)
+        if advice_logits is not None:
+            logits = logits + advice_logits
         dist = Categorical(logits=logits)
         action = logits.argmax(-1) if greedy else dist.sample()
         return action, dist.log_prob(action), value
@@ -110,6 +115,7 @@ class PPOBatch:
 
     obs: dict[str, torch.Tensor]
     advice: torch.Tensor  # (B, A) what the student saw (zeros where no advice was shown)
+    advice_logits: torch.Tensor  # (B, A) added to the student's logits when acting (zeros without advice)
     teacher_probs: torch.Tensor  # (B, A) the teacher's advice, for the guidance term
     guidance_weight: torch.Tensor  # (B,) lambda * trust, zero where there was no advice
     actions: torch.Tensor
@@ -150,7 +156,7 @@ def ppo_update(
         for start in range(0, size, mb_size):
             mb = batch.subset(order[start : start + mb_size])
             logits, value = model(mb.obs, mb.advice)
-            dist = Categorical(logits=logits)
+            dist = Categorical(logits=logits + mb.advice_logits)
             new_logprob = dist.log_prob(mb.actions)
             log_ratio = new_logprob - mb.logprobs
             ratio = log_ratio.exp()

@@ -125,10 +125,10 @@ class HFTeacher(TextTeacher):
         device: str = "cpu",
         temperature: float = 1.0,
         lora_rank: int = 16,
-        lora_layers: int = 6,
+        lora_layers: int = 1,
         learning_rate: float = 2e-3,
         kl_coef: float = 0.05,
-        update_steps: int = 8,
+        update_steps: int = 4,
         batch_size: int = 32,
         seed: int = 0,
         name: str = "hf",
@@ -520,12 +520,19 @@ class HFTeacher(TextTeacher):
 
             state["adapter"] = {k: v.cpu() for k, v in get_peft_model_state_dict(self.model).items()}
             state["optimizer"] = self.optimizer.state_dict()
+            state["lora"] = {"lora_rank": self.lora_rank, "lora_layers": self.lora_layers}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         if "adapter" in state:
             from peft import set_peft_model_state_dict
+
+            mine = {"lora_rank": self.lora_rank, "lora_layers": self.lora_layers}
+            theirs = state.get("lora", mine)
+            if theirs != mine:
+                shown = lambda d: ", ".join(f"{k}={v}" for k, v in d.items())  # noqa: E731
+                raise MutualRLError(f"the saved teacher adapter has {shown(theirs)}; this teacher has {shown(mine)}")
 
             self._ensure_adapter()
             set_peft_model_state_dict(self.model, state["adapter"])

@@ -76,49 +76,52 @@ def collect_feedback(
 class TrustTable:
     """How far the student trusts the teacher's advice in each situation, in [0, 1].
 
-    The evidence is the critic's: the (normalised) advantage of the steps where the student
-    took the teacher's top action minus that of the steps where it took another. That gain is
-    averaged over all situations and per situation, exponentially with `rate` (bias-corrected,
-    so the first rollout already counts in full). A situation's own average counts for as much
-    as its number of samples allows (`prior` samples' worth of weight goes to the overall one),
-    and trust is max(0, tanh(sharpness * gain)). So advice starts with no pull, pulls as far as
-    the critic finds it better than the student's alternatives, and advice that is no better
-    or harmful, overall or in one situation, stops pulling.
-    (A plain average of the followed steps' advantage would not do: once the student mostly
-    follows the advice, its critic's baseline absorbs the advice and that average is ~0.)
+    The evidence is the critic's: the advantage (standardised per rollout) of the steps where the
+    student took the teacher's top action, against that of the steps where it took another. Both
+    are averaged with exponentially decaying weights (`rate`), over all situations and per
+    situation. A situation's own gain is noisy (a few visits per rollout), so it is shrunk towards
+    the overall gain as in empirical Bayes: with its standard error se, it gets the weight
+    spread^2 / (spread^2 + se^2). Trust is max(0, tanh(sharpness * gain)): advice starts with
+    no pull, pulls as far as it beats the student's alternatives, and advice that is no better or
+    harmful stops pulling. (A plain average of the followed steps' advantage would not do: once
+    the student mostly follows the advice, the critic's baseline absorbs it and that average is ~0.
+    Without the shrinkage, max(0, .) of per-situation noise gave worthless advice a trust of ~0.3.)
     """
 
-    def __init__(self, rate: float = 0.3, sharpness: float = 8.0, prior: float = 20.0):
-        self.rate, self.sharpness, self.prior = rate, sharpness, prior
-        self._averages: dict[str | None, list[float]] = {}  # situation (None: all) -> [sum, weight, samples]
+    def __init__(self, rate: float = 0.3, sharpness: float = 8.0, spread: float = 0.1):
+        self.rate, self.sharpness, self.spread = rate, sharpness, spread
+        #: situation (None: all) -> decayed [sum followed, count followed, sum other, count other]
+        self._sums: dict[str | None, np.ndarray] = {}
 
-    def gain(self, key: str | None = None) -> float:
-        """Averaged advantage gain of following the advice (overall for `key=None`)."""
-        total, weight, _ = self._averages.get(key, (0.0, 0.0, 0.0))
-        return total / weight if weight else 0.0
+    def gain(self, key: str | None = None) -> tuple[float, float]:
+        """Advantage gain of following the advice, and its variance (overall for `key=None`)."""
+        sums = self._sums.get(key)
+        if sums is None or sums[1] < 1e-9 or sums[3] < 1e-9:
+            return 0.0, math.inf
+        return sums[0] / sums[1] - sums[2] / sums[3], 1.0 / sums[1] + 1.0 / sums[3]
 
     def trust(self, key: str) -> float:
-        samples = self._averages.get(key, (0.0, 0.0, 0.0))[2]
-        share = samples / (samples + self.prior)
-        return max(0.0, math.tanh(self.sharpness * (share * self.gain(key) + (1 - share) * self.gain())))
+        overall, _ = self.gain()
+        own, variance = self.gain(key)
+        weight = self.spread**2 / (self.spread**2 + variance)
+        return max(0.0, math.tanh(self.sharpness * (overall + weight * (own - overall))))
 
     def update(self, keys: Sequence[str], followed: np.ndarray, advantages: np.ndarray) -> None:
         """`followed[i]`: the student took the teacher's top action at sample i."""
         scaled = advantages / (float(np.std(advantages)) + 1e-8)
         followed = np.asarray(followed, dtype=bool)
+        for sums in self._sums.values():
+            sums *= 1.0 - self.rate
         names, which = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
         groups: dict[str | None, np.ndarray] = {None: np.ones(len(scaled), dtype=bool)}
         groups.update({str(name): which == i for i, name in enumerate(names)})
         for key, rows in groups.items():
             took, other = rows & followed, rows & ~followed
-            if took.any() and other.any():
-                entry = self._averages.setdefault(key, [0.0, 0.0, 0.0])
-                entry[0] = (1 - self.rate) * entry[0] + self.rate * float(scaled[took].mean() - scaled[other].mean())
-                entry[1] = (1 - self.rate) * entry[1] + self.rate
-                entry[2] += float(rows.sum())
+            sums = self._sums.setdefault(key, np.zeros(4))
+            sums += [scaled[took].sum(), took.sum(), scaled[other].sum(), other.sum()]
 
     def state_dict(self) -> dict:
-        return {key: list(values) for key, values in self._averages.items()}
+        return {key: sums.tolist() for key, sums in self._sums.items()}
 
     def load_state_dict(self, state: dict) -> None:
-        self._averages = {key: list(values) for key, values in state.items()}
+        self._sums = {key: np.array(sums, dtype=float) for key, sums in state.items()}

@@ -255,8 +255,10 @@ class Trainer:
     def feed_back(self, rollout: Rollout, advantages: torch.Tensor, timers: dict[str, float]) -> dict[str, float]:
         """Turn the rollout into feedback; every K iterations the teacher learns from what gathered.
 
-        A guiding teacher then re-advises every situation of that feedback in one batch, rather
-        than a few at a time as the next rollout meets them (much cheaper for a local model)."""
+        The teacher first reads the feedback's situations (in feedback mode it has not advised on
+        them yet; this is inference, timed as `time_teacher`). A guiding teacher re-advises them
+        after the update in one batch, rather than a few at a time as the next rollout meets them
+        (much cheaper for a local model)."""
         t0 = time.perf_counter()
         with torch.no_grad():
             following = torch.cat([rollout.values[1:], rollout.next_value[None]])
@@ -274,13 +276,21 @@ class Trainer:
         parts = list(zip(*self.pending_feedback))
         items = collect_feedback(sum(parts[0], []), *(np.concatenate(p) for p in parts[1:]))
         self.pending_feedback = []
+        prompts = list({question(i.situation): i.situation for i in items}.values())
+        timers["time_teacher_update"] += time.perf_counter() - t0
+        self._read(prompts, timers)  # states the teacher has not read yet (feedback mode): inference, not update
+        t0 = time.perf_counter()
         stats = self.teacher.learn(items)
         timers["time_teacher_update"] += time.perf_counter() - t0
         if self.config.teacher_guides:
-            t0 = time.perf_counter()
-            self.teacher.advise(list({question(i.situation): i.situation for i in items}.values()))
-            timers["time_teacher"] += time.perf_counter() - t0
+            self._read(prompts, timers)
         return stats
+
+    def _read(self, situations: list[Situation], timers: dict[str, float]) -> None:
+        """The teacher's advice on these situations, in one batch (cached for its current version)."""
+        t0 = time.perf_counter()
+        self.teacher.advise(situations)
+        timers["time_teacher"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------- bookkeeping
 

@@ -81,15 +81,16 @@ class TrustTable:
     are averaged with exponentially decaying weights (`rate`), over all situations and per
     situation. A situation's own gain is noisy (a few visits per rollout), so it is shrunk towards
     the overall gain as in empirical Bayes: with its standard error se, it gets the weight
-    spread^2 / (spread^2 + se^2). Trust is max(0, tanh(sharpness * gain)): advice starts with
-    no pull, pulls as far as it beats the student's alternatives, and advice that is no better or
-    harmful stops pulling. (A plain average of the followed steps' advantage would not do: once
+    spread^2 / (spread^2 + se^2). Trust is max(0, tanh(sharpness * (gain - confidence * se of
+    the overall gain))): advice starts with no pull, pulls as far as it surely beats the student's
+    alternatives, and advice that is no better or harmful stops pulling. (Measured: the guidance
+    term towards worthless advice slowed the student even at a trust of ~0.1, hence the margin.) (A plain average of the followed steps' advantage would not do: once
     the student mostly follows the advice, the critic's baseline absorbs it and that average is ~0.
     Without the shrinkage, max(0, .) of per-situation noise gave worthless advice a trust of ~0.3.)
     """
 
-    def __init__(self, rate: float = 0.3, sharpness: float = 8.0, spread: float = 0.1):
-        self.rate, self.sharpness, self.spread = rate, sharpness, spread
+    def __init__(self, rate: float = 0.3, sharpness: float = 8.0, spread: float = 0.1, confidence: float = 2.0):
+        self.rate, self.sharpness, self.spread, self.confidence = rate, sharpness, spread, confidence
         #: situation (None: all) -> decayed [sum followed, count followed, sum other, count other]
         self._sums: dict[str | None, np.ndarray] = {}
 
@@ -101,10 +102,11 @@ class TrustTable:
         return sums[0] / sums[1] - sums[2] / sums[3], 1.0 / sums[1] + 1.0 / sums[3]
 
     def trust(self, key: str) -> float:
-        overall, _ = self.gain()
+        overall, overall_variance = self.gain()
         own, variance = self.gain(key)
         weight = self.spread**2 / (self.spread**2 + variance)
-        return max(0.0, math.tanh(self.sharpness * (overall + weight * (own - overall))))
+        margin = self.confidence * math.sqrt(overall_variance) if math.isfinite(overall_variance) else math.inf
+        return max(0.0, math.tanh(self.sharpness * (overall + weight * (own - overall) - margin)))
 
     def update(self, keys: Sequence[str], followed: np.ndarray, advantages: np.ndarray) -> None:
         """`followed[i]`: the student took the teacher's top action at sample i."""

@@ -83,10 +83,13 @@ class TrustTable:
     the overall gain as in empirical Bayes: with its standard error se, it gets the weight
     spread^2 / (spread^2 + se^2). Trust is max(0, tanh(sharpness * (gain - confidence * se of
     the overall gain))): advice starts with no pull, pulls as far as it surely beats the student's
-    alternatives, and advice that is no better or harmful stops pulling. (Measured: the guidance
-    term towards worthless advice slowed the student even at a trust of ~0.1, hence the margin.) (A plain average of the followed steps' advantage would not do: once
-    the student mostly follows the advice, the critic's baseline absorbs it and that average is ~0.
-    Without the shrinkage, max(0, .) of per-situation noise gave worthless advice a trust of ~0.3.)
+    alternatives, and advice that is no better or harmful stops pulling.
+
+    Why each part (measured): a plain average of the followed steps' advantage would not do, since
+    once the student mostly follows the advice the critic's baseline absorbs it and that average is
+    ~0; without the shrinkage, max(0, .) of per-situation noise gave worthless advice a trust of
+    ~0.3; and without the margin, the guidance term towards worthless advice slowed the student
+    even at a trust of ~0.1.
     """
 
     def __init__(self, rate: float = 0.3, sharpness: float = 8.0, spread: float = 0.1, confidence: float = 2.0):
@@ -115,12 +118,10 @@ class TrustTable:
         for sums in self._sums.values():
             sums *= 1.0 - self.rate
         names, which = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
-        groups: dict[str | None, np.ndarray] = {None: np.ones(len(scaled), dtype=bool)}
-        groups.update({str(name): which == i for i, name in enumerate(names)})
-        for key, rows in groups.items():
-            took, other = rows & followed, rows & ~followed
-            sums = self._sums.setdefault(key, np.zeros(4))
-            sums += [scaled[took].sum(), took.sum(), scaled[other].sum(), other.sum()]
+        columns = [scaled * followed, followed, scaled * ~followed, ~followed]  # the four sums' terms
+        per_key = np.stack([np.bincount(which, weights=c, minlength=len(names)) for c in columns], axis=1)
+        for key, sums in [(None, per_key.sum(0)), *zip(map(str, names), per_key)]:
+            self._sums[key] = self._sums.get(key, np.zeros(4)) + sums
 
     def state_dict(self) -> dict:
         return {key: sums.tolist() for key, sums in self._sums.items()}

@@ -44,6 +44,7 @@ class Rollout:
     advice_logits: torch.Tensor
     teacher_probs: torch.Tensor
     advised: torch.Tensor
+    trust: torch.Tensor  # (steps, envs) the student's trust in each step's advice when it acted
     actions: torch.Tensor
     logprobs: torch.Tensor
     values: torch.Tensor
@@ -52,6 +53,7 @@ class Rollout:
     successes: np.ndarray
     next_value: torch.Tensor
     situations: list[list[Situation]] | None
+    keys: list[str]  # each step's prompt, flattened (steps * envs), where the teacher guides
 
 
 class Trainer:
@@ -154,10 +156,8 @@ class Trainer:
         advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.dones,
                                           rollout.next_value, cfg.gamma, cfg.gae_lambda)
         lam = cfg.guidance_lambda(self.frames) if cfg.teacher_guides else 0.0
-        keys = [question(s) for row in rollout.situations for s in row] if cfg.teacher_guides else []
-        trust = torch.tensor([self.trust.trust(k) for k in keys], device=self.device) if cfg.teacher_guides else None
         t0 = time.perf_counter()
-        stats = self.update_student(rollout, advantages, returns, lam, trust)
+        stats = self.update_student(rollout, advantages, returns, lam)
         timers["time_student_update"] = time.perf_counter() - t0
         self.frames += cfg.frames_per_iteration
         self.iteration += 1
@@ -165,8 +165,8 @@ class Trainer:
         if cfg.teacher_guides:
             took_advice = (rollout.actions == rollout.teacher_probs.argmax(-1)) & rollout.advised.bool()
             followed = took_advice.flatten().cpu().numpy()
-            self.trust.update(keys, followed, advantages.flatten().cpu().numpy())
-            row.update({"lambda": lam, "trust": float(trust.mean()), "advice_followed_rate": float(followed.mean())})
+            self.trust.update(rollout.keys, followed, advantages.flatten().cpu().numpy())
+            row.update({"lambda": lam, "trust": float(rollout.trust.mean()), "advice_followed_rate": float(followed.mean())})
         if cfg.teacher_learns:
             row.update(self.feed_back(rollout, advantages, timers))
         if cfg.eval_every and self.iteration % cfg.eval_every == 0:
@@ -190,6 +190,8 @@ class Trainer:
         pull = cfg.advice_weight * cfg.guidance_lambda(self.frames) if cfg.teacher_guides else 0.0
         teacher_probs = torch.zeros(steps, n, n_actions, device=dev)
         advised = torch.zeros(steps, n, device=dev)
+        trust = torch.zeros(steps, n, device=dev)
+        keys: list[str] = []
         actions = torch.zeros(steps, n, dtype=torch.long, device=dev)
         logprobs, values, rewards, dones = (torch.zeros(steps, n, device=dev) for _ in range(4))
         successes = np.zeros((steps, n), dtype=bool)
@@ -211,9 +213,10 @@ class Trainer:
                     advised[t] = torch.as_tensor([a.available for a in advice], dtype=torch.float32, device=dev)
                     show = torch.as_tensor(self.rng.random(n) < cfg.advice_prob, device=dev) & advised[t].bool()
                     shown[t] = teacher_probs[t] * show[:, None]
+                    keys += [question(s) for s in sits]
+                    trust[t] = torch.tensor([self.trust.trust(k) for k in keys[-n:]], device=dev)
                     if pull:
-                        trust = torch.tensor([self.trust.trust(question(s)) for s in sits], device=dev)
-                        weight = pull * trust * show
+                        weight = pull * trust[t] * show
                         advice_logits[t] = weight[:, None] * teacher_probs[t].clamp(min=ADVICE_FLOOR).log()
             t0 = time.perf_counter()
             with torch.no_grad():
@@ -232,15 +235,13 @@ class Trainer:
         with torch.no_grad():  # bootstrap value of the state after the rollout, seen without advice
             next_value = self.model(obs_to_tensors(self.obs, dev), torch.zeros(n, n_actions, device=dev))[1]
         return Rollout({k: torch.stack(v) for k, v in obs_buf.items()}, shown, advice_logits, teacher_probs, advised,
-                       actions, logprobs, values, rewards, dones, successes, next_value, sits_buf)
+                       trust, actions, logprobs, values, rewards, dones, successes, next_value, sits_buf, keys)
 
     def update_student(self, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
-                       lam: float, trust: torch.Tensor | None) -> dict[str, float]:
+                       lam: float) -> dict[str, float]:
         """PPO on the rollout, plus lambda * trust * CE(teacher || student) on advised states."""
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
-        weight = flat(rollout.advised) * lam
-        if trust is not None:
-            weight = weight * trust
+        weight = flat(rollout.advised) * lam * flat(rollout.trust)
         batch = PPOBatch(
             obs={k: flat(v) for k, v in rollout.obs.items()}, advice=flat(rollout.advice_shown),
             advice_logits=flat(rollout.advice_logits),

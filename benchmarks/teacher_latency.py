@@ -7,7 +7,8 @@ once, then only the action tokens; the frozen lower layers' states are kept.
 Ours, warm: the same state re-scored by a new teacher version (after a LoRA update): only the
 adapted top layers run, over the kept lower-layer states.
 Tokens per decision count each token once per pass through the whole layer stack (a warm
-re-score passes none: it runs 6 of 30 layers). Also prints how many distinct text states GoToRedBallNoDists has under a random policy and
+re-score passes none: it runs only the adapted top `lora_layers` layers, 1 of 30 by default).
+Also prints how many distinct text states GoToRedBallNoDists has under a random policy and
 what scoring all of them zero-shot costs.
 
     python benchmarks/teacher_latency.py [--device cuda] [--repeats 3]
@@ -16,13 +17,20 @@ what scoring all of them zero-shot costs.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from mutualrl import output
+
 from mutualrl.envs import make_env, situations, task_actions
 from mutualrl.teachers import make_teacher
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))  # the naive reference scorer lives beside the tests
+from naive_scoring import naive_logliks  # noqa: E402
 
 ENV = "BabyAI-GoToRedBallNoDists-v0"
 
@@ -35,15 +43,15 @@ def distinct_situations(episodes_steps: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     found = {}
     for _ in range(episodes_steps):
-        for s in situations(envs, obs, actions, [None] * 16):
+        for s in situations(obs, actions, [None] * 16):
             found.setdefault(s.description, s)
         obs, *_ = envs.step(rng.integers(0, len(actions), 16))
     envs.close()
-    return [s.__class__(s.mission, s.description, s.actions) for s in found.values()]
+    return list(found.values())
 
 
-def timed(fn, teacher, batch, device) -> tuple[float, float]:
-    teacher.tokens_processed = 0
+def timed(fn, scorer, batch, device) -> tuple[float, float]:
+    scorer.tokens_processed = 0
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -51,41 +59,44 @@ def timed(fn, teacher, batch, device) -> tuple[float, float]:
         fn(batch)
     if device == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) * 1000 / len(batch), teacher.tokens_processed / len(batch)
+    return (time.perf_counter() - start) * 1000 / len(batch), scorer.tokens_processed / len(batch)
 
 
 def main() -> None:
+    output.configure()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3, help="batches timed per batch size")
     parser.add_argument("--steps", type=int, default=400, help="random-policy steps (x16 envs) to find states")
     args = parser.parse_args()
     teacher = make_teacher("smollm2", device=args.device)
+    scorer = teacher.scorer
+    naive = lambda batch: naive_logliks(scorer, batch)  # noqa: E731
     pool = distinct_situations(args.steps)
     print(f"{ENV}: {len(pool)} distinct text states in {args.steps * 16} random-policy steps")
     with torch.no_grad():
-        teacher.logliks(pool[:1])  # warm-up; computes the task header once
-        teacher.naive_logliks(pool[:1])
-    print(f"trunk: {teacher.trunk_layers} frozen lower layers, "
-          f"{teacher.model.config.num_hidden_layers - teacher.trunk_layers} adapted top layers")
+        scorer.logliks(pool[:1])  # warm-up; computes the task header once
+        naive(pool[:1])
+    print(f"trunk: {scorer.trunk_layers} frozen lower layers, "
+          f"{scorer.model.config.num_hidden_layers - scorer.trunk_layers} adapted top layers")
     print(f"{'batch':>5} {'naive ms/dec':>13} {'naive tok/dec':>14} {'cold ms/dec':>12} {'cold tok/dec':>13} "
           f"{'speed-up':>9} {'warm ms/dec':>12}")
     rng = np.random.default_rng(0)
     for batch_size in (1, 8, 32):
-        naive, cold, warm = [], [], []
+        naive_ms, cold, warm = [], [], []
         for _ in range(args.repeats):
             batch = [pool[i] for i in rng.choice(len(pool), batch_size, replace=False)]
-            naive.append(timed(teacher.naive_logliks, teacher, batch, args.device))
-            teacher.trunk_cache.clear()
-            cold.append(timed(teacher.logliks, teacher, batch, args.device))
-            warm.append(timed(teacher.logliks, teacher, batch, args.device))
-        n_ms, n_tok = np.mean(naive, axis=0)
+            naive_ms.append(timed(naive, scorer, batch, args.device))
+            scorer.trunk_cache.clear()
+            cold.append(timed(scorer.logliks, scorer, batch, args.device))
+            warm.append(timed(scorer.logliks, scorer, batch, args.device))
+        n_ms, n_tok = np.mean(naive_ms, axis=0)
         o_ms, o_tok = np.mean(cold, axis=0)
         w_ms = np.mean(warm, axis=0)[0]
         print(f"{batch_size:>5} {n_ms:>13.1f} {n_tok:>14.1f} {o_ms:>12.1f} {o_tok:>13.1f} {n_ms / o_ms:>8.1f}x {w_ms:>12.1f}")
     start = time.perf_counter()
     teacher.cache = teacher.cache.__class__()
-    teacher.trunk_cache.clear()
+    scorer.trunk_cache.clear()
     for i in range(0, len(pool), 32):
         teacher.advise(pool[i : i + 32])
     total = time.perf_counter() - start

@@ -13,14 +13,14 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session")
 def tiny_causal():
-    from mutualrl.teachers.hf import tiny_model
+    from mutualrl.teachers.models import tiny_model
 
     return tiny_model("causal", seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_seq2seq():
-    from mutualrl.teachers.hf import tiny_model
+    from mutualrl.teachers.models import tiny_model
 
     return tiny_model("seq2seq", seed=0)
 

@@ -18,8 +18,12 @@ import torch
 class OpenAICompatibleServer:
     def __init__(self, model, tokenizer, chat_answers=("go forward",)):
         self.model, self.tokenizer, self.chat_answers = model, tokenizer, list(chat_answers)
-        self.behaviour = "ok"  # ok | slow | error | malformed | no_logprobs
+        self.behaviour = "ok"  # ok | slow | error | malformed | no_logprobs | no_lists
         self.requests = 0
+        self.chat_requests = 0
+        self.max_concurrent = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -27,24 +31,42 @@ class OpenAICompatibleServer:
                 pass
 
             def do_POST(self):
-                server.requests += 1
+                with server._lock:
+                    server.requests += 1
+                    server._in_flight += 1
+                    server.max_concurrent = max(server.max_concurrent, server._in_flight)
+                try:
+                    code, data = self._answer()
+                finally:  # counted out before the reply leaves: the client may send its next at once
+                    with server._lock:
+                        server._in_flight -= 1
+                self._send(code, data)
+
+            def _answer(self) -> tuple[int, bytes]:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if server.behaviour == "slow":
                     time.sleep(1.0)
                 if server.behaviour == "error":
-                    return self._send(500, b'{"error": "boom"}')
+                    return (500, b'{"error": "boom"}')
                 if server.behaviour == "malformed":
-                    return self._send(200, b'{"choices": [ {"logprobs": ')
+                    return (200, b'{"choices": [ {"logprobs": ')
                 if self.path.endswith("/completions") and "chat" not in self.path:
                     if server.behaviour == "no_logprobs":
-                        return self._send(400, b'{"error": "echo is not supported"}')
-                    reply = {"choices": [server.complete(p, i) for i, p in enumerate(body["prompt"])]}
+                        return (400, b'{"error": "echo is not supported"}')
+                    if isinstance(body["prompt"], str):  # one prompt: llama.cpp's server answers these
+                        time.sleep(0.01)  # long enough for requests sent together to overlap
+                        reply = {"choices": [server.complete(body["prompt"], 0)]}
+                    elif server.behaviour == "no_lists":  # as llama.cpp's server answers a list of prompts
+                        return (500, b'{"error": {"code": 500, "message": "prompt must be a string"}}')
+                    else:
+                        reply = {"choices": [server.complete(p, i) for i, p in enumerate(body["prompt"])]}
                 else:
+                    server.chat_requests += 1
                     n = body.get("n", 1)
                     answers = [server.chat_answers[i % len(server.chat_answers)] for i in range(n)]
                     reply = {"choices": [{"index": i, "message": {"role": "assistant", "content": a}}
                                          for i, a in enumerate(answers)]}
-                self._send(200, json.dumps(reply).encode())
+                return 200, json.dumps(reply).encode()
 
             def _send(self, code, data):
                 try:

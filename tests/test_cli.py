@@ -31,7 +31,8 @@ def test_bad_input_is_one_clear_line(args, expected, tmp_path):
 
 
 def test_corrupt_checkpoint_cli(tmp_path):
-    Trainer(TrainConfig(mode="rl", frames=128, num_envs=4, num_steps=32, eval_episodes=2), tmp_path, quiet=True).train()
+    Trainer(TrainConfig(mode="rl", frames=128, num_envs=4).replace(num_steps=32, eval_episodes=2), tmp_path,
+            quiet=True).train()
     RunDir(tmp_path).checkpoints()[-1].write_bytes(b"\x00garbage")
     result = run_cli("eval", str(tmp_path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -51,3 +52,45 @@ def test_train_then_eval_json(tmp_path):
     data = json.loads(result.stdout)
     assert data["episodes"] == 6 and set(data) >= {"success_rate", "mean_return", "mean_length", "episodes"}
     assert 0.0 <= data["success_rate"] <= 1.0
+
+
+def test_compare_keeps_the_config_files_environment(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("env_id: MiniGrid-Empty-5x5-v0\nframes: 128\nnum_envs: 4\nnum_steps: 32\neval_episodes: 2\n")
+    result = run_cli("compare", "--config", str(config), "--modes", "rl", "--seeds", "1", "--out", str(tmp_path / "out"),
+                     "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert RunDir(tmp_path / "out" / "rl_seed0").read_config().env_id == "MiniGrid-Empty-5x5-v0"
+    result = run_cli("compare", "--config", str(config), "--env", "BabyAI-GoToRedBallNoDists-v0", "--modes", "rl",
+                     "--seeds", "1", "--out", str(tmp_path / "flag"), "--quiet")
+    assert RunDir(tmp_path / "flag" / "rl_seed0").read_config().env_id == "BabyAI-GoToRedBallNoDists-v0"
+
+
+def test_eval_of_a_run_reads_device(tmp_path):
+    Trainer(TrainConfig(mode="rl", frames=128, num_envs=4).replace(num_steps=32, eval_episodes=2), tmp_path,
+            quiet=True).train()
+    result = run_cli("eval", str(tmp_path), "--episodes", "2", "--device", "tpu")
+    assert result.returncode == 2 and "unknown device 'tpu'; allowed: cpu, cuda" in result.stderr
+    result = run_cli("eval", str(tmp_path), "--episodes", "2", "--device", "cpu", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["episodes"] == 2
+
+
+def test_unwritable_out_is_one_line():
+    result = run_cli("train", "--mode", "rl", "--frames", "128", "--out", "/proc/mutualrl-x")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("mutualrl: error: cannot write the run directory '/proc/mutualrl-x' "
+                                     "(No such file or directory); choose another --out")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_chatter_only_with_verbose(tmp_path, verbose):
+    """On a level with distractors BabyAI prints rejected layouts, and transformers warns."""
+    args = ["train", "--mode", "mutual", "--teacher", "tiny", "--env", "BabyAI-GoToLocal-v0", "--frames", "256",
+            "--num-envs", "4", "--num-steps", "32", "--eval-episodes", "4", "--eval-every", "1",
+            "--teacher-update-every", "1", "--out", str(tmp_path / "run")] + (["--verbose"] if verbose else [])
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout + result.stderr
+    chatter = ("Sampling rejected" in shown, "FutureWarning" in shown)
+    assert chatter == ((True, True) if verbose else (False, False))
+    assert "before -> after" in result.stdout  # our table is always there

@@ -1,10 +1,13 @@
 
 import torch
 
-from mutualrl.config import TrainConfig
+from mutualrl.config import PPOConfig, TrainConfig
 from mutualrl.evaluation import evaluate_student
-from mutualrl.loop import Trainer, load_student
+from mutualrl.loop import Trainer
 from mutualrl.student import ActorCritic, PPOBatch, compute_gae, ppo_update
+from mutualrl.tracking import RunDir
+
+ONE_PASS = PPOConfig(update_epochs=1, minibatches=1, ent_coef=0.0)
 
 
 def test_gae_matches_hand_computed_example():
@@ -24,12 +27,13 @@ def test_gae_matches_hand_computed_example():
 
 
 def test_short_training_run_learns_empty_room(tmp_path):
-    config = TrainConfig(env_id="MiniGrid-Empty-5x5-v0", mode="rl", frames=16_384, seed=0, num_envs=8, eval_episodes=20)
-    before = evaluate_student(Trainer(config, tmp_path / "untrained", quiet=True).model, config.env_id, 20, seed=0)
+    config = TrainConfig(env_id="MiniGrid-Empty-5x5-v0", mode="rl", frames=16_384, seed=0, num_envs=8).replace(
+        eval_episodes=20)
+    before = evaluate_student(Trainer(config, tmp_path / "untrained", quiet=True).student, config.env_id, 20, seed=0)
     summary = Trainer(config, tmp_path / "run", quiet=True).train()
     assert before.success_rate < 0.5
     assert summary["student_after"]["success_rate"] >= 0.9
-    _, model = load_student(tmp_path / "run")
+    _, model = RunDir(tmp_path / "run").load_student()
     assert evaluate_student(model, config.env_id, 20, seed=0).success_rate >= 0.9
 
 
@@ -51,10 +55,8 @@ def test_ppo_ratios_include_the_advice_logits_the_student_acted_with():
                      guidance_weight=torch.zeros(n), actions=actions, logprobs=logprobs,
                      advantages=torch.randn(n), returns=torch.randn(n), values=values)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    stats = ppo_update(model, optimizer, batch, epochs=1, minibatches=1, clip_coef=0.2, ent_coef=0.0,
-                       vf_coef=0.5, max_grad_norm=0.5)
+    stats = ppo_update(model, optimizer, batch, ONE_PASS)
     assert abs(stats["approx_kl"]) < 1e-6 and stats["clipfrac"] == 0.0
     batch.advice_logits = torch.zeros_like(advice_logits)  # scoring without them is another policy
-    stats = ppo_update(model, optimizer, batch, epochs=1, minibatches=1, clip_coef=0.2, ent_coef=0.0,
-                       vf_coef=0.5, max_grad_norm=0.5)
+    stats = ppo_update(model, optimizer, batch, ONE_PASS)
     assert stats["approx_kl"] > 1e-3

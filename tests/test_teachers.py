@@ -5,16 +5,28 @@ import numpy as np
 import pytest
 import torch
 
+from mutualrl.config import TeacherConfig
 from mutualrl.envs import NAVIGATION_ACTIONS, Situation
 from mutualrl.evaluation import evaluate_teacher
-from mutualrl.teachers import BotTeacher, FeedbackItem, make_teacher
+from mutualrl.feedback import PromptFeedback
+from mutualrl.teachers import BotTeacher, make_teacher
 from mutualrl.teachers.cache import AdviceCache
 from mutualrl.teachers.endpoint import EndpointTeacher
 from mutualrl.teachers.hf import HFTeacher
-from mutualrl.teachers.text import SYSTEM_PROMPT
+from mutualrl.teachers.prompt import SYSTEM_PROMPT
 
 from conftest import real_situations
+from naive_scoring import naive_logliks
 from openai_server import OpenAICompatibleServer
+
+
+def verdict(situation: Situation, signals: dict[str, float], succeeded: int = 0, finished: int = 0) -> PromptFeedback:
+    """A feedback record: each named action taken once with its signal, a uniform student policy."""
+    n = len(situation.actions)
+    counts = np.array([1.0 if a in signals else 0.0 for a in situation.actions])
+    sums = np.array([signals.get(a, 0.0) for a in situation.actions])
+    return PromptFeedback(situation, int(counts.sum()) or 1, counts, sums, np.full(n, max(1, counts.sum()) / n),
+                          finished, succeeded)
 
 
 @pytest.fixture(scope="session")
@@ -33,26 +45,26 @@ def tiny_gpt2(tiny_causal):
 def test_prefix_shared_scores_equal_full_sequence_scores(fixture, lora_layers, request, situations_mixed):
     """lora_layers=1 on the 2-layer Llama splits it: a cached frozen trunk plus the top layer."""
     model, tokenizer = request.getfixturevalue(fixture)
-    teacher = HFTeacher(model, tokenizer, lora_layers=lora_layers)
-    assert teacher.trunk_layers == (1 if (fixture, lora_layers) == ("tiny_causal", 1) else 0)
+    scorer = HFTeacher(model, tokenizer, config=TeacherConfig(lora_layers=lora_layers)).scorer
+    assert scorer.trunk_layers == (1 if (fixture, lora_layers) == ("tiny_causal", 1) else 0)
     with torch.no_grad():
-        fast = teacher.logliks(situations_mixed)
-        naive = teacher.naive_logliks(situations_mixed)
+        fast = scorer.logliks(situations_mixed)
+        naive = naive_logliks(scorer, situations_mixed)
     assert fast.shape == (4, 6)
     assert torch.allclose(fast, naive, atol=1e-4), (fast - naive).abs().max()
     assert fast.std() > 0  # the scores really differ between actions and situations
 
 
 def test_prefix_sharing_processes_fewer_tokens(tiny_causal):
-    teacher = HFTeacher(*tiny_causal)
+    scorer = HFTeacher(*tiny_causal).scorer
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in range(8)])
     with torch.no_grad():
-        teacher.tokens_processed = 0
-        teacher.logliks(sits)
-        fast = teacher.tokens_processed
-        teacher.tokens_processed = 0
-        teacher.naive_logliks(sits)
-        naive = teacher.tokens_processed
+        scorer.tokens_processed = 0
+        scorer.logliks(sits)
+        fast = scorer.tokens_processed
+        scorer.tokens_processed = 0
+        naive_logliks(scorer, sits)
+        naive = scorer.tokens_processed
     assert fast * 3 < naive
 
 
@@ -67,47 +79,48 @@ def test_advice_cache_never_serves_a_stale_version():
 
 def fresh_tiny():
     """A model of its own: learning wraps the model with an adapter in place."""
-    from mutualrl.teachers.hf import tiny_model
+    from mutualrl.teachers.models import tiny_model
 
     return tiny_model("causal", seed=0)
 
 
-def test_teacher_cache_hits_and_refreshes_after_learning():
-    teacher = HFTeacher(*fresh_tiny(), update_steps=2, learning_rate=5e-2)
+@pytest.mark.parametrize("refresh", [False, True])
+def test_teacher_cache_hits_and_refreshes_after_learning(refresh):
+    teacher = HFTeacher(*fresh_tiny(), config=TeacherConfig(update_steps=2, lr=5e-2))
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0), ("BabyAI-GoToRedBallNoDists-v0", 3)])
     first = teacher.advise(sits)
     teacher.advise(sits)
     assert teacher.calls == 2 and teacher.cache.hits == 2
-    feedback = [FeedbackItem(sits[0], "turn right", 1.0, 1.0, 1.0, 1), FeedbackItem(sits[0], "go forward", -1.0, -1.0, 0.0, 1)]
-    teacher.learn(feedback)
-    assert teacher.version == 1
+    stats = teacher.learn([verdict(sits[0], {"turn right": 1.0, "go forward": -1.0})], refresh=refresh)
+    assert teacher.version == 1 and stats["time_reading"] > 0
+    # with refresh the teacher re-read its feedback's prompt itself, at the new version
+    assert teacher.calls == (3 if refresh else 2)
     second = teacher.advise(sits)
-    assert teacher.calls == 4  # both re-scored by the new version, none served from the cache
+    assert teacher.calls == 4  # both re-scored by the new version, none served from an old version's cache
     assert not np.allclose(first[0].probs, second[0].probs)
 
 
 @pytest.mark.parametrize("lora_layers", [1, 2])
 def test_feedback_update_moves_loglikelihoods_with_the_advantage(lora_layers):
-    teacher = HFTeacher(*fresh_tiny(), update_steps=5, learning_rate=1e-2, kl_coef=0.0, lora_layers=lora_layers)
+    config = TeacherConfig(update_steps=5, lr=1e-2, kl_coef=0.0, lora_layers=lora_layers)
+    teacher = HFTeacher(*fresh_tiny(), config=config)
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1, 2)])
     with torch.no_grad():
-        before = torch.log_softmax(teacher.logliks(sits), -1)
-    feedback = [FeedbackItem(s, "turn left", +1.0, 0.5, 1.0, 3) for s in sits]
-    feedback += [FeedbackItem(s, "go forward", -1.0, -0.5, 0.0, 3) for s in sits]
-    stats = teacher.learn(feedback)
+        before = torch.log_softmax(teacher.scorer.logliks(sits), -1)
+    stats = teacher.learn([verdict(s, {"turn left": +1.0, "go forward": -1.0}) for s in sits])
     with torch.no_grad():
-        after = torch.log_softmax(teacher.logliks(sits), -1)
+        after = torch.log_softmax(teacher.scorer.logliks(sits), -1)
     left, forward = NAVIGATION_ACTIONS.index("turn left"), NAVIGATION_ACTIONS.index("go forward")
     assert (after[:, left] > before[:, left]).all()
     assert (after[:, forward] < before[:, forward]).all()
     assert stats["teacher_feedback_prompts"] == 3
     with torch.no_grad():  # with the adapter (and a cached trunk) the fast path still equals the reference
-        assert torch.allclose(teacher.logliks(sits), teacher.naive_logliks(sits), atol=1e-4)
+        assert torch.allclose(teacher.scorer.logliks(sits), naive_logliks(teacher.scorer, sits), atol=1e-4)
     # the adapter is saved and restored with the teacher
-    restored = HFTeacher(*fresh_tiny(), lora_layers=lora_layers)
+    restored = HFTeacher(*fresh_tiny(), config=TeacherConfig(lora_layers=lora_layers))
     restored.load_state_dict(teacher.state_dict())
     with torch.no_grad():
-        assert torch.allclose(torch.log_softmax(restored.logliks(sits), -1), after, atol=1e-5)
+        assert torch.allclose(torch.log_softmax(restored.scorer.logliks(sits), -1), after, atol=1e-5)
 
 
 def test_expert_teacher_agrees_with_the_bot_and_solves_the_task():
@@ -118,13 +131,15 @@ def test_expert_teacher_agrees_with_the_bot_and_solves_the_task():
 
 
 def test_expert_teacher_soft_distribution():
-    env_sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
     import gymnasium as gym
+
+    sit = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])[0]
     env = gym.make("BabyAI-GoToRedBallNoDists-v0")
     env.reset(seed=0)
-    sit = Situation(env_sits[0].mission, env_sits[0].description, NAVIGATION_ACTIONS, env=env.unwrapped)
-    probs = BotTeacher(smoothing=0.2).advise([sit])[0].probs
+    probs = BotTeacher(smoothing=0.2).advise([sit], envs=[env.unwrapped])[0].probs
     assert probs.sum() == pytest.approx(1.0) and probs.max() == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="live environments"):  # no environment, no plan
+        BotTeacher().advise([sit])
 
 
 def test_tiny_teacher_runs_alone_through_make_teacher():
@@ -142,7 +157,7 @@ def test_endpoint_logprob_scores_equal_the_model_on_the_server(tiny_causal):
     with OpenAICompatibleServer(model, tokenizer) as server:
         teacher = EndpointTeacher(server.url, timeout=5)
         scores = teacher.score(sits)
-        assert teacher.method == "auto"
+        assert teacher.method == "batch" and server.requests == 1
     for s, row in zip(sits, scores):
         prefix = f"{SYSTEM_PROMPT}\n{teacher.user_message(s)}\nAnswer: "
         for action, value in zip(s.actions, row):
@@ -170,7 +185,7 @@ def test_endpoint_degrades_without_crash_or_hang(behaviour, tiny_causal, caplog)
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0), ("BabyAI-GoToRedBallNoDists-v0", 1)])
     with OpenAICompatibleServer(*tiny_causal) as server:
         server.behaviour = behaviour
-        teacher = EndpointTeacher(server.url, timeout=0.3, retries=2, backoff=0.05, cooldown=60, method="logprobs")
+        teacher = EndpointTeacher(server.url, timeout=0.3, retries=2, backoff=0.05, cooldown=60, method="batch")
         start = time.monotonic()
         with caplog.at_level(logging.WARNING):
             first = teacher.advise(sits)
@@ -186,8 +201,42 @@ def test_endpoint_degrades_without_crash_or_hang(behaviour, tiny_causal, caplog)
 
 def test_endpoint_learns_through_its_prompt(tiny_causal):
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
-    teacher = EndpointTeacher("http://127.0.0.1:9/v1")
-    teacher.learn([FeedbackItem(sits[0], "turn left", 2.0, 1.0, 1.0, 4), FeedbackItem(sits[0], "go forward", -1.0, -1.0, 0.0, 2)])
+    with OpenAICompatibleServer(*tiny_causal) as server:
+        teacher = EndpointTeacher(server.url, timeout=5)
+        before = teacher.advise(sits)[0].probs
+        teacher.learn([verdict(sits[0], {"turn left": 2.0, "go forward": -1.0}, succeeded=3, finished=4)], refresh=True)
+        requests = server.requests
+        after = teacher.advise(sits)[0].probs
+        assert server.requests == requests  # refreshed at learning time: the new prompt is already cached
     message = teacher.user_message(sits[0])
     assert teacher.version == 1
     assert "'turn left' helped" in message and "'go forward' hurt" in message
+    assert "succeeded 3 of 4 times" in message
+    assert not np.allclose(before, after)  # the server scored the new prompt, memory included
+
+
+def test_endpoint_keeps_logprob_scoring_on_a_server_that_refuses_lists(tiny_causal, caplog):
+    """llama.cpp's server answers HTTP 500 to a list of prompts: one prompt per request instead."""
+    model, tokenizer = tiny_causal
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0), ("BabyAI-GoToRedBallNoDists-v0", 2)])
+    with OpenAICompatibleServer(model, tokenizer) as reference:
+        expected = EndpointTeacher(reference.url, timeout=5).score(sits)
+    with OpenAICompatibleServer(model, tokenizer) as server:
+        server.behaviour = "no_lists"
+        teacher = EndpointTeacher(server.url, timeout=5, retries=0, max_in_flight=3)
+        with caplog.at_level(logging.INFO, logger="mutualrl"):
+            scores = teacher.score(sits)
+            teacher.score(sits)
+        assert server.chat_requests == 0  # never fell back to votes
+        assert 2 <= server.max_concurrent <= 3  # in flight together, and never more than allowed
+    assert teacher.method == "single" and teacher.stats()["teacher_scoring"] == "single"
+    assert np.allclose(scores, expected, atol=1e-5)
+    assert sum("one prompt per request" in r.message for r in caplog.records) == 1  # said once
+
+
+def test_endpoint_that_is_down_does_not_give_up_log_probabilities(tiny_causal):
+    """An unreachable server is not a server without log-probabilities: the probe waits for it."""
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
+    teacher = EndpointTeacher("http://127.0.0.1:9/v1", timeout=0.2, retries=0, cooldown=0)
+    assert not teacher.advise(sits)[0].available
+    assert teacher.method == "auto"

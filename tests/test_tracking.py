@@ -1,4 +1,5 @@
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -15,19 +16,24 @@ from mutualrl.tracking import RunDir
 SMALL = dict(env_id="BabyAI-GoToRedBallNoDists-v0", num_envs=4, num_steps=32, eval_episodes=4, checkpoint_every=1)
 
 
+def rl(frames: int) -> TrainConfig:
+    return TrainConfig().replace(mode="rl", frames=frames, **SMALL)
+
+
 def test_checkpoint_round_trip(tmp_path):
-    trainer = Trainer(TrainConfig(mode="rl", frames=256, **SMALL), tmp_path, quiet=True)
+    trainer = Trainer(rl(256), tmp_path, quiet=True)
     trainer.train()
     restored = Trainer.resume(tmp_path, quiet=True)
     assert restored.iteration == trainer.iteration and restored.frames == trainer.frames
-    for a, b in zip(trainer.model.state_dict().values(), restored.model.state_dict().values()):
+    for a, b in zip(trainer.student.state_dict().values(), restored.student.state_dict().values()):
         assert torch.equal(a, b)
     assert restored.optimizer.state_dict()["state"].keys() == trainer.optimizer.state_dict()["state"].keys()
-    assert list(restored.episode_success) == list(trainer.episode_success)
+    assert list(restored.episodes.success) == list(trainer.episodes.success)
+    assert restored.episodes.finished == trainer.episodes.finished
 
 
 def test_resume_continues_without_duplicated_or_lost_iterations(tmp_path):
-    Trainer(TrainConfig(mode="rl", frames=384, **SMALL), tmp_path, quiet=True).train()
+    Trainer(rl(384), tmp_path, quiet=True).train()
     run = RunDir(tmp_path)
     # a kill after metrics were written but before the next checkpoint: the extra row must go
     with open(run.metrics_path, "a") as f:
@@ -65,14 +71,32 @@ def test_resume_after_kill(tmp_path):
 
 
 def test_existing_run_is_never_overwritten(tmp_path):
-    Trainer(TrainConfig(mode="rl", frames=128, **SMALL), tmp_path, quiet=True).train()
+    Trainer(rl(128), tmp_path, quiet=True).train()
     with pytest.raises(MutualRLError, match="already holds a run"):
-        Trainer(TrainConfig(mode="rl", frames=128, **SMALL), tmp_path, quiet=True)
+        Trainer(rl(128), tmp_path, quiet=True)
 
 
-def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
-    Trainer(TrainConfig(mode="rl", frames=128, **SMALL), tmp_path, quiet=True).train()
-    newest = RunDir(tmp_path).checkpoints()[-1]
+def test_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+    Trainer(rl(384), tmp_path, quiet=True).train()
+    older, newest = RunDir(tmp_path).checkpoints()
     newest.write_bytes(b"not a checkpoint")
+    with caplog.at_level(logging.WARNING, logger="mutualrl"):
+        resumed = Trainer.resume(tmp_path, frames=512, quiet=True)
+    assert resumed.iteration == 2  # from ckpt 2, not 3
+    assert [r.message for r in caplog.records if "corrupt" in r.message] == [
+        f"checkpoint {str(newest)!r} is corrupt or unreadable (UnpicklingError); falling back to the one before it"]
+    resumed.train()
+    assert [r["iteration"] for r in RunDir(tmp_path).read_metrics()] == [1, 2, 3, 4]
+
+
+def test_no_readable_checkpoint_is_a_clear_error(tmp_path):
+    Trainer(rl(256), tmp_path, quiet=True).train()
+    for path in RunDir(tmp_path).checkpoints():
+        path.write_bytes(b"not a checkpoint")
     with pytest.raises(MutualRLError, match="corrupt"):
         Trainer.resume(tmp_path, quiet=True)
+
+
+def test_unwritable_run_directory_is_a_clear_error_before_any_work():
+    with pytest.raises(MutualRLError, match=r"cannot write the run directory '/proc/mutualrl-x'"):
+        Trainer(rl(128), "/proc/mutualrl-x", quiet=True)

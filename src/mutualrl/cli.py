@@ -6,10 +6,10 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import fields
 from pathlib import Path
 
-from mutualrl.config import MODES, TrainConfig
+from mutualrl import output
+from mutualrl.config import FLAT_FIELDS, MODES, TrainConfig
 from mutualrl.errors import MutualRLError
 
 DEFAULT_ENV = "BabyAI-GoToRedBallNoDists-v0"
@@ -20,10 +20,11 @@ def _train_parser(sub) -> None:
     p.add_argument("--config", help="YAML file of TrainConfig fields; flags below override it")
     p.add_argument("--out", required=True, help="run directory (metrics, TensorBoard, checkpoints)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    for f in fields(TrainConfig):
-        flag = "--env" if f.name == "env_id" else "--" + f.name.replace("_", "-")
-        p.add_argument(flag, dest=f.name, type=type(f.default), default=None, help=f"{f.metadata['help']} (default: {f.default})")
+    for key, (_, f) in FLAT_FIELDS.items():
+        flag = "--env" if key == "env_id" else "--" + key.replace("_", "-")
+        p.add_argument(flag, dest=key, type=type(f.default), default=None, help=f"{f.metadata['help']} (default: {f.default})")
 
 
 def _eval_parser(sub) -> None:
@@ -35,11 +36,12 @@ def _eval_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="selects the held-out seed block (default: 0)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
 
 
 def _compare_parser(sub) -> None:
     p = sub.add_parser("compare", help="run every mode x seed and write DIR/report.md")
-    p.add_argument("--env", default=DEFAULT_ENV)
+    p.add_argument("--env", default=None, help=f"environment (default: the config's, else {DEFAULT_ENV})")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     p.add_argument("--frames", type=int, default=None, help="frames per run")
@@ -47,6 +49,7 @@ def _compare_parser(sub) -> None:
     p.add_argument("--config", help="YAML file of TrainConfig fields shared by every run")
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,10 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-    for f in fields(TrainConfig):
-        value = getattr(args, f.name, None)
+    for key in FLAT_FIELDS:
+        value = getattr(args, key, None)
         if value is not None:
-            setattr(config, f.name, value)
+            config.set(key, value)
     return config.validate()
 
 
@@ -113,14 +116,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
         env_id = args.env or DEFAULT_ENV
         check_env_id(env_id)
-        teacher = make_teacher(args.teacher, device=args.device, seed=args.seed)
+        teacher = make_teacher(args.teacher, device=_device(args.device), seed=args.seed)
         result = evaluate_teacher(teacher, env_id, args.episodes, args.seed)
         label = f"teacher {args.teacher} on {env_id}"
     elif args.run_dir:
-        from mutualrl.loop import load_student
+        from mutualrl.envs import task_actions
+        from mutualrl.tracking import RunDir
 
-        config, model = load_student(args.run_dir)
-        result = evaluate_student(model, config.env_id, args.episodes, args.seed)
+        config, model = RunDir(args.run_dir).load_student()
+        device = _device(args.device)
+        result = evaluate_student(model.to(device), config.env_id, args.episodes, args.seed, device,
+                                  task_actions(config.env_id, config.action_space))
         label = f"student of {args.run_dir} on {config.env_id}"
     else:
         raise MutualRLError("eval needs a run directory or --teacher NAME")
@@ -136,8 +142,21 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(f"  advice accuracy {result.advice_accuracy:.3f} (balanced {result.advice_accuracy_balanced:.3f}; {per_action})")
 
 
+def _device(name: str) -> str:
+    """`name` if it is a device this machine has; one clear line otherwise."""
+    from mutualrl.config import DEVICES
+
+    if name not in DEVICES:
+        raise MutualRLError(f"unknown device {name!r}; allowed: {', '.join(DEVICES)}")
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MutualRLError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+    return name
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
-    from mutualrl.report import run_comparison
+    from mutualrl.compare import run_comparison
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in modes:
@@ -146,11 +165,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if args.seeds <= 0:
         raise MutualRLError(f"--seeds must be > 0, got {args.seeds}")
     base = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-    base.env_id = args.env
-    if args.frames is not None:
-        base.frames = args.frames
-    if args.teacher is not None:
-        base.teacher = args.teacher
+    given = {"env_id": args.env, "frames": args.frames, "teacher": args.teacher}
+    base = base.replace(**{key: value for key, value in given.items() if value is not None}).validate()
     path = run_comparison(base, modes, args.seeds, Path(args.out), quiet=args.quiet)
     print(f"report: {path}")
 
@@ -170,6 +186,7 @@ def cmd_envs(_args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    output.configure(verbose=getattr(args, "verbose", False))
     handlers = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "report": cmd_report, "envs": cmd_envs}
     try:
         handlers[args.command](args)

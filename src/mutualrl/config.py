@@ -1,7 +1,17 @@
-"""Typed run configuration: one place for defaults, validated with messages that name the value."""
+"""Typed run configuration: one section per component, one place for defaults, validated with
+messages that name the value.
+
+`TrainConfig` holds the run's own settings and four sections, each handed whole to the part that
+owns it: `ppo` (the student's PPO), `guidance` (teacher -> student, trust), `teacher` (the teacher
+and how it learns from feedback) and `evaluation`. Every field name is unique across sections, so
+flags (`--teacher-lr`) and flat YAML keys (`teacher_lr: 0.002`) name a field without its section;
+nested YAML (`teacher: {lr: 0.002}`) works too. A field whose flat name differs from its name in
+the section says so in its metadata (`key`).
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,53 +23,123 @@ from mutualrl.errors import MutualRLError
 
 MODES = ("rl", "guided", "feedback", "mutual")
 DEVICES = ("cpu", "cuda")
+ACTION_SPACES = ("task", "full")
+FEEDBACK_SIGNALS = ("advantage", "td_error")
+
+
+def _field(default: Any, help: str, key: str | None = None) -> Any:
+    metadata = {"help": help} if key is None else {"help": help, "key": key}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class PPOConfig:
+    """The student's PPO (CleanRL's names and defaults, sized for a 2-core CPU)."""
+
+    num_steps: int = _field(64, "rollout steps per environment per iteration")
+    learning_rate: float = _field(1e-3, "Adam learning rate of the student")
+    gamma: float = _field(0.99, "discount factor")
+    gae_lambda: float = _field(0.95, "GAE lambda")
+    clip_coef: float = _field(0.2, "PPO clip range for policy and value")
+    ent_coef: float = _field(0.01, "entropy bonus coefficient")
+    vf_coef: float = _field(0.5, "value loss coefficient")
+    max_grad_norm: float = _field(0.5, "gradient clipping norm")
+    update_epochs: int = _field(4, "PPO epochs per rollout")
+    minibatches: int = _field(2, "minibatches per PPO epoch")
+
+    def validate(self) -> None:
+        _check(self, positive=("num_steps", "learning_rate", "update_epochs", "minibatches"),
+               non_negative=("ent_coef", "vf_coef", "max_grad_norm"), unit=("gamma", "gae_lambda", "clip_coef"))
+
+
+@dataclass
+class GuidanceConfig:
+    """Teacher -> student: how often the advice is shown, how hard it pulls, and trust in it."""
+
+    start: float = _field(1.0, "lambda of the CE(teacher||student) term at frame 0", key="guidance_start")
+    end: float = _field(1.0, "lambda after guidance_decay_frames (default: constant; trust gates the pull)",
+                        key="guidance_end")
+    decay_frames: int = _field(100_000, "frames over which lambda moves linearly from start to end",
+                               key="guidance_decay_frames")
+    advice_prob: float = _field(0.5, "probability that the student is shown the advice at a step")
+    advice_weight: float = _field(1.0, "the shown advice adds weight * lambda * trust * log(advice) to the student's logits")
+    trust_rate: float = _field(0.3, "decay per rollout of the trust evidence (exponential averaging rate)")
+    trust_sharpness: float = _field(8.0, "trust = max(0, tanh(sharpness * (gain - margin)))")
+    trust_spread: float = _field(0.1, "prior spread of per-situation gains (shrinkage towards the overall gain)")
+    trust_confidence: float = _field(2.0, "the overall gain must clear this many standard errors before advice pulls")
+
+    def validate(self) -> None:
+        _check(self, positive=("trust_rate",),
+               non_negative=("start", "end", "decay_frames", "advice_weight", "trust_sharpness", "trust_spread",
+                             "trust_confidence"),
+               unit=("advice_prob", "trust_rate"))
+
+    def lambda_at(self, frames: int) -> float:
+        """Linear schedule of the guidance weight from `start` to `end`."""
+        if self.decay_frames == 0:
+            return self.end
+        progress = min(1.0, frames / self.decay_frames)
+        return self.start + progress * (self.end - self.start)
+
+
+@dataclass
+class TeacherConfig:
+    """The teacher, and how it learns from the student's feedback (student -> teacher)."""
+
+    name: str = _field("smollm2", "smollm2 | bot | tiny | hf:PATH | endpoint:URL[#MODEL]", key="teacher")
+    start_from: str = _field("", "run directory whose learnt teacher (adapter, memory) this run starts from",
+                             key="teacher_from")
+    feedback_signal: str = _field("advantage", "what the teacher learns from: advantage (GAE) | td_error (one-step)")
+    update_every: int = _field(2, "iterations between teacher updates (K)", key="teacher_update_every")
+    update_steps: int = _field(4, "gradient steps per teacher update", key="teacher_update_steps")
+    batch_size: int = _field(32, "prompts per teacher gradient step", key="teacher_batch")
+    lr: float = _field(2e-3, "learning rate of the teacher's LoRA adapter", key="teacher_lr")
+    kl_coef: float = _field(0.05, "weight of KL(teacher || original model) in the teacher update", key="teacher_kl")
+    lora_rank: int = _field(16, "LoRA rank of the teacher adapter")
+    lora_layers: int = _field(1, "adapt only the top N transformer layers")
+
+    def validate(self) -> None:
+        if self.feedback_signal not in FEEDBACK_SIGNALS:
+            raise MutualRLError(f"unknown feedback_signal {self.feedback_signal!r}; allowed: {', '.join(FEEDBACK_SIGNALS)}")
+        _check(self, positive=("update_every", "update_steps", "batch_size", "lr", "lora_rank", "lora_layers"),
+               non_negative=("kl_coef",))
+
+
+@dataclass
+class EvalConfig:
+    """Held-out evaluation of the student alone and of the teacher alone."""
+
+    every: int = _field(20, "iterations between held-out evaluations of the student and teacher alone (M); 0 = never",
+                        key="eval_every")
+    episodes: int = _field(20, "episodes per held-out evaluation", key="eval_episodes")
+
+    def validate(self) -> None:
+        _check(self, positive=("episodes",), non_negative=("every",))
+
+
+SECTIONS = {"ppo": PPOConfig, "guidance": GuidanceConfig, "teacher": TeacherConfig, "evaluation": EvalConfig}
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run. Defaults learn GoToRedBallNoDists quickly."""
 
-    env_id: str = field(default="BabyAI-GoToRedBallNoDists-v0", metadata={"help": "MiniGrid/BabyAI environment id"})
-    mode: str = field(default="rl", metadata={"help": "rl | guided (teacher->student) | feedback (student->teacher) | mutual (both)"})
-    teacher: str = field(default="smollm2", metadata={"help": "smollm2 | bot | tiny | hf:PATH | endpoint:URL[#MODEL]"})
-    teacher_from: str = field(default="", metadata={"help": "run directory whose learnt teacher (adapter, memory) this run starts from"})
-    frames: int = field(default=300_000, metadata={"help": "environment frames to train for"})
-    seed: int = field(default=0, metadata={"help": "seed of environments, networks and sampling"})
-    num_envs: int = field(default=16, metadata={"help": "parallel environment copies"})
-    device: str = field(default="cpu", metadata={"help": "cpu | cuda"})
-    # --- PPO (student)
-    num_steps: int = field(default=64, metadata={"help": "rollout steps per environment per iteration"})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate of the student"})
-    gamma: float = field(default=0.99, metadata={"help": "discount factor"})
-    gae_lambda: float = field(default=0.95, metadata={"help": "GAE lambda"})
-    clip_coef: float = field(default=0.2, metadata={"help": "PPO clip range for policy and value"})
-    ent_coef: float = field(default=0.01, metadata={"help": "entropy bonus coefficient"})
-    vf_coef: float = field(default=0.5, metadata={"help": "value loss coefficient"})
-    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient clipping norm"})
-    update_epochs: int = field(default=4, metadata={"help": "PPO epochs per rollout"})
-    minibatches: int = field(default=2, metadata={"help": "minibatches per PPO epoch"})
-    # --- guidance (teacher -> student)
-    guidance_start: float = field(default=1.0, metadata={"help": "lambda of the CE(teacher||student) term at frame 0"})
-    guidance_end: float = field(default=1.0, metadata={"help": "lambda after guidance_decay_frames (default: constant; trust gates the pull)"})
-    guidance_decay_frames: int = field(default=100_000, metadata={"help": "frames over which lambda decays linearly"})
-    advice_prob: float = field(default=0.5, metadata={"help": "probability that the student is shown the advice at a step"})
-    advice_weight: float = field(default=1.0, metadata={"help": "the shown advice adds weight * lambda * trust * log(advice) to the student's logits"})
-    # --- feedback (student -> teacher)
-    teacher_update_every: int = field(default=2, metadata={"help": "iterations between teacher updates (K)"})
-    teacher_update_steps: int = field(default=4, metadata={"help": "gradient steps per teacher update"})
-    teacher_batch: int = field(default=32, metadata={"help": "prompts per teacher gradient step"})
-    teacher_lr: float = field(default=2e-3, metadata={"help": "learning rate of the teacher's LoRA adapter"})
-    teacher_kl: float = field(default=0.05, metadata={"help": "weight of KL(teacher || original model) in the teacher update"})
-    lora_rank: int = field(default=16, metadata={"help": "LoRA rank of the teacher adapter"})
-    lora_layers: int = field(default=1, metadata={"help": "adapt only the top N transformer layers"})
-    # --- evaluation, logging, checkpoints
-    eval_every: int = field(default=20, metadata={"help": "iterations between held-out evaluations of the student and teacher alone (M); 0 = never"})
-    eval_episodes: int = field(default=20, metadata={"help": "episodes per held-out evaluation"})
-    checkpoint_every: int = field(default=5, metadata={"help": "iterations between checkpoints"})
+    env_id: str = _field("BabyAI-GoToRedBallNoDists-v0", "MiniGrid/BabyAI environment id")
+    mode: str = _field("rl", "rl | guided (teacher->student) | feedback (student->teacher) | mutual (both)")
+    frames: int = _field(300_000, "environment frames to train for")
+    seed: int = _field(0, "seed of environments, networks and sampling")
+    num_envs: int = _field(16, "parallel environment copies")
+    device: str = _field("cpu", "cpu | cuda")
+    action_space: str = _field("task", "task (only the actions the level needs) | full (all seven MiniGrid actions)")
+    checkpoint_every: int = _field(5, "iterations between checkpoints")
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
 
     @property
     def frames_per_iteration(self) -> int:
-        return self.num_envs * self.num_steps
+        return self.num_envs * self.ppo.num_steps
 
     @property
     def uses_teacher(self) -> bool:
@@ -78,56 +158,63 @@ class TrainConfig:
         from mutualrl.envs import check_env_id
 
         check_env_id(self.env_id)
-        if self.mode not in MODES:
-            raise MutualRLError(f"unknown mode {self.mode!r}; allowed: {', '.join(MODES)}")
-        if self.device not in DEVICES:
-            raise MutualRLError(f"unknown device {self.device!r}; allowed: {', '.join(DEVICES)}")
-        positive = ("frames", "num_envs", "num_steps", "update_epochs", "minibatches", "teacher_update_every",
-                    "teacher_update_steps", "teacher_batch", "lora_rank", "lora_layers", "eval_episodes",
-                    "checkpoint_every", "learning_rate", "teacher_lr")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise MutualRLError(f"{name} must be > 0, got {getattr(self, name)}")
-        non_negative = ("seed", "advice_weight", "ent_coef", "vf_coef", "max_grad_norm", "guidance_start", "guidance_end",
-                        "guidance_decay_frames", "teacher_kl", "eval_every")
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise MutualRLError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("gamma", "gae_lambda", "advice_prob", "clip_coef"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise MutualRLError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.teacher_from and not self.uses_teacher:
-            raise MutualRLError(f"teacher_from={self.teacher_from!r} needs a mode with a teacher, not {self.mode!r}")
-        if self.minibatches > self.frames_per_iteration:
+        for name, allowed in (("mode", MODES), ("device", DEVICES), ("action_space", ACTION_SPACES)):
+            if getattr(self, name) not in allowed:
+                raise MutualRLError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
+        _check(self, positive=("frames", "num_envs", "checkpoint_every"), non_negative=("seed",))
+        for section in SECTIONS:
+            getattr(self, section).validate()
+        if self.teacher.start_from and not self.uses_teacher:
+            raise MutualRLError(f"teacher_from={self.teacher.start_from!r} needs a mode with a teacher, not {self.mode!r}")
+        if self.ppo.minibatches > self.frames_per_iteration:
             raise MutualRLError(
-                f"minibatches={self.minibatches} exceeds the {self.frames_per_iteration} frames of one iteration"
+                f"minibatches={self.ppo.minibatches} exceeds the {self.frames_per_iteration} frames of one iteration"
             )
         return self
 
-    def guidance_lambda(self, frames: int) -> float:
-        """Linear schedule of the guidance weight from `guidance_start` to `guidance_end`."""
-        if self.guidance_decay_frames == 0:
-            return self.guidance_end
-        progress = min(1.0, frames / self.guidance_decay_frames)
-        return self.guidance_start + progress * (self.guidance_end - self.guidance_start)
+    # ------------------------------------------------------------- flat view
+
+    def get(self, key: str) -> Any:
+        """A field by its flat name (`teacher_lr`), as flags and flat YAML name it."""
+        owner, name = _FLAT[key]
+        return getattr(self if owner is None else getattr(self, owner), name)
+
+    def set(self, key: str, value: Any) -> None:
+        if key not in _FLAT:
+            raise MutualRLError(f"unknown config key {key!r}; allowed: {', '.join(FLAT_KEYS)}")
+        owner, name = _FLAT[key]
+        setattr(self if owner is None else getattr(self, owner), name, value)
+
+    def replace(self, **values: Any) -> "TrainConfig":
+        """A copy with fields changed by their flat names: `config.replace(mode="mutual", teacher_lr=1e-3)`."""
+        config = copy.deepcopy(self)
+        for key, value in values.items():
+            config.set(key, value)
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise MutualRLError(f"unknown config key(s) {', '.join(unknown)}; allowed: {', '.join(known)}")
-        typed = {}
-        for name, value in values.items():
-            kind = type(known[name].default)
-            try:
-                typed[name] = kind(value)
-            except (TypeError, ValueError):
-                raise MutualRLError(f"config key {name}={value!r} must be of type {kind.__name__}") from None
-        return cls(**typed)
+        """From nested sections (`teacher: {lr: ...}`) or flat keys (`teacher_lr: ...`), or a mix."""
+        config = cls()
+        for key, value in values.items():
+            if key in SECTIONS and (isinstance(value, dict) or key not in _FLAT):
+                if not isinstance(value, dict):
+                    raise MutualRLError(f"config section {key!r} must hold a mapping, got {value!r}")
+                section = SECTIONS[key]
+                names = {f.name: _flat_key(f) for f in fields(section)}
+                for name, inner in value.items():
+                    if name not in names:
+                        raise MutualRLError(f"unknown key {name!r} in config section {key!r}; allowed: {', '.join(names)}")
+                    config.set(names[name], _typed(names[name], inner))
+            elif key in _FLAT:
+                config.set(key, _typed(key, value))
+            else:
+                raise MutualRLError(f"unknown config key {key!r}; allowed: {', '.join(FLAT_KEYS)} "
+                                    f"(or sections {', '.join(SECTIONS)})")
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -141,3 +228,58 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise MutualRLError(f"config file {str(path)!r} must hold a mapping of keys to values")
         return cls.from_dict(values)
+
+
+def _flat_key(f: dataclasses.Field) -> str:
+    return f.metadata.get("key", f.name)
+
+
+def _flat_fields() -> dict[str, tuple[str | None, dataclasses.Field]]:
+    """Flat name -> (section or None, field), for every leaf field of `TrainConfig`."""
+    out: dict[str, tuple[str | None, dataclasses.Field]] = {}
+    for f in fields(TrainConfig):
+        if f.name in SECTIONS:
+            for inner in fields(SECTIONS[f.name]):
+                out[_flat_key(inner)] = (f.name, inner)
+        else:
+            out[f.name] = (None, f)
+    return out
+
+
+#: flat name -> (section, field): what flags and flat YAML keys address
+FLAT_FIELDS = _flat_fields()
+FLAT_KEYS = tuple(FLAT_FIELDS)
+_FLAT = {key: (owner, f.name) for key, (owner, f) in FLAT_FIELDS.items()}
+
+
+def _typed(key: str, value: Any) -> Any:
+    kind = type(FLAT_FIELDS[key][1].default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    try:
+        if kind in (int, float) and isinstance(value, str):
+            return kind(value)
+        if kind is str and isinstance(value, (int, float)):
+            return str(value)
+    except ValueError:
+        pass
+    raise MutualRLError(f"config key {key}={value!r} must be of type {kind.__name__}")
+
+
+def _check(section: Any, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+           unit: tuple[str, ...] = ()) -> None:
+    """Range checks with a message naming the flat key and the bad value."""
+    keys = {f.name: _flat_key(f) for f in fields(section)}
+    for name in positive:
+        if getattr(section, name) <= 0:
+            raise MutualRLError(f"{keys[name]} must be > 0, got {getattr(section, name)}")
+    for name in non_negative:
+        if getattr(section, name) < 0:
+            raise MutualRLError(f"{keys[name]} must be >= 0, got {getattr(section, name)}")
+    for name in unit:
+        if not 0 <= getattr(section, name) <= 1:
+            raise MutualRLError(f"{keys[name]} must be in [0, 1], got {getattr(section, name)}")

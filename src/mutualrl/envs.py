@@ -6,8 +6,10 @@ The student sees the symbolic observation; the teacher sees the same state throu
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import io
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -17,11 +19,14 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
 
+from mutualrl import output
 from mutualrl.errors import MutualRLError
 
 #: Text actions in MiniGrid's action order: index i is `minigrid.core.actions.Actions(i)`.
 ACTION_TEXTS: tuple[str, ...] = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
 NAVIGATION_ACTIONS = ACTION_TEXTS[:3]
+#: All seven MiniGrid actions, `done` included: what a generic RL library's user acts in.
+FULL_ACTIONS: tuple[str, ...] = ACTION_TEXTS + ("done",)
 
 #: Environments whose missions need only moving about: their task actions are the three
 #: navigation actions, which makes exploration and the teacher's choice three-way.
@@ -56,8 +61,12 @@ def check_env_id(env_id: str) -> None:
     raise MutualRLError(f"unknown environment {env_id!r}{hint}")
 
 
-def task_actions(env_id: str) -> tuple[str, ...]:
-    """The text actions a task needs: navigation only where the mission needs nothing else."""
+def task_actions(env_id: str, action_space: str = "task") -> tuple[str, ...]:
+    """The text actions a student acts in: `task` keeps navigation only where the mission needs
+    nothing else (and leaves out `done`, which no BabyAI mission needs); `full` is all seven
+    MiniGrid actions (what a user of a generic RL library gets)."""
+    if action_space == "full":
+        return FULL_ACTIONS
     return NAVIGATION_ACTIONS if any(m in env_id for m in _NAVIGATION_ONLY_MARKERS) else ACTION_TEXTS
 
 
@@ -76,8 +85,19 @@ def make_env(env_id: str, num_envs: int, seed: int) -> SyncVectorEnv:
     return envs
 
 
+class QuietReset(gym.Wrapper):
+    """Swallows what a level prints while it samples a mission (BabyAI prints "Sampling rejected:
+    unreachable object" for every rejected layout), unless the output is verbose."""
+
+    def reset(self, **kwargs):
+        if output.verbose():
+            return self.env.reset(**kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self.env.reset(**kwargs)
+
+
 def _env_factory(env_id: str) -> Callable[[], gym.Env]:
-    return lambda: gym.make(env_id)
+    return lambda: QuietReset(gym.make(env_id))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -158,33 +178,25 @@ def describe(obs: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Situation:
-    """What a teacher is asked about: one environment's state as text.
+    """What a teacher is asked about: one environment's state as text, and nothing else.
 
-    `env` is the live (unwrapped) environment, given only to privileged teachers such as
-    the BabyAI bot; text teachers must not read it.
-    """
+    A privileged teacher (the BabyAI bot) gets the live environments through `advise(..., envs=)`,
+    never through a situation, so situations can be kept, pickled and compared as plain text."""
 
     mission: str
     description: str
     actions: tuple[str, ...]
     last_action: str | None = None
-    env: Any = None
 
 
-def situations(
-    envs: SyncVectorEnv,
-    obs: dict[str, Any],
-    actions: tuple[str, ...],
-    last_actions: Sequence[str | None],
-) -> list[Situation]:
+def situations(obs: dict[str, Any], actions: tuple[str, ...], last_actions: Sequence[str | None]) -> list[Situation]:
     """One `Situation` per environment copy of a vectorised observation batch."""
     return [
-        Situation(
-            mission=obs["mission"][i],
-            description=describe({"image": obs["image"][i]}),
-            actions=actions,
-            last_action=last_actions[i],
-            env=envs.envs[i].unwrapped,
-        )
-        for i in range(envs.num_envs)
+        Situation(mission=mission, description=describe({"image": image}), actions=actions, last_action=last)
+        for mission, image, last in zip(obs["mission"], obs["image"], last_actions)
     ]
+
+
+def unwrapped_envs(envs: SyncVectorEnv) -> list[Any]:
+    """The live environments of a vector env, for privileged teachers."""
+    return [env.unwrapped for env in envs.envs]

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mutualrl.envs import make_env, situations, task_actions
+from mutualrl.envs import make_env, situations, task_actions, unwrapped_envs
 from mutualrl.student import ActorCritic, obs_to_tensors
 from mutualrl.teachers.base import Teacher
 from mutualrl.teachers.bot import BotTeacher
@@ -38,19 +38,21 @@ def run_episodes(
     env_id: str,
     episodes: int,
     seed: int,
-    policy: Callable[[dict, list], np.ndarray],
+    policy: Callable[[dict, list, list], np.ndarray],
     num_envs: int = 8,
     with_expert: bool = False,
+    actions: tuple[str, ...] | None = None,
 ) -> EvalResult:
     """Run exactly `episodes` episodes (a fixed quota per copy, so short ones are not favoured).
 
-    `policy(obs, situations)` returns action indices into the task's actions. With
+    `policy(obs, situations, envs)` returns action indices into `actions` (default: the task's);
+    `envs` are the live environments, for a privileged teacher. With
     `with_expert`, the BabyAI bot's action is recorded at every visited state to measure
     how often the policy agreed with it.
     """
     num_envs = max(1, min(num_envs, episodes))
     quota = [episodes // num_envs + (1 if i < episodes % num_envs else 0) for i in range(num_envs)]
-    actions = task_actions(env_id)
+    actions = actions or task_actions(env_id)
     envs = make_env(env_id, num_envs, EVAL_SEED_BASE + seed * 10_000)
     obs, _ = envs.reset(seed=EVAL_SEED_BASE + seed * 10_000)
     expert = BotTeacher() if with_expert else None
@@ -59,11 +61,11 @@ def run_episodes(
     running_return, running_length = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
     agree: dict[str, list[bool]] = {}
     while any(d < q for d, q in zip(done_count, quota)):
-        sits = situations(envs, obs, actions, last)
-        chosen = np.asarray(policy(obs, sits))
+        sits, live = situations(obs, actions, last), unwrapped_envs(envs)
+        chosen = np.asarray(policy(obs, sits, live))
         if expert is not None:
-            for i, (want, pick) in enumerate(zip(expert.expert_actions(sits), chosen)):
-                if done_count[i] < quota[i] and want is not None:
+            for i, (want, pick) in enumerate(zip(expert.expert_actions(sits, live), chosen)):
+                if done_count[i] < quota[i] and want in actions:  # agreement only where the task offers it
                     agree.setdefault(want, []).append(actions[pick] == want)
         obs, reward, terminated, truncated, _ = envs.step(chosen)
         running_return += reward
@@ -88,27 +90,29 @@ def run_episodes(
     return result
 
 
-def evaluate_student(model: ActorCritic, env_id: str, episodes: int, seed: int, device: str = "cpu") -> EvalResult:
+def evaluate_student(model: ActorCritic, env_id: str, episodes: int, seed: int, device: str = "cpu",
+                     actions: tuple[str, ...] | None = None) -> EvalResult:
     """The student alone: greedy actions and an all-zero advice vector."""
     model.eval()
 
-    def policy(obs, _sits):
+    def policy(obs, _sits, _envs):
         with torch.no_grad():
             tensors = obs_to_tensors(obs, device)
             advice = torch.zeros(len(obs["mission"]), model.num_actions, device=device)
             logits, _ = model(tensors, advice)
         return logits.argmax(-1).cpu().numpy()
 
-    result = run_episodes(env_id, episodes, seed, policy)
+    result = run_episodes(env_id, episodes, seed, policy, actions=actions)
     model.train()
     return result
 
 
-def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int) -> EvalResult:
+def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
+                     actions: tuple[str, ...] | None = None) -> EvalResult:
     """The teacher acting alone (its top action), with its agreement with the BabyAI bot."""
 
-    def policy(_obs, sits):
-        return np.array([int(np.argmax(a.probs)) for a in teacher.advise(sits)])
+    def policy(_obs, sits, envs):
+        return np.array([int(np.argmax(a.probs)) for a in teacher.advise(sits, envs=envs)])
 
-    return run_episodes(env_id, episodes, seed, policy, with_expert=True)
+    return run_episodes(env_id, episodes, seed, policy, with_expert=True, actions=actions)
 

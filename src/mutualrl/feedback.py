@@ -1,130 +1,109 @@
-"""RL -> LLM: the student's verdict on the advice, from real returns and its own critic.
+"""RL -> LLM: the student's verdict on each prompt, from real returns and its own critic.
 
-Edit `collect_feedback` to change the signal the teacher learns from, and `TrustTable` to
-change how much the student lets advice pull on it.
+`build_feedback` is the one function to edit to change what the teacher learns from. It turns a
+rollout into one `PromptFeedback` per distinct prompt; records of later rollouts merge into it
+by addition, until the teacher learns from them.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
 from mutualrl.envs import Situation
-from mutualrl.teachers.base import FeedbackItem
-from mutualrl.teachers.text import question
+from mutualrl.rollout import Rollout
 
 
-def episode_outcomes(dones: np.ndarray, successes: np.ndarray) -> np.ndarray:
-    """For each (step, env), whether the episode through it succeeded: 1, 0, or NaN if unfinished.
+@dataclass
+class PromptFeedback:
+    """What the student found about one prompt, as sums over its visits (so records merge by adding).
 
-    `dones[t, e]` marks the last step of an episode and `successes[t, e]` its outcome.
-    """
-    steps, envs = dones.shape
-    outcome = np.full((steps, envs), np.nan)
-    for e in range(envs):
-        current = np.nan
-        for t in reversed(range(steps)):
-            if dones[t, e]:
-                current = float(successes[t, e])
-            outcome[t, e] = current
-    return outcome
+    `signal` per action is the mean feedback signal (the critic's advantage, or its one-step TD
+    error) where the student took that action, NaN where it never did; `policy` is the student's
+    own action distribution there, without advice (what its training on all earlier returns made
+    of it); `outcome` the share of finished episodes through the prompt that succeeded."""
 
+    situation: Situation
+    visits: int
+    counts: np.ndarray  # (A,) times each action was taken
+    signal_sum: np.ndarray  # (A,) sum of the signal over the steps that took each action
+    policy_sum: np.ndarray  # (A,) sum of the student's own probabilities over the visits
+    finished: int  # visits whose episode has finished
+    succeeded: int  # of those, the ones that reached the goal
 
-def collect_feedback(
-    situations: Sequence[Sequence[Situation]],
-    actions: np.ndarray,
-    advantages: np.ndarray,
-    td_errors: np.ndarray,
-    outcomes: np.ndarray,
-    policy: np.ndarray | None = None,
-) -> list[FeedbackItem]:
-    """One item per action of each distinct prompt of a rollout, its signals averaged over visits.
+    @property
+    def signal(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts > 0, self.signal_sum / self.counts, np.nan)
 
-    Arrays are shaped (steps, envs); `actions` holds indices into each situation's actions and
-    `policy` (steps, envs, actions) the student's own action probabilities. Critic signals of an
-    action the student never took in a prompt are NaN.
-    """
-    visits: dict[str, list[tuple[int, int]]] = {}
-    first: dict[str, Situation] = {}
-    for t, row in enumerate(situations):
-        for e, situation in enumerate(row):
-            key = question(situation)
-            first.setdefault(key, situation)
-            visits.setdefault(key, []).append((t, e))
-    items = []
-    for key, where in visits.items():
-        situation = first[key]
-        ts, es = (np.array(x) for x in zip(*where))
-        for index, action in enumerate(situation.actions):
-            taken = actions[ts, es] == index
-            finished = outcomes[ts[taken], es[taken]]
-            finished = finished[~np.isnan(finished)]
-            items.append(FeedbackItem(
-                situation=Situation(situation.mission, situation.description, situation.actions),
-                action=action,
-                advantage=float(advantages[ts[taken], es[taken]].mean()) if taken.any() else math.nan,
-                td_error=float(td_errors[ts[taken], es[taken]].mean()) if taken.any() else math.nan,
-                success=float(finished.mean()) if len(finished) else math.nan,
-                count=int(taken.sum()),
-                policy=float(policy[ts, es, index].mean()) if policy is not None else math.nan,
-            ))
-    return items
+    @property
+    def policy(self) -> np.ndarray:
+        return self.policy_sum / self.visits
+
+    @property
+    def outcome(self) -> float:
+        return self.succeeded / self.finished if self.finished else float("nan")
+
+    def merge(self, other: "PromptFeedback") -> "PromptFeedback":
+        return PromptFeedback(self.situation, self.visits + other.visits, self.counts + other.counts,
+                              self.signal_sum + other.signal_sum, self.policy_sum + other.policy_sum,
+                              self.finished + other.finished, self.succeeded + other.succeeded)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for a checkpoint (loadable with `torch.load(weights_only=True)`)."""
+        s = self.situation
+        return {"situation": [s.mission, s.description, list(s.actions), s.last_action], "visits": self.visits,
+                "counts": self.counts.tolist(), "signal_sum": self.signal_sum.tolist(),
+                "policy_sum": self.policy_sum.tolist(), "finished": self.finished, "succeeded": self.succeeded}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PromptFeedback":
+        mission, description, actions, last = d["situation"]
+        return cls(Situation(mission, description, tuple(actions), last), d["visits"], np.array(d["counts"]),
+                   np.array(d["signal_sum"]), np.array(d["policy_sum"]), d["finished"], d["succeeded"])
 
 
-class TrustTable:
-    """How far the student trusts the teacher's advice in each situation, in [0, 1].
+def td_errors(rollout: Rollout, gamma: float) -> torch.Tensor:
+    """One-step TD errors r + gamma * V(s') - V(s) of the critic, (steps, envs)."""
+    following = torch.cat([rollout.values[1:], rollout.next_value[None]])
+    return rollout.rewards + gamma * following * (1 - rollout.dones) - rollout.values
 
-    The evidence is the critic's: the advantage (standardised per rollout) of the steps where the
-    student took the teacher's top action, against that of the steps where it took another. Both
-    are averaged with exponentially decaying weights (`rate`), over all situations and per
-    situation. A situation's own gain is noisy (a few visits per rollout), so it is shrunk towards
-    the overall gain as in empirical Bayes: with its standard error se, it gets the weight
-    spread^2 / (spread^2 + se^2). Trust is max(0, tanh(sharpness * (gain - confidence * se of
-    the overall gain))): advice starts with no pull, pulls as far as it surely beats the student's
-    alternatives, and advice that is no better or harmful stops pulling.
 
-    Why each part (measured): a plain average of the followed steps' advantage would not do, since
-    once the student mostly follows the advice the critic's baseline absorbs it and that average is
-    ~0; without the shrinkage, max(0, .) of per-situation noise gave worthless advice a trust of
-    ~0.3; and without the margin, the guidance term towards worthless advice slowed the student
-    even at a trust of ~0.1.
-    """
+def build_feedback(rollout: Rollout, advantages: torch.Tensor, policy: torch.Tensor, signal: str,
+                   gamma: float) -> dict[str, PromptFeedback]:
+    """One record per distinct prompt of the rollout, keyed by the teacher's prompt key.
 
-    def __init__(self, rate: float = 0.3, sharpness: float = 8.0, spread: float = 0.1, confidence: float = 2.0):
-        self.rate, self.sharpness, self.spread, self.confidence = rate, sharpness, spread, confidence
-        #: situation (None: all) -> decayed [sum followed, count followed, sum other, count other]
-        self._sums: dict[str | None, np.ndarray] = {}
+    `policy` (steps, envs, A) is the student's own action distribution; `signal` picks what the
+    teacher learns from: `advantage` (GAE, the return-based verdict) or `td_error` (the one-step
+    verdict of the critic, the seed paper's signal)."""
+    values = (advantages if signal == "advantage" else td_errors(rollout, gamma)).flatten().cpu().numpy()
+    actions, probs = rollout.actions.flatten().cpu().numpy(), policy.flatten(0, 1).cpu().numpy().astype(np.float64)
+    outcomes = rollout.episode_outcomes().flatten()
+    index: dict[str, int] = {}
+    which = np.array([index.setdefault(key, len(index)) for key in rollout.flat_keys()])
+    situation_of = dict(zip(which.tolist(), (s for row in rollout.situations for s in row)))  # visits of a key share its text
+    prompts, n_actions = len(index), probs.shape[-1]
+    counts, signal_sum, policy_sum = np.zeros((prompts, n_actions)), np.zeros((prompts, n_actions)), np.zeros((prompts, n_actions))
+    np.add.at(counts, (which, actions), 1)
+    np.add.at(signal_sum, (which, actions), values)
+    np.add.at(policy_sum, which, probs)
+    visits = np.bincount(which, minlength=prompts)
+    finished = np.bincount(which, weights=~np.isnan(outcomes), minlength=prompts)
+    succeeded = np.bincount(which, weights=outcomes == 1.0, minlength=prompts)
+    records = {}
+    for key, i in index.items():
+        s = situation_of[i]
+        records[key] = PromptFeedback(Situation(s.mission, s.description, s.actions), int(visits[i]), counts[i],
+                                      signal_sum[i], policy_sum[i], int(finished[i]), int(succeeded[i]))
+    return records
 
-    def gain(self, key: str | None = None) -> tuple[float, float]:
-        """Advantage gain of following the advice, and its variance (overall for `key=None`)."""
-        sums = self._sums.get(key)
-        if sums is None or sums[1] < 1e-9 or sums[3] < 1e-9:
-            return 0.0, math.inf
-        return sums[0] / sums[1] - sums[2] / sums[3], 1.0 / sums[1] + 1.0 / sums[3]
 
-    def trust(self, key: str) -> float:
-        overall, overall_variance = self.gain()
-        own, variance = self.gain(key)
-        weight = self.spread**2 / (self.spread**2 + variance)
-        margin = self.confidence * math.sqrt(overall_variance) if math.isfinite(overall_variance) else math.inf
-        return max(0.0, math.tanh(self.sharpness * (overall + weight * (own - overall) - margin)))
-
-    def update(self, keys: Sequence[str], followed: np.ndarray, advantages: np.ndarray) -> None:
-        """`followed[i]`: the student took the teacher's top action at sample i."""
-        scaled = advantages / (float(np.std(advantages)) + 1e-8)
-        followed = np.asarray(followed, dtype=bool)
-        for sums in self._sums.values():
-            sums *= 1.0 - self.rate
-        names, which = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
-        columns = [scaled * followed, followed, scaled * ~followed, ~followed]  # the four sums' terms
-        per_key = np.stack([np.bincount(which, weights=c, minlength=len(names)) for c in columns], axis=1)
-        for key, sums in [(None, per_key.sum(0)), *zip(map(str, names), per_key)]:
-            self._sums[key] = self._sums.get(key, np.zeros(4)) + sums
-
-    def state_dict(self) -> dict:
-        return {key: sums.tolist() for key, sums in self._sums.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._sums = {key: np.array(sums, dtype=float) for key, sums in state.items()}
+def merge_feedback(pending: dict[str, PromptFeedback], new: dict[str, PromptFeedback]) -> dict[str, PromptFeedback]:
+    """Records of later rollouts added to those still waiting for the teacher, prompt by prompt."""
+    merged = dict(pending)
+    for key, record in new.items():
+        merged[key] = merged[key].merge(record) if key in merged else record
+    return merged

@@ -1,4 +1,4 @@
-"""Comparison of modes over seeds: runs them (resuming unfinished ones) and writes report.md.
+"""The comparison report: `report.md` and plots from the finished runs under a directory.
 
 Across 3 or more seeds, aggregates are interquartile means with 95% percentile-bootstrap
 confidence intervals (the recipe of `rliable`, Agarwal et al. 2021); with fewer seeds, plain
@@ -7,7 +7,6 @@ means and the range.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -18,24 +17,7 @@ from scipy.stats import trim_mean
 
 from mutualrl.config import MODES, TrainConfig
 from mutualrl.errors import MutualRLError
-from mutualrl.loop import ALONE, TIMERS, Trainer, frames_to_success
-from mutualrl.tracking import RunDir
-
-
-
-def run_comparison(base: TrainConfig, modes: list[str], seeds: int, out: Path, quiet: bool = False) -> Path:
-    """Train every mode x seed under `out`; finished runs are kept, interrupted ones resumed."""
-    for mode in modes:
-        for seed in range(seeds):
-            run_dir = out / f"{mode}_seed{seed}"
-            if (run_dir / "summary.json").is_file():
-                continue
-            if RunDir(run_dir).checkpoints():
-                trainer = Trainer.resume(run_dir, quiet=quiet)
-            else:
-                trainer = Trainer(dataclasses.replace(base, mode=mode, seed=seed), run_dir, quiet=quiet)
-            trainer.train()
-    return build_report(out)
+from mutualrl.tracking import ALONE, TIMERS, RunDir, frames_to_success
 
 
 def load_runs(root: Path) -> dict[str, list[dict[str, Any]]]:
@@ -128,7 +110,7 @@ def build_report(root: Path) -> Path:
     lines = ["# mutualrl comparison", ""]
     first = next(iter(runs_by_mode.values()))[0]["config"]
     seeds = {m: len(r) for m, r in runs_by_mode.items()}
-    lines += [f"Environment `{first.env_id}`, teacher `{first.teacher}`, frames per run {first.frames:,}, seeds per mode "
+    lines += [f"Environment `{first.env_id}`, teacher `{first.teacher.name}`, frames per run {first.frames:,}, seeds per mode "
               + ", ".join(f"{m}: {n}" for m, n in seeds.items()) + ".",
               "Aggregates: interquartile mean with a 95% percentile-bootstrap CI over seeds where there are 3 or more; "
               "otherwise mean [min, max]. A run that never reached 0.9 counts as its frame budget. "

@@ -17,7 +17,9 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from mutualrl.config import PPOConfig
 from mutualrl.envs import MISSION_VOCAB, encode_mission
+from mutualrl.rollout import Rollout
 
 _NUM_OBJECTS, _NUM_COLORS, _NUM_STATES = 11, 6, 3
 
@@ -73,6 +75,13 @@ class ActorCritic(nn.Module):
         action = logits.argmax(-1) if greedy else dist.sample()
         return action, dist.log_prob(action), value
 
+    def own_policy(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The student's action distribution without advice (no gradient): what it would do alone."""
+        batch = obs["direction"].shape[0]
+        with torch.no_grad():
+            logits, _ = self(obs, torch.zeros(batch, self.num_actions, device=obs["direction"].device))
+        return torch.softmax(logits, -1)
+
 
 def obs_to_tensors(obs: dict, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """The symbolic part of a (vectorised) MiniGrid observation as tensors."""
@@ -124,6 +133,15 @@ class PPOBatch:
     returns: torch.Tensor
     values: torch.Tensor
 
+    @classmethod
+    def from_rollout(cls, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
+                     guidance_weight: torch.Tensor) -> "PPOBatch":
+        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
+        advice = rollout.advice.flat()
+        return cls(obs=rollout.flat_obs, advice=advice.shown, advice_logits=advice.logits, teacher_probs=advice.probs,
+                   guidance_weight=flat(guidance_weight), actions=flat(rollout.actions), logprobs=flat(rollout.logprobs),
+                   advantages=flat(advantages), returns=flat(returns), values=flat(rollout.values))
+
     def __len__(self) -> int:
         return self.actions.shape[0]
 
@@ -138,20 +156,15 @@ def ppo_update(
     model: ActorCritic,
     optimizer: torch.optim.Optimizer,
     batch: PPOBatch,
-    *,
-    epochs: int,
-    minibatches: int,
-    clip_coef: float,
-    ent_coef: float,
-    vf_coef: float,
-    max_grad_norm: float,
+    config: PPOConfig,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """PPO epochs over one rollout; returns CleanRL-style diagnostics."""
+    clip_coef = config.clip_coef
     size = len(batch)
-    mb_size = max(1, size // minibatches)
+    mb_size = max(1, size // config.minibatches)
     stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "v_loss", "entropy", "guidance_loss", "approx_kl", "clipfrac")}
-    for _ in range(epochs):
+    for _ in range(config.update_epochs):
         order = torch.randperm(size, generator=generator).to(batch.actions.device)
         for start in range(0, size, mb_size):
             mb = batch.subset(order[start : start + mb_size])
@@ -168,10 +181,10 @@ def ppo_update(
             entropy = dist.entropy().mean()
             log_student = torch.log_softmax(logits, dim=-1)
             guidance_loss = (mb.guidance_weight * -(mb.teacher_probs * log_student).sum(-1)).mean()
-            loss = pg_loss - ent_coef * entropy + vf_coef * v_loss + guidance_loss
+            loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss + guidance_loss
             optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             with torch.no_grad():
                 stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())

@@ -9,11 +9,17 @@ Layout of a run directory:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
+import time
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+import numpy as np
 
 import torch
 import yaml
@@ -22,6 +28,13 @@ from torch.utils.tensorboard import SummaryWriter
 from mutualrl.config import TrainConfig
 from mutualrl.errors import MutualRLError
 
+log = logging.getLogger(__name__)
+
+#: the sections of an iteration's wall time, as `time_<name>` in the metrics
+TIMED_SECTIONS = ("env", "teacher", "student", "student_update", "teacher_update", "eval")
+TIMERS = tuple(f"time_{name}" for name in TIMED_SECTIONS)
+#: finished training episodes the rolling success rate is taken over
+SUCCESS_WINDOW = 100
 _TEACHER_KEYS = {"lambda", "teacher_calls", "cache_hit_rate", "advice_accuracy", "trust", "advice_shown_rate"}
 _CHECKPOINT = re.compile(r"ckpt_(\d+)\.pt$")
 
@@ -46,6 +59,18 @@ class RunDir:
 
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    def create(self) -> "RunDir":
+        """Make the directory, or fail with one line if it cannot be written (before any work)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write_test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise MutualRLError(f"cannot write the run directory {str(self.path)!r} ({err.strerror or err}); "
+                                "choose another --out") from None
+        return self
 
     def require(self) -> "RunDir":
         if not self.path.is_dir():
@@ -97,15 +122,39 @@ class RunDir:
         return target
 
     def load_checkpoint(self) -> dict[str, Any]:
-        """The newest checkpoint; a clear error if there is none or it cannot be read."""
+        """The newest readable checkpoint: a damaged newest one falls back to the one before, with
+        one warning line; a clear error if there is none or none can be read.
+
+        Checkpoints hold plain values and tensors only, so they load with `weights_only=True`."""
         found = self.checkpoints()
         if not found:
             raise MutualRLError(f"no checkpoint in {str(self.checkpoint_dir)!r}")
-        newest = found[-1]
+        for path in reversed(found):
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # torch raises many types for a damaged file
+                problem = f"checkpoint {str(path)!r} is corrupt or unreadable ({type(err).__name__})"
+                if path == found[0]:
+                    raise MutualRLError(problem) from None
+                log.warning("%s; falling back to the one before it", problem)
+                continue
+            return state
+        raise AssertionError("unreachable: the oldest checkpoint either loads or raises")
+
+    def load_student(self):
+        """The config and student of this saved run, for evaluation."""
+        from mutualrl.envs import task_actions
+        from mutualrl.student import ActorCritic
+
+        state = self.require().load_checkpoint()
+        config = TrainConfig.from_dict(state["config"])
+        model = ActorCritic(len(task_actions(config.env_id, config.action_space)))
         try:
-            return torch.load(newest, map_location="cpu", weights_only=False)
-        except Exception as err:  # torch raises many types for a damaged file
-            raise MutualRLError(f"checkpoint {str(newest)!r} is corrupt or unreadable ({type(err).__name__})") from None
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as err:
+            raise MutualRLError(f"checkpoint in {str(self.checkpoint_dir)!r} does not hold a student "
+                                f"({type(err).__name__})") from None
+        return config, model
 
 
 class MetricsLogger:
@@ -133,3 +182,81 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+class Timer:
+    """Wall-clock seconds per section of one iteration: `with timer("env"): ...`."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(TIMED_SECTIONS, 0.0)
+
+    @contextlib.contextmanager
+    def __call__(self, section: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[section] += time.perf_counter() - start
+
+    def move(self, seconds: float, source: str, target: str) -> None:
+        """Book time measured inside `source` (e.g. a teacher reading during its update) to `target`."""
+        self.seconds[source] -= seconds
+        self.seconds[target] += seconds
+
+    def row(self) -> dict[str, float]:
+        return {f"time_{name}": value for name, value in self.seconds.items()}
+
+
+class EpisodeTracker:
+    """Rolling statistics of the finished training episodes (the last `SUCCESS_WINDOW`)."""
+
+    def __init__(self, num_envs: int):
+        self.success: deque[float] = deque(maxlen=SUCCESS_WINDOW)
+        self.returns: deque[float] = deque(maxlen=SUCCESS_WINDOW)
+        self.lengths: deque[float] = deque(maxlen=SUCCESS_WINDOW)
+        self.finished = 0
+        self.running_return = np.zeros(num_envs)
+        self.running_length = np.zeros(num_envs, dtype=int)
+
+    def step(self, reward: np.ndarray, done: np.ndarray, success: np.ndarray) -> None:
+        self.running_return += reward
+        self.running_length += 1
+        for i in np.flatnonzero(done):
+            self.success.append(float(success[i]))
+            self.returns.append(float(self.running_return[i]))
+            self.lengths.append(float(self.running_length[i]))
+            self.finished += 1
+        self.running_return[done] = 0.0
+        self.running_length[done] = 0
+
+    def row(self) -> dict[str, float]:
+        if not self.success:
+            return {"success_rate": 0.0, "mean_return": 0.0, "mean_length": float("nan"), "episodes": 0}
+        return {"success_rate": float(np.mean(self.success)), "mean_return": float(np.mean(self.returns)),
+                "mean_length": float(np.mean(self.lengths)), "episodes": self.finished}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"window": [list(self.success), list(self.returns), list(self.lengths)], "finished": self.finished}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for buffer, values in zip((self.success, self.returns, self.lengths), state["window"]):
+            buffer.extend(values)
+        self.finished = state.get("finished", len(self.success))
+
+
+def frames_to_success(rows: list[dict[str, Any]], threshold: float, key: str = "success_rate") -> int | None:
+    """Frames at the first iteration whose `key` reached `threshold`.
+
+    By default the rolling success of the training episodes (the student acting with whatever
+    advice it is shown), counted only once a full window of `SUCCESS_WINDOW` episodes has
+    finished: the first short episodes are the successful ones. With `key=ALONE`, the held-out
+    greedy success of the student without advice, measured every `eval_every` iterations."""
+    for row in rows:
+        full = key != "success_rate" or row.get("episodes", 0) >= SUCCESS_WINDOW
+        if full and row.get(key, 0.0) >= threshold:
+            return int(row["frames"])
+    return None
+
+
+#: the metrics key of the student's held-out success without advice
+ALONE = "student_eval_success_rate"

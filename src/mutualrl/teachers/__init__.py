@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from mutualrl.config import TeacherConfig
 from mutualrl.errors import MutualRLError
-from mutualrl.teachers.base import Advice, FeedbackItem, Teacher
+from mutualrl.teachers.base import Advice, Teacher
 from mutualrl.teachers.bot import BotTeacher
 
 TEACHER_NAMES = "smollm2 | bot | tiny | hf:PATH | endpoint:URL[#MODEL]"
 
 
-def make_teacher(name: str, *, device: str = "cpu", seed: int = 0, **learning) -> Teacher:
-    """A teacher from its name; `learning` holds the HFTeacher's LoRA/update settings."""
+def make_teacher(name: str, *, config: TeacherConfig | None = None, device: str = "cpu", seed: int = 0) -> Teacher:
+    """A teacher from its name; `config` holds how a local model learns (LoRA and update settings)."""
     if name == "bot":
         return BotTeacher()
     if name.startswith("endpoint:"):
@@ -21,16 +22,16 @@ def make_teacher(name: str, *, device: str = "cpu", seed: int = 0, **learning) -
             raise MutualRLError(f"endpoint teacher URL {url!r} must start with http:// or https://")
         return EndpointTeacher(url, model=model or None)
     if name in ("smollm2", "tiny") or name.startswith("hf:"):
-        from mutualrl.teachers import hf
+        from mutualrl.teachers import hf, models
 
         if name == "smollm2":
-            model, tokenizer = hf.load_pretrained(hf.smollm2_folder())
+            model, tokenizer = models.load_pretrained(models.smollm2_folder())
         elif name == "tiny":
-            model, tokenizer = hf.tiny_model("causal", seed=seed)
+            model, tokenizer = models.tiny_model("causal", seed=seed)
         else:
-            model, tokenizer = hf.load_pretrained(name[3:])
-        return hf.HFTeacher(model, tokenizer, device=device, seed=seed, name=name, **learning)
+            model, tokenizer = models.load_pretrained(name[3:])
+        return hf.HFTeacher(model, tokenizer, config=config, device=device, seed=seed, name=name)
     raise MutualRLError(f"unknown teacher {name!r}; allowed: {TEACHER_NAMES}")
 
 
-__all__ = ["Advice", "BotTeacher", "FeedbackItem", "Teacher", "TEACHER_NAMES", "make_teacher"]
+__all__ = ["Advice", "BotTeacher", "Teacher", "TEACHER_NAMES", "make_teacher"]

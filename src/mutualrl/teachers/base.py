@@ -13,6 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from mutualrl.envs import Situation
+from mutualrl.feedback import PromptFeedback
+from mutualrl.teachers.prompt import question
 
 
 @dataclass
@@ -27,45 +29,32 @@ class Advice:
     available: bool = True
 
 
-@dataclass
-class FeedbackItem:
-    """What the student learnt about one (situation, action) pair, averaged over its visits.
-
-    `advantage` and `td_error` come from the student's critic (NaN where the student never took
-    the action there); `success` is the share of the finished episodes through this pair that
-    succeeded (NaN when none finished yet); `policy` is the student's own probability of the
-    action in that situation, without advice: what its training on all earlier returns made of
-    it (NaN when unknown).
-    """
-
-    situation: Situation
-    action: str
-    advantage: float
-    td_error: float
-    success: float
-    count: int
-    policy: float = float("nan")
-
-
 class Teacher(ABC):
     """Advice for batches of situations; `version` changes whenever its behaviour changes."""
 
     name: str = "teacher"
+    #: whether `learn` changes the teacher (a frozen teacher ignores feedback)
+    learns: bool = False
 
     def __init__(self) -> None:
         self.version = 0
 
     @abstractmethod
-    def advise(self, situations: Sequence[Situation]) -> list[Advice]:
-        """One `Advice` per situation, over that situation's `actions`."""
+    def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
+        """One `Advice` per situation, over that situation's `actions`.
 
-    def learn(self, feedback: Sequence[FeedbackItem]) -> dict[str, float]:
-        """Improve from the student's feedback; a frozen teacher ignores it."""
+        `envs` are the live environments behind the situations, in the same order: the explicit
+        channel for a privileged teacher (the BabyAI bot); text teachers never read them."""
+
+    def key(self, situation: Situation) -> str:
+        """The prompt key: everything the teacher's answer depends on besides its version. Trust,
+        feedback and caches are kept per key."""
+        return question(situation)
+
+    def learn(self, feedback: Sequence[PromptFeedback], refresh: bool = False) -> dict[str, float]:
+        """Improve from the student's feedback (one record per prompt); a frozen teacher ignores it.
+        With `refresh`, the teacher re-reads the feedback's prompts afterwards (it will be asked again)."""
         return {}
-
-    @property
-    def learns(self) -> bool:
-        return type(self).learn is not Teacher.learn
 
     def stats(self) -> dict[str, float]:
         """Counters for the metrics (calls, cache hits, failures)."""

@@ -1,7 +1,11 @@
 """A teacher behind an OpenAI-compatible HTTP server (vLLM, llama.cpp server, Ollama).
 
 Scores come from the server's token log-probabilities (`/completions` with `echo` and
-`logprobs`); where a server does not offer those, from votes of sampled chat answers. A server
+`logprobs`): all prompts of a batch in one request (`batch`, vLLM), or, on servers that refuse
+a list of prompts (llama.cpp's server answers HTTP 500), one prompt per request with a bounded
+number in flight (`single`). Only where a server gives no log-probabilities at all do scores
+come from votes of sampled chat answers (`votes`). `auto` probes in that order on the first
+batch and says once which method it uses; the metrics record it as `teacher_scoring`. A server
 that stays down never stops the run: requests time out, are retried a bounded number of times
 with backoff, and then the teacher answers "no advice" (counted, and said once in the log)
 and waits `cooldown` seconds before it tries the server again.
@@ -17,19 +21,31 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 import numpy as np
 
 from mutualrl.envs import Situation
-from mutualrl.teachers.base import Advice, FeedbackItem
-from mutualrl.teachers.text import SYSTEM_PROMPT, TextTeacher, question
+from mutualrl.feedback import PromptFeedback
+from mutualrl.teachers.base import Advice
+from mutualrl.teachers.prompt import SYSTEM_PROMPT, question
+from mutualrl.teachers.text import TextTeacher
 
 log = logging.getLogger(__name__)
 
 
+SCORING_METHODS = ("auto", "batch", "single", "votes")
+
+
 class EndpointError(Exception):
-    """The server could not give an answer we can use."""
+    """The server could not give an answer we can use. `refused`: it answered, but not with what
+    this way of asking needs (an error status, or no log-probabilities): another way may work.
+    Otherwise it could not be reached or its reply was cut short."""
+
+    def __init__(self, message: str, refused: bool = False):
+        super().__init__(message)
+        self.refused = refused
 
 
 class EndpointTeacher(TextTeacher):
@@ -45,37 +61,41 @@ class EndpointTeacher(TextTeacher):
         backoff: float = 0.5,
         cooldown: float = 30.0,
         temperature: float = 1.0,
+        max_in_flight: int = 4,
     ):
         super().__init__(temperature)
-        if method not in ("auto", "logprobs", "votes"):
-            raise ValueError(f"method must be auto, logprobs or votes, got {method!r}")
+        if method not in SCORING_METHODS:
+            raise ValueError(f"method must be one of {', '.join(SCORING_METHODS)}, got {method!r}")
         self.url = url.rstrip("/")
         self.model = model or "default"
         self.method = method
         self.samples, self.timeout, self.retries, self.backoff, self.cooldown = samples, timeout, retries, backoff, cooldown
+        self.max_in_flight = max_in_flight
         self.failures = 0
         self._down_until = 0.0
         self._warned = False
         self.memory: dict[str, dict[str, float]] = {}
+        self.outcomes: dict[str, list[int]] = {}  # prompt key -> [episodes succeeded, finished] through it
         self.name = f"endpoint:{url}"
 
     # ------------------------------------------------------------------ prompts
 
-    def key(self, situation: Situation) -> str:
-        return self.user_message(situation)
-
     def user_message(self, situation: Situation) -> str:
         """The question, plus what the student reported about this situation before."""
+        key = self.key(situation)
         text = question(situation)
-        notes = self.memory.get(question(situation))
+        notes = self.memory.get(key)
         if notes:
             said = "; ".join(f"'{a}' {'helped' if v > 0 else 'hurt'} ({v:+.2f})" for a, v in sorted(notes.items()))
             text += f"\nThe student's experience here: {said}."
+        if key in self.outcomes:
+            succeeded, finished = self.outcomes[key]
+            text += f"\nEpisodes through here succeeded {succeeded} of {finished} times."
         return text
 
     # ------------------------------------------------------------------ scoring
 
-    def advise(self, situations: Sequence[Situation]) -> list[Advice]:
+    def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
         if time.monotonic() < self._down_until:
             self.failures += len(situations)
             return self._no_advice(situations)
@@ -94,38 +114,56 @@ class EndpointTeacher(TextTeacher):
         return [Advice(probs=np.full(len(s.actions), 1 / len(s.actions)), available=False) for s in situations]
 
     def score(self, situations: Sequence[Situation]) -> np.ndarray:
-        if self.method in ("auto", "logprobs"):
+        if self.method != "auto":
+            return self._scorers[self.method](situations)
+        for method in ("batch", "single", "votes"):
             try:
-                return self._logprob_scores(situations)
-            except EndpointError:
-                if self.method == "logprobs":
-                    raise
-                self.method = "votes"  # this server does not echo log-probabilities
-                log.info("endpoint %s gives no prompt log-probabilities; using %d sampled votes", self.url, self.samples)
-        return self._vote_scores(situations)
+                scores = self._scorers[method](situations)
+            except EndpointError as err:
+                if not err.refused or method == "votes":
+                    raise  # unreachable: try again later with the same probe, not a worse method
+                continue
+            self.method = method
+            log.info("teacher endpoint %s: scoring by %s", self.url, _METHOD_WORDS[method])
+            return scores
+        raise AssertionError("unreachable: votes either return or raise")
 
-    def _logprob_scores(self, situations: Sequence[Situation]) -> np.ndarray:
+    @property
+    def _scorers(self):
+        return {"batch": self._batch_scores, "single": self._single_scores, "votes": self._vote_scores}
+
+    def _logprob_request(self, prompts: str | list[str]) -> dict[str, Any]:
+        return {"model": self.model, "prompt": prompts, "max_tokens": 1, "echo": True, "logprobs": 1, "temperature": 0.0}
+
+    def _prompts(self, situations: Sequence[Situation]) -> tuple[list[str], list[tuple[int, int]]]:
+        """One prompt per (situation, action), and where the action's text lies in it."""
         prompts, spans = [], []
         for s in situations:
             prefix = f"{SYSTEM_PROMPT}\n{self.user_message(s)}\nAnswer: "
             for a in s.actions:
                 prompts.append(prefix + a)
                 spans.append((len(prefix), len(prefix) + len(a)))
-        reply = self._post("/completions", {"model": self.model, "prompt": prompts, "max_tokens": 1,
-                                            "echo": True, "logprobs": 1, "temperature": 0.0})
+        return prompts, spans
+
+    def _batch_scores(self, situations: Sequence[Situation]) -> np.ndarray:
+        """Every prompt in one request (servers that take a list: vLLM, OpenAI-style)."""
+        prompts, spans = self._prompts(situations)
+        reply = self._post("/completions", self._logprob_request(prompts))
         choices = sorted(reply.get("choices", []), key=lambda c: c.get("index", 0))
         if len(choices) != len(prompts):
-            raise EndpointError(f"expected {len(prompts)} choices, got {len(choices)}")
-        scores = []
-        for choice, (start, end) in zip(choices, spans):
-            lp = choice.get("logprobs") or {}
-            offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
-            if not isinstance(offsets, list) or not isinstance(values, list) or len(offsets) != len(values):
-                raise EndpointError("reply has no prompt log-probabilities")
-            picked = [v for o, v in zip(offsets, values) if start <= o < end]
-            if not picked or any(not isinstance(v, (int, float)) for v in picked):
-                raise EndpointError("reply has no log-probabilities for the action tokens")
-            scores.append(float(sum(picked)))
+            raise EndpointError(f"expected {len(prompts)} choices, got {len(choices)}", refused=True)
+        return np.array([_action_loglik(c, span) for c, span in zip(choices, spans)]).reshape(len(situations), -1)
+
+    def _single_scores(self, situations: Sequence[Situation]) -> np.ndarray:
+        """One prompt per request, at most `max_in_flight` at once (llama.cpp's server)."""
+        prompts, spans = self._prompts(situations)
+
+        def one(prompt: str, span: tuple[int, int]) -> float:
+            choices = self._post("/completions", self._logprob_request(prompt)).get("choices") or [{}]
+            return _action_loglik(choices[0], span)
+
+        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
+            scores = list(pool.map(one, prompts, spans))
         return np.array(scores).reshape(len(situations), -1)
 
     def _vote_scores(self, situations: Sequence[Situation]) -> np.ndarray:
@@ -148,7 +186,7 @@ class EndpointTeacher(TextTeacher):
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST with a timeout and `retries` retries with exponential backoff."""
         data = json.dumps(body).encode()
-        last = "no attempt"
+        last, refused = "no attempt", False
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
@@ -160,37 +198,59 @@ class EndpointTeacher(TextTeacher):
                     raise EndpointError("reply is not a JSON object")
                 return reply
             except urllib.error.HTTPError as err:
-                last = f"HTTP {err.code}"
+                last, refused = f"HTTP {err.code}", True
                 if 400 <= err.code < 500 and err.code != 429:
-                    raise EndpointError(last) from None  # the request itself is wrong: retrying will not help
+                    raise EndpointError(last, refused=True) from None  # the request itself is wrong: retrying will not help
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
-                last = type(err).__name__ if not isinstance(err, urllib.error.URLError) else str(err.reason)
+                last, refused = type(err).__name__ if not isinstance(err, urllib.error.URLError) else str(err.reason), False
             except (json.JSONDecodeError, UnicodeDecodeError, EndpointError) as err:
-                last = f"malformed reply ({type(err).__name__})"
-        raise EndpointError(f"{last} after {self.retries + 1} attempts")
+                last, refused = f"malformed reply ({type(err).__name__})", False
+        raise EndpointError(f"{last} after {self.retries + 1} attempts", refused=refused)
 
     # ----------------------------------------------------------------- learning
 
-    def learn(self, feedback: Sequence[FeedbackItem]) -> dict[str, float]:
-        """Write the student's verdicts into the per-situation prompt memory (mean advantage)."""
-        feedback = [f for f in feedback if not np.isnan(f.advantage)]  # only actions the student took
-        if not feedback:
-            return {}
-        scale = float(np.std([f.advantage for f in feedback])) + 1e-8
-        for item in feedback:
-            notes = self.memory.setdefault(question(item.situation), {})
-            value = item.advantage / scale
-            notes[item.action] = value if item.action not in notes else 0.5 * (notes[item.action] + value)
-        self.bump_version()
+    def update(self, feedback: Sequence[PromptFeedback]) -> dict[str, float]:
+        """Write the student's verdicts into the per-prompt memory: each taken action's signal
+        (scaled by its spread over the feedback) and how the episodes through the prompt ended."""
+        signals = np.stack([f.signal for f in feedback])
+        scale = float(np.std(signals[~np.isnan(signals)])) + 1e-8 if (~np.isnan(signals)).any() else 1.0
+        for record, row in zip(feedback, signals):
+            key = self.key(record.situation)
+            notes = self.memory.setdefault(key, {})
+            for action, value in zip(record.situation.actions, row / scale):
+                if not np.isnan(value):
+                    notes[action] = value if action not in notes else 0.5 * (notes[action] + value)
+            if record.finished:
+                tally = self.outcomes.setdefault(key, [0, 0])
+                tally[0] += record.succeeded
+                tally[1] += record.finished
         return {"teacher_memory_situations": len(self.memory)}
 
-    def stats(self) -> dict[str, float]:
-        return {**super().stats(), "teacher_failures": self.failures}
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "teacher_failures": self.failures, "teacher_scoring": self.method}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "memory": self.memory, "method": self.method}
+        return {**super().state_dict(), "memory": self.memory, "outcomes": self.outcomes, "method": self.method}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.memory = state.get("memory", {})
-        self.method = state.get("method", self.method)
+        self.outcomes = state.get("outcomes", {})
+        self.method = {"logprobs": "batch"}.get(state.get("method"), state.get("method", self.method))
+
+
+_METHOD_WORDS = {"batch": "prompt log-probabilities, all prompts in one request",
+                 "single": "prompt log-probabilities, one prompt per request (the server refuses lists)",
+                 "votes": "votes of sampled chat answers (the server gives no log-probabilities)"}
+
+
+def _action_loglik(choice: dict[str, Any], span: tuple[int, int]) -> float:
+    """Sum of the log-probabilities of the tokens that lie in `span` of the echoed prompt."""
+    lp = choice.get("logprobs") or {}
+    offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
+    if not isinstance(offsets, list) or not isinstance(values, list) or len(offsets) != len(values):
+        raise EndpointError("reply has no prompt log-probabilities", refused=True)
+    picked = [v for o, v in zip(offsets, values) if span[0] <= o < span[1]]
+    if not picked or any(not isinstance(v, (int, float)) for v in picked):
+        raise EndpointError("reply has no log-probabilities for the action tokens", refused=True)
+    return float(sum(picked))

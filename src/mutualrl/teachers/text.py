@@ -1,35 +1,27 @@
-"""Teachers that read text: the question they are asked, and cached scoring of the actions."""
+"""Teachers that read text: cached scoring of the actions, and learning as a template."""
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from typing import Any, Sequence
 
 import numpy as np
 
 from mutualrl.envs import Situation
+from mutualrl.feedback import PromptFeedback
 from mutualrl.teachers.base import Advice, Teacher, softmax
 from mutualrl.teachers.cache import AdviceCache
-
-SYSTEM_PROMPT = "You guide an agent in a grid world. Answer with one action."
-
-
-def question(situation: Situation) -> str:
-    """The user message a text teacher answers. Everything but the state's description comes
-    first, so prompts of one task share all but their last few tokens (the prefix a local model
-    computes once)."""
-    return (
-        f"Mission: {situation.mission}.\nActions: {', '.join(situation.actions)}.\n"
-        f"Which action should the agent take now?\n{situation.description}"
-    )
 
 
 class TextTeacher(Teacher):
     """Scores each text action of a situation; advice is the softmax of those scores.
 
-    Subclasses implement `score`. Scores are cached per (version, prompt): each distinct
-    situation costs one model call per teacher version.
+    Subclasses implement `score` and, to learn, `update`. Scores are cached per (version, prompt
+    key): each distinct situation costs one model call per teacher version.
     """
+
+    learns = True
 
     def __init__(self, temperature: float = 1.0):
         super().__init__()
@@ -45,11 +37,30 @@ class TextTeacher(Teacher):
 
         All situations of one call share one action set."""
 
-    def key(self, situation: Situation) -> str:
-        """The cache key: everything the teacher's answer depends on besides its version."""
-        return question(situation)
+    @abstractmethod
+    def update(self, feedback: Sequence[PromptFeedback]) -> dict[str, float]:
+        """Change the teacher towards what the feedback says paid off; returns diagnostics."""
 
-    def advise(self, situations: Sequence[Situation]) -> list[Advice]:
+    def learn(self, feedback: Sequence[PromptFeedback], refresh: bool = False) -> dict[str, float]:
+        """Read the feedback's prompts (states not yet seen are inference, not learning), update,
+        start a new version, and with `refresh` re-read them at once in one batch (cheaper than a
+        few at a time as the next rollout meets them). `time_reading` says how long the reads took."""
+        if not feedback:
+            return {}
+        situations = [f.situation for f in feedback]
+        reading = self._timed_read(situations)
+        stats = self.update(feedback)
+        self.bump_version()
+        if refresh:
+            reading += self._timed_read(situations)
+        return {**stats, "time_reading": reading}
+
+    def _timed_read(self, situations: Sequence[Situation]) -> float:
+        start = time.perf_counter()
+        self.advise(situations)
+        return time.perf_counter() - start
+
+    def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
         keys = [self.key(s) for s in situations]
         found = {k: self.cache.get(self.version, k) for k in keys}
         missing: dict[str, Situation] = {}

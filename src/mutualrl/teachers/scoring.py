@@ -1,0 +1,283 @@
+"""Exact, prefix-shared scoring of text actions by a local language model.
+
+An action's score is its log-likelihood given the prompt. A causal model computes the prompt's
+task header (system, mission, action list, question) once per adapter state, each situation's own
+text once per batch, and then only the action tokens; a seq2seq model encodes each prompt once
+and decodes only the actions. The result equals scoring one full sequence per action (GLAM /
+Lamorel style; the reference lives beside the tests) to 1e-4.
+
+Frozen trunk: an adapter sits on the top `lora_layers` layers only, so the lower layers' outputs
+for a prompt never change. For Llama-like decoders they are computed once per prompt and kept; a
+new adapter state re-runs only the top layers over them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any, Sequence
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from transformers import DynamicCache
+
+from mutualrl.envs import Situation
+from mutualrl.teachers.prompt import SYSTEM_PROMPT, question
+
+
+class PrefixSharedScorer:
+    """Log-likelihoods of each situation's actions under `model` (which may later get an adapter)."""
+
+    def __init__(self, model, tokenizer, *, device: torch.device, lora_layers: int = 1):
+        self.device = device
+        self.model = model.to(self.device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.is_seq2seq = bool(model.config.is_encoder_decoder)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.lora_layers = lora_layers
+        self._header_cache: dict[tuple, Any] = {}
+        self.trunk_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self.trunk_cache_size = 50_000
+        self.trunk_layers = self._trunk_depth()
+        self._action_ids: dict[str, list[int]] = {}
+        self.tokens_processed = 0
+
+    def _trunk_depth(self) -> int:
+        """How many lower layers are frozen for good (0: run the whole model every time).
+
+        Only decoder-only models whose decoder is a plain `layers` list with a final `norm`
+        (Llama, SmolLM, Mistral, Qwen2, ...) are split; the adapter lives above the cut."""
+        if self.is_seq2seq:
+            return 0
+        decoder = self.model.get_decoder()
+        layers = getattr(decoder, "layers", None)
+        if not isinstance(layers, torch.nn.ModuleList) or not hasattr(decoder, "norm"):
+            return 0
+        if not all(hasattr(getattr(layer, "self_attn", None), "layer_idx") for layer in layers):
+            return 0
+        return max(0, len(layers) - self.lora_layers)
+
+    # ----------------------------------------------------------------- prompts
+
+    def prompt_parts(self, situation: Situation) -> tuple[str, str]:
+        """The prompt split into the task header (shared by every state of a mission) and the rest."""
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question(situation)}]
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = f"{SYSTEM_PROMPT}\n{question(situation)}\nAnswer: "
+        cut = text.index(situation.description)
+        return text[:cut], text[cut:]
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def action_ids(self, action: str) -> list[int]:
+        if action not in self._action_ids:
+            self._action_ids[action] = self._ids(action)
+        return self._action_ids[action]
+
+    def prompt_ids(self, situation: Situation) -> tuple[list[int], list[int]]:
+        header, rest = self.prompt_parts(situation)
+        return self._ids(header), self._ids(rest)
+
+    # ----------------------------------------------------------------- scoring
+
+    def logliks(self, situations: Sequence[Situation]) -> torch.Tensor:
+        """Log-likelihood of each action given each prompt, shape (B, A), sharing prefixes."""
+        if self.is_seq2seq:
+            return self._seq2seq_logliks(situations)
+        headers: dict[tuple[int, ...], list[int]] = {}
+        parts = [self.prompt_ids(s) for s in situations]
+        for i, (header, _) in enumerate(parts):
+            headers.setdefault(tuple(header), []).append(i)
+        actions = [self.action_ids(a) for a in situations[0].actions]
+        out = torch.empty(len(situations), len(actions), device=self.device)
+        for header, rows in headers.items():
+            rests = [parts[i][1] for i in rows]
+            if self.trunk_layers:
+                out[rows] = self._score_from_trunk(list(header), rests, actions)
+            else:
+                out[rows] = self._score_group(list(header), rests, actions)
+        return out
+
+    # A causal model runs in stages: `_stage` picks which of its layers run. With a trunk, the
+    # frozen lower layers run once per prompt (their outputs cached: no adapter touches them),
+    # and each teacher version runs only the adapted top layers on those cached states.
+
+    def _base_model(self):
+        """The transformers model, under the peft wrapper once an adapter exists."""
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def _lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self._base_model().get_output_embeddings()(hidden).float(), dim=-1)
+
+    @contextlib.contextmanager
+    def _stage(self, stage: str):
+        """Run only the `lower` (frozen, no final norm) or `upper` layers, or `all` (any decoder)."""
+        decoder = self._base_model().get_decoder()
+        if stage == "all":
+            yield decoder
+            return
+        layers, norm = decoder.layers, decoder.norm
+        cut = self.trunk_layers
+        chosen = layers[:cut] if stage == "lower" else layers[cut:]
+        offset = 0 if stage == "lower" else cut
+        decoder.layers = torch.nn.ModuleList(chosen)
+        for layer in chosen:  # the stage's KV cache holds only its own layers
+            layer.self_attn.layer_idx -= offset
+        if stage == "lower":
+            decoder.norm = torch.nn.Identity()
+        try:
+            yield decoder
+        finally:
+            for layer in chosen:
+                layer.self_attn.layer_idx += offset
+            decoder.layers, decoder.norm = layers, norm
+
+    def _run(self, stage: str, inputs: torch.Tensor, attention: torch.Tensor, positions: torch.Tensor, kv=None):
+        """Hidden states (after the final norm, except for `lower`) and the stage's KV cache."""
+        key = "input_ids" if inputs.dtype == torch.long else "inputs_embeds"
+        with self._stage(stage) as decoder:
+            out = decoder(**{key: inputs}, attention_mask=attention, position_ids=positions,
+                          past_key_values=kv if kv is not None else DynamicCache(), use_cache=True)
+        if stage != "upper":  # count each token once per pass through the whole stack
+            self.tokens_processed += int(attention[:, -inputs.shape[1]:].sum())
+        return out.last_hidden_state, out.past_key_values
+
+    def _traverse(self, stage: str, header_kv, h: int, rests: list[torch.Tensor], follow: torch.Tensor | None, n_actions: int):
+        """Run every situation's own text after the shared header, then the action tokens.
+
+        `rests` are left-padded so that every row ends at the last position. `follow` holds the
+        action tokens after the first (B*A rows). Returns the rests' hidden states (B, W, ...),
+        their mask, and the follow hidden states (or None)."""
+        batch, width = len(rests), max(len(r) for r in rests)
+        inputs = rests[0].new_zeros((batch, width, *rests[0].shape[1:]))
+        if inputs.dtype == torch.long:
+            inputs.fill_(self.pad_id)
+        mask = torch.zeros((batch, width), dtype=torch.long, device=self.device)
+        for i, r in enumerate(rests):
+            inputs[i, width - len(r):] = r
+            mask[i, width - len(r):] = 1
+        header_kv.batch_repeat_interleave(batch)
+        attention = torch.cat([torch.ones((batch, h), dtype=torch.long, device=self.device), mask], dim=1)
+        positions = h + (mask.cumsum(1) - 1).clamp(min=0)
+        rest_hidden, kv = self._run(stage, inputs, attention, positions, header_kv)
+        if follow is None:
+            return rest_hidden, mask, None
+        kv.batch_repeat_interleave(n_actions)
+        steps = follow.shape[1]
+        attention = torch.cat([attention.repeat_interleave(n_actions, 0),
+                               torch.ones((batch * n_actions, steps), dtype=torch.long, device=self.device)], dim=1)
+        lengths = (h + mask.sum(1)).repeat_interleave(n_actions)
+        positions = lengths[:, None] + torch.arange(steps, device=self.device)[None]
+        follow_hidden, _ = self._run(stage, follow, attention, positions, kv)
+        return rest_hidden, mask, follow_hidden
+
+    def _follow_ids(self, actions: list[list[int]], batch: int) -> torch.Tensor | None:
+        """Each action's tokens after its first, right-padded, repeated per situation (B*A rows)."""
+        steps = max(len(a) for a in actions) - 1
+        if steps == 0:
+            return None
+        follow = torch.full((len(actions), steps), self.pad_id, device=self.device)
+        for j, a in enumerate(actions):
+            follow[j, : len(a) - 1] = torch.tensor(a[:-1])
+        return follow.repeat(batch, 1)
+
+    def _action_scores(self, last_hidden: torch.Tensor, follow_hidden: torch.Tensor | None,
+                       actions: list[list[int]]) -> torch.Tensor:
+        """Sum of the action tokens' log-probabilities from the hidden states that predict them."""
+        first = self._lm_head(last_hidden)
+        scores = torch.stack([first[:, a[0]] for a in actions], dim=1)
+        if follow_hidden is None:
+            return scores
+        batch, n_actions = last_hidden.shape[0], len(actions)
+        logp = self._lm_head(follow_hidden).view(batch, n_actions, follow_hidden.shape[1], -1)
+        rest = [logp[:, j, torch.arange(len(a) - 1), torch.tensor(a[1:], dtype=torch.long)].sum(-1)
+                for j, a in enumerate(actions)]
+        return scores + torch.stack(rest, dim=1)
+
+    def _header_kv(self, stage: str, header_input: torch.Tensor, key: str):
+        """The KV cache of a task header in a stage. Cached per teacher version (the lower stage's
+        never changes); computed anew when gradients are on, so the adapter learns through it."""
+        cache_key = (stage, key)
+        learning = torch.is_grad_enabled() and stage != "lower"
+        if learning or cache_key not in self._header_cache:
+            h = header_input.shape[1]
+            with torch.set_grad_enabled(learning):
+                hidden, kv = self._run(stage, header_input, torch.ones((1, h), dtype=torch.long, device=self.device),
+                                       torch.arange(h, device=self.device)[None])
+            if learning:
+                return kv, hidden
+            self._header_cache[cache_key] = (kv, hidden)
+        kv, hidden = self._header_cache[cache_key]
+        return copy.deepcopy(kv), hidden
+
+    def forget_adapted_headers(self) -> None:
+        """Drop header caches that depend on the adapter (kept: the frozen lower stage's)."""
+        self._header_cache = {k: v for k, v in self._header_cache.items() if k[0] == "lower"}
+
+    def _score_group(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
+        """All layers at once (models without a separable trunk)."""
+        kv, _ = self._header_kv("all", torch.tensor([header], device=self.device), str(header))
+        rest_hidden, _, follow_hidden = self._traverse(
+            "all", kv, len(header), [torch.tensor(r, device=self.device) for r in rests],
+            self._follow_ids(actions, len(rests)), len(actions))
+        return self._action_scores(rest_hidden[:, -1], follow_hidden, actions)
+
+    def _score_from_trunk(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
+        """The top layers over cached trunk states; the trunk runs only for prompts it has not seen."""
+        header_key = str(header)
+        lower_kv, header_states = self._header_kv("lower", torch.tensor([header], device=self.device), header_key)
+        missing = [i for i, r in enumerate(rests) if (header_key, tuple(r)) not in self.trunk_cache]
+        if missing:
+            with torch.no_grad():
+                hidden, mask, follow = self._traverse(
+                    "lower", lower_kv, len(header), [torch.tensor(rests[i], device=self.device) for i in missing],
+                    self._follow_ids(actions, len(missing)), len(actions))
+            for row, i in enumerate(missing):
+                own = hidden[row, mask[row].bool()]
+                self.trunk_cache[(header_key, tuple(rests[i]))] = (
+                    own, follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
+            while len(self.trunk_cache) > self.trunk_cache_size:
+                self.trunk_cache.pop(next(iter(self.trunk_cache)))
+        states = [self.trunk_cache[(header_key, tuple(r))] for r in rests]
+        upper_kv, _ = self._header_kv("upper", header_states, header_key)
+        follow = torch.cat([f for _, f in states]) if states[0][1] is not None else None
+        rest_hidden, _, follow_hidden = self._traverse("upper", upper_kv, len(header), [s for s, _ in states],
+                                                       follow, len(actions))
+        return self._action_scores(rest_hidden[:, -1], follow_hidden, actions)
+
+    def _seq2seq_logliks(self, situations: Sequence[Situation]) -> torch.Tensor:
+        prompts = [sum(self.prompt_ids(s), []) for s in situations]
+        enc_ids = pad_sequence([torch.tensor(p) for p in prompts], batch_first=True, padding_value=self.pad_id)
+        enc_mask = pad_sequence([torch.ones(len(p), dtype=torch.long) for p in prompts], batch_first=True)
+        enc_ids, enc_mask = enc_ids.to(self.device), enc_mask.to(self.device)
+        encoded = self.model.get_encoder()(input_ids=enc_ids, attention_mask=enc_mask).last_hidden_state
+        self.tokens_processed += int(enc_mask.sum())
+        actions = [self.action_ids(a) for a in situations[0].actions]
+        batch, n_actions = len(situations), len(actions)
+        decoder_inputs, targets, target_mask = self.decoder_tensors(actions)
+        out = self.model(
+            encoder_outputs=(encoded.repeat_interleave(n_actions, 0),),
+            attention_mask=enc_mask.repeat_interleave(n_actions, 0),
+            decoder_input_ids=decoder_inputs.repeat(batch, 1),
+        )
+        self.tokens_processed += batch * sum(len(a) for a in actions)
+        logp = torch.log_softmax(out.logits.float(), dim=-1)
+        picked = logp.gather(-1, targets.repeat(batch, 1)[..., None]).squeeze(-1) * target_mask.repeat(batch, 1)
+        return picked.sum(-1).view(batch, n_actions)
+
+    def decoder_tensors(self, actions: list[list[int]]):
+        start = self.model.config.decoder_start_token_id
+        longest = max(len(a) for a in actions)
+        inputs = torch.full((len(actions), longest), self.pad_id, device=self.device)
+        targets = torch.full((len(actions), longest), self.pad_id, device=self.device)
+        mask = torch.zeros((len(actions), longest), device=self.device)
+        for j, a in enumerate(actions):
+            inputs[j, : len(a)] = torch.tensor([start] + a[:-1])
+            targets[j, : len(a)] = torch.tensor(a)
+            mask[j, : len(a)] = 1
+        return inputs, targets, mask

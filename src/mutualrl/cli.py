@@ -48,6 +48,13 @@ def _compare_parser(sub) -> None:
     p.add_argument("--teacher", default=None, help="teacher for the modes that have one")
     p.add_argument("--config", help="YAML file of TrainConfig fields shared by every run")
     p.add_argument("--out", required=True)
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs trained at once; > 1 spreads the grid over Ray (pip install -e '.[ray]') (default: 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (and Ray CPUs) per run (default: all cores with 1 worker, else cores / workers)")
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. ray://head:10001 or auto)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each run asks Ray for (default: 1 with --device cuda)")
+    p.add_argument("--device", default=None, help="cpu | cuda for every run (default: the config's)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
 
@@ -165,9 +172,10 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if args.seeds <= 0:
         raise MutualRLError(f"--seeds must be > 0, got {args.seeds}")
     base = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-    given = {"env_id": args.env, "frames": args.frames, "teacher": args.teacher}
+    given = {"env_id": args.env, "frames": args.frames, "teacher": args.teacher, "device": args.device}
     base = base.replace(**{key: value for key, value in given.items() if value is not None}).validate()
-    path = run_comparison(base, modes, args.seeds, Path(args.out), quiet=args.quiet)
+    path = run_comparison(base, modes, args.seeds, Path(args.out), quiet=args.quiet, workers=args.workers,
+                          threads=args.threads, ray_address=args.ray_address, gpus_per_run=args.gpus_per_run)
     print(f"report: {path}")
 
 

@@ -47,15 +47,15 @@ def run_episodes(
 
     `policy(obs, situations, envs)` returns action indices into `actions` (default: the task's);
     `envs` are the live environments, for a privileged teacher. With
-    `with_expert`, the BabyAI bot's action is recorded at every visited state to measure
-    how often the policy agreed with it.
+    `with_expert`, on BabyAI levels, the BabyAI bot's action is recorded at every visited state to
+    measure how often the policy agreed with it.
     """
     num_envs = max(1, min(num_envs, episodes))
     quota = [episodes // num_envs + (1 if i < episodes % num_envs else 0) for i in range(num_envs)]
     actions = actions or task_actions(env_id)
     envs = make_env(env_id, num_envs, EVAL_SEED_BASE + seed * 10_000)
     obs, _ = envs.reset(seed=EVAL_SEED_BASE + seed * 10_000)
-    expert = BotTeacher() if with_expert else None
+    expert = BotTeacher() if with_expert and env_id.startswith("BabyAI-") else None  # the bot plans BabyAI missions only
     last: list[str | None] = [None] * num_envs
     done_count, returns, lengths, successes = [0] * num_envs, [], [], []
     running_return, running_length = np.zeros(num_envs), np.zeros(num_envs, dtype=int)

@@ -82,7 +82,9 @@ class Trainer:
         if frames is not None:
             config.frames = frames
             run.write_config(config)
-        return cls(config, out, teacher=teacher, quiet=quiet, _checkpoint=checkpoint)
+        trainer = cls(config, out, teacher=teacher, quiet=quiet, _checkpoint=checkpoint)
+        trainer.summary.setdefault("resumed_at_frames", []).append(trainer.frames)  # each interruption, kept
+        return trainer
 
     # ------------------------------------------------------------------ the loop
 

@@ -19,6 +19,9 @@ from mutualrl.config import MODES, TrainConfig
 from mutualrl.errors import MutualRLError
 from mutualrl.tracking import ALONE, TIMERS, RunDir, frames_to_success
 
+#: the runs of a grid that failed twice, {run: error}, written beside the report
+FAILURES = "failures.json"
+
 
 def load_runs(root: Path) -> dict[str, list[dict[str, Any]]]:
     """Finished runs under `root`, grouped by mode: config, metrics rows and summary."""
@@ -138,12 +141,11 @@ def build_report(root: Path) -> Path:
         after = [r["summary"]["student_after"]["success_rate"] for r in runs]
         wall = [r["summary"]["wall_time"] for r in runs]
         if "teacher_before" in runs[0]["summary"]:
-            tb = [r["summary"]["teacher_before"]["success_rate"] for r in runs]
-            ta = [r["summary"]["teacher_after"]["success_rate"] for r in runs]
-            ab = [r["summary"]["teacher_before"]["advice_accuracy"] for r in runs]
-            aa = [r["summary"]["teacher_after"]["advice_accuracy"] for r in runs]
-            teacher = f"{np.mean(tb):.2f} -> {np.mean(ta):.2f}"
-            accuracy = f"{np.mean(ab):.2f} -> {np.mean(aa):.2f}"
+            def before_after(key: str) -> str:  # seed means; the bot's accuracy exists on BabyAI levels only
+                values = [[r["summary"][f"teacher_{when}"].get(key, math.nan) for r in runs] for when in ("before", "after")]
+                return f"{np.mean(values[0]):.2f} -> {np.mean(values[1]):.2f}"
+
+            teacher, accuracy = before_after("success_rate"), before_after("advice_accuracy")
         else:
             teacher = accuracy = "-"
         lines.append(f"| {mode} | {columns[0]} | {columns[1]} | "
@@ -153,6 +155,11 @@ def build_report(root: Path) -> Path:
     for mode, runs in runs_by_mode.items():
         totals = [np.mean([sum(row.get(k, 0.0) for row in r["rows"]) for r in runs]) for k in TIMERS]
         lines.append(f"| {mode} | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
+    failures = json.loads((root / FAILURES).read_text()) if (root / FAILURES).is_file() else {}
+    if failures:
+        lines += ["", f"Missing runs ({len(failures)}): they failed twice; the figures above are without them. "
+                  "Re-running the same command retries them.", ""]
+        lines += [f"- `{name}`: {error}" for name, error in sorted(failures.items())]
     path = root / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -217,7 +217,7 @@ class EndpointTeacher(TextTeacher):
         for record, row in zip(feedback, signals):
             key = self.key(record.situation)
             notes = self.memory.setdefault(key, {})
-            for action, value in zip(record.situation.actions, row / scale):
+            for action, value in zip(record.situation.actions, (row / scale).tolist()):  # plain floats: checkpointable
                 if not np.isnan(value):
                     notes[action] = value if action not in notes else 0.5 * (notes[action] + value)
             if record.finished:

@@ -1,0 +1,131 @@
+"""The grid on Ray: same results as in turn, a killed worker resumed, failures reported, one
+served teacher for many runs. Ray is an optional extra; these tests need it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mutualrl.compare import run_comparison
+from mutualrl.config import TrainConfig
+from mutualrl.tracking import RunDir
+
+from conftest import real_situations  # noqa: F401  (shared fixtures)
+from openai_server import OpenAICompatibleServer
+
+ray = pytest.importorskip("ray")
+
+SMALL = dict(env_id="MiniGrid-Empty-5x5-v0", num_envs=4, num_steps=32, eval_episodes=2, eval_every=4)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def base(**values) -> TrainConfig:
+    return TrainConfig().replace(**{**SMALL, **values})
+
+
+def figures(root: Path) -> dict:
+    """Per run: every metric but the timings, and the summary's held-out results."""
+    out = {}
+    for run in sorted(p for p in root.iterdir() if (p / "summary.json").is_file()):
+        rows = [{k: v for k, v in r.items() if not k.startswith("time_") and k not in ("fps", "wall_time")}
+                for r in RunDir(run).read_metrics()]
+        summary = json.loads((run / "summary.json").read_text())
+        out[run.name] = (rows, summary["student_after"], summary["frames_to_0_9"])
+    return out
+
+
+def report_without_times(root: Path) -> list[str]:
+    table = [line for line in (root / "report.md").read_text().splitlines() if line.startswith("| rl")]
+    return [line.rsplit("|", 2)[0] for line in table[:1]]  # the results row, wall-time column dropped
+
+
+def test_the_core_package_imports_no_ray():
+    code = ("import sys, mutualrl, mutualrl.cli, mutualrl.compare, mutualrl.loop, mutualrl.report; "
+            "import mutualrl.teachers; assert 'ray' not in sys.modules, 'ray imported'")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_workers_without_ray_say_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from mutualrl.cli import main; "
+            f"sys.exit(main(['compare', '--modes', 'rl', '--seeds', '2', '--workers', '2', '--out', {str(tmp_path)!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "mutualrl: error: --workers > 1 runs the grid on Ray, which is not installed: "
+        "pip install -e '.[ray]' (or pip install 'ray>=2.40')"]
+
+
+def test_two_workers_give_the_same_runs_and_report_as_one(tmp_path, local_ray):
+    config = base(frames=1024)
+    run_comparison(config, ["rl"], 2, tmp_path / "in_turn", quiet=True, threads=1)
+    run_comparison(config, ["rl"], 2, tmp_path / "on_ray", quiet=True, threads=1, workers=2)
+    in_turn, on_ray = figures(tmp_path / "in_turn"), figures(tmp_path / "on_ray")
+    assert list(on_ray) == ["rl_seed0", "rl_seed1"] and on_ray == in_turn
+    assert report_without_times(tmp_path / "on_ray") == report_without_times(tmp_path / "in_turn")
+
+
+def test_a_killed_worker_is_retried_and_its_run_resumed(tmp_path, local_ray):
+    config = base(frames=4096, checkpoint_every=1)
+    grid = threading.Thread(target=run_comparison, args=(config, ["rl"], 2, tmp_path), daemon=True,
+                            kwargs=dict(quiet=True, threads=1, workers=2))
+    grid.start()
+    run = RunDir(tmp_path / "rl_seed0")
+    deadline = time.monotonic() + 120
+    while len(run.read_metrics()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _is_run_worker(pid)]
+    assert workers, "no Ray worker found training a run"
+    for pid in workers[:1]:
+        os.kill(pid, signal.SIGKILL)
+    grid.join(timeout=240)
+    assert not grid.is_alive()
+    summaries = [json.loads((tmp_path / f"rl_seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    assert sum(bool(s.get("resumed_at_frames")) for s in summaries) == 1  # the killed run went on from its checkpoint
+    for seed in (0, 1):
+        rows = RunDir(tmp_path / f"rl_seed{seed}").read_metrics()
+        assert [r["iteration"] for r in rows] == list(range(1, 33))  # none lost, none repeated
+    assert json.loads((tmp_path / "failures.json").read_text()) == {}
+
+
+def _is_run_worker(pid: int) -> bool:
+    try:
+        return b"train_in_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_a_run_that_fails_twice_is_reported_and_the_others_finish(tmp_path, local_ray):
+    config = base(frames=256, teacher="hf:/no/such/model")
+    report = run_comparison(config, ["rl", "guided"], 1, tmp_path, quiet=True, threads=1, workers=2)
+    failures = json.loads((tmp_path / "failures.json").read_text())
+    assert list(failures) == ["guided_seed0"] and "is not a Hugging Face model folder" in failures["guided_seed0"]
+    assert (tmp_path / "rl_seed0" / "summary.json").is_file()
+    text = report.read_text()
+    assert "Missing runs (1)" in text and "`guided_seed0`" in text
+
+
+def test_one_served_teacher_for_every_run_of_a_grid(tmp_path, local_ray, tiny_causal):
+    """The recipe of the README: one OpenAI-compatible server, `teacher: endpoint:URL` in every run."""
+    with OpenAICompatibleServer(*tiny_causal) as server:
+        config = base(frames=256, teacher=f"endpoint:{server.url}", teacher_update_every=2, eval_every=0)
+        run_comparison(config, ["feedback"], 2, tmp_path, quiet=True, threads=1, workers=2)
+        requests = server.requests
+    assert requests > 0
+    memories = []
+    for seed in (0, 1):
+        state = RunDir(tmp_path / f"feedback_seed{seed}").load_checkpoint()
+        assert state["teacher"]["version"] >= 1 and state["teacher"]["method"] == "batch"
+        memories.append(state["teacher"]["memory"])
+    assert memories[0] and memories[1] and memories[0] != memories[1]  # each run keeps its own memory

@@ -26,9 +26,8 @@ ADVICE_FLOOR = 1e-3
 class Guidance:
     """Owns the teacher's side of acting: asks it, decides what the student sees, keeps trust."""
 
-    def __init__(self, config: GuidanceConfig, teacher: Teacher, num_actions: int, rng: np.random.Generator,
-                 device: torch.device):
-        self.config, self.teacher, self.num_actions, self.rng, self.device = config, teacher, num_actions, rng, device
+    def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device):
+        self.config, self.teacher, self.rng, self.device = config, teacher, rng, device
         self.trust = TrustTable(config.trust_rate, config.trust_sharpness, config.trust_spread, config.trust_confidence)
 
     def advise(self, situations: Sequence[Situation], keys: Sequence[str], envs: Sequence[Any], frames: int) -> AdviceRecord:

@@ -55,8 +55,7 @@ class Trainer:
             self.teacher = make_teacher(config.teacher.name, config=config.teacher, device=config.device, seed=config.seed)
         if config.teacher_learns and self.teacher is not None and not self.teacher.learns:
             raise MutualRLError(f"mode {config.mode!r} needs a teacher that learns; {config.teacher.name!r} is fixed")
-        self.guidance = Guidance(config.guidance, self.teacher, len(self.actions), self.rng, self.device) \
-            if config.teacher_guides else None
+        self.guidance = Guidance(config.guidance, self.teacher, self.rng, self.device) if config.teacher_guides else None
         self.iteration, self.frames, self.wall_time = 0, 0, 0.0
         self.episodes = EpisodeTracker(config.num_envs)
         self.pending_feedback: dict[str, PromptFeedback] = {}

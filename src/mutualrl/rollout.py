@@ -36,7 +36,7 @@ class AdviceRecord:
 
     def flat(self) -> "AdviceRecord":
         """(steps, envs, ...) -> (steps * envs, ...), for minibatches."""
-        return AdviceRecord(**{f.name: _flatten(getattr(self, f.name)) for f in fields(self)})
+        return AdviceRecord(**{f.name: flatten(getattr(self, f.name)) for f in fields(self)})
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Rollout:
 
     @property
     def flat_obs(self) -> dict[str, torch.Tensor]:
-        return {k: _flatten(v) for k, v in self.obs.items()}
+        return {k: flatten(v) for k, v in self.obs.items()}
 
     def flat_keys(self) -> list[str]:
         return [key for row in self.keys for key in row]
@@ -74,5 +74,6 @@ class Rollout:
         return outcome
 
 
-def _flatten(x: torch.Tensor) -> torch.Tensor:
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    """(steps, envs, ...) -> (steps * envs, ...)."""
     return x.reshape(-1, *x.shape[2:])

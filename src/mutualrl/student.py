@@ -19,7 +19,7 @@ from torch.distributions import Categorical
 
 from mutualrl.config import PPOConfig
 from mutualrl.envs import MISSION_VOCAB, encode_mission
-from mutualrl.rollout import Rollout
+from mutualrl.rollout import Rollout, flatten
 
 _NUM_OBJECTS, _NUM_COLORS, _NUM_STATES = 11, 6, 3
 
@@ -136,11 +136,11 @@ class PPOBatch:
     @classmethod
     def from_rollout(cls, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
                      guidance_weight: torch.Tensor) -> "PPOBatch":
-        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
         advice = rollout.advice.flat()
         return cls(obs=rollout.flat_obs, advice=advice.shown, advice_logits=advice.logits, teacher_probs=advice.probs,
-                   guidance_weight=flat(guidance_weight), actions=flat(rollout.actions), logprobs=flat(rollout.logprobs),
-                   advantages=flat(advantages), returns=flat(returns), values=flat(rollout.values))
+                   guidance_weight=flatten(guidance_weight), actions=flatten(rollout.actions),
+                   logprobs=flatten(rollout.logprobs), advantages=flatten(advantages), returns=flatten(returns),
+                   values=flatten(rollout.values))
 
     def __len__(self) -> int:
         return self.actions.shape[0]

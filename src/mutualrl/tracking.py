@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: the sections of an iteration's wall time, as `time_<name>` in the metrics
 TIMED_SECTIONS = ("env", "teacher", "student", "student_update", "teacher_update", "eval")
 TIMERS = tuple(f"time_{name}" for name in TIMED_SECTIONS)
+#: the metrics key of the student's held-out success without advice
+ALONE = "student_eval_success_rate"
 #: finished training episodes the rolling success rate is taken over
 SUCCESS_WINDOW = 100
 _TEACHER_KEYS = {"lambda", "teacher_calls", "cache_hit_rate", "advice_accuracy", "trust", "advice_shown_rate"}
@@ -257,6 +259,3 @@ def frames_to_success(rows: list[dict[str, Any]], threshold: float, key: str = "
             return int(row["frames"])
     return None
 
-
-#: the metrics key of the student's held-out success without advice
-ALONE = "student_eval_success_rate"

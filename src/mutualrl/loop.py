@@ -153,9 +153,10 @@ class Trainer:
         obs, advice, actions, logprobs, values, rewards, dones, successes = [], [], [], [], [], [], [], []
         texts: list[list] | None = [] if cfg.uses_teacher else None
         keys: list[list[str]] | None = [] if cfg.uses_teacher else None
+        no_advice = AdviceRecord.none(cfg.num_envs, len(self.actions), dev)  # never written to: shared by all steps
         for _ in range(cfg.ppo.num_steps):
             tensors = obs_to_tensors(self.obs, dev)
-            step_advice = AdviceRecord.none(cfg.num_envs, len(self.actions), dev)
+            step_advice = no_advice
             if texts is not None:
                 with timer("env"):
                     texts.append(situations(self.obs, self.actions, self.last_actions))

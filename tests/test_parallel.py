@@ -16,7 +16,6 @@ from mutualrl.compare import run_comparison
 from mutualrl.config import TrainConfig
 from mutualrl.tracking import RunDir
 
-from conftest import real_situations  # noqa: F401  (shared fixtures)
 from openai_server import OpenAICompatibleServer
 
 ray = pytest.importorskip("ray")

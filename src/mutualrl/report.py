@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import trim_mean
 
-from mutualrl.config import MODES, TrainConfig
+from mutualrl.config import MODES
 from mutualrl.errors import MutualRLError
 from mutualrl.tracking import ALONE, TIMERS, RunDir, frames_to_success
 

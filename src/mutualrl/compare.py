@@ -39,17 +39,14 @@ def comparison_grid(base: TrainConfig, modes: list[str], seeds: int) -> list[Gri
     return [GridRun(f"{mode}_seed{seed}", base.replace(mode=mode, seed=seed)) for mode in modes for seed in range(seeds)]
 
 
-def train_run(run_dir: Path, config: TrainConfig, quiet: bool = True) -> str:
+def train_run(run_dir: Path, config: TrainConfig, quiet: bool = True) -> None:
     """Train one run to its budget: skip it if finished, resume it if it has a checkpoint."""
     from mutualrl.loop import Trainer
 
     if (run_dir / "summary.json").is_file():
-        return "finished before"
-    if RunDir(run_dir).checkpoints():
-        Trainer.resume(run_dir, quiet=quiet).train()
-        return "resumed"
-    Trainer(config, run_dir, quiet=quiet).train()
-    return "trained"
+        return
+    trainer = Trainer.resume(run_dir, quiet=quiet) if RunDir(run_dir).checkpoints() else Trainer(config, run_dir, quiet=quiet)
+    trainer.train()
 
 
 def run_comparison(base: TrainConfig, modes: list[str], seeds: int, out: Path, quiet: bool = False, *,

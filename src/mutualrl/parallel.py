@@ -32,7 +32,7 @@ def _ray():
     return ray
 
 
-def train_in_worker(run_dir: str, config: dict[str, Any], threads: int) -> str:
+def train_in_worker(run_dir: str, config: dict[str, Any], threads: int) -> None:
     """The body of one Ray task: this run only, with `threads` torch threads."""
     import torch
 
@@ -42,7 +42,7 @@ def train_in_worker(run_dir: str, config: dict[str, Any], threads: int) -> str:
 
     output.configure(verbose=False)
     torch.set_num_threads(threads)
-    return train_run(Path(run_dir), TrainConfig.from_dict(config), quiet=True)
+    train_run(Path(run_dir), TrainConfig.from_dict(config), quiet=True)
 
 
 def run_on_ray(grid: list[GridRun], out: Path, *, workers: int, threads: int | None = None, address: str | None = None,

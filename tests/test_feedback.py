@@ -12,7 +12,7 @@ B = Situation("go to the red ball", "You see a red ball 1 step forward.", NAVIGA
 
 def rollout(sits, actions, rewards, dones, successes, values, next_value) -> Rollout:
     steps, envs = np.asarray(actions).shape
-    return Rollout(obs={}, advice=AdviceRecord.stack([AdviceRecord.none(envs, 3, torch.device("cpu"))] * steps),
+    return Rollout(obs={}, advice=AdviceRecord.stack([AdviceRecord.none(envs, 3, 3, torch.device("cpu"))] * steps),
                    actions=torch.tensor(actions), logprobs=torch.zeros(steps, envs), values=torch.tensor(values),
                    rewards=torch.tensor(rewards), dones=torch.tensor(dones, dtype=torch.float32),
                    successes=np.asarray(successes), next_value=torch.tensor(next_value), situations=sits,

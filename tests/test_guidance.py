@@ -4,7 +4,7 @@ import torch
 
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import NAVIGATION_ACTIONS, Situation
-from mutualrl.guidance import ADVICE_FLOOR, Guidance, TrustTable
+from mutualrl.guidance import ADVICE_FLOOR, ActionGuidance, TrustTable
 from mutualrl.teachers import Advice, Teacher
 
 
@@ -22,15 +22,15 @@ class FixedTeacher(Teacher):
 def test_advice_is_shown_at_the_configured_rate_and_pulls_only_as_far_as_trusted():
     sits = [Situation("go to the red ball", f"You see no objects {i}.", NAVIGATION_ACTIONS) for i in range(400)]
     keys = [f"k{i}" for i in range(400)]
-    guidance = Guidance(GuidanceConfig(advice_prob=0.25, advice_weight=2.0), FixedTeacher([0.1, 0.2, 0.7]),
+    guidance = ActionGuidance(GuidanceConfig(advice_prob=0.25, advice_weight=2.0), FixedTeacher([0.1, 0.2, 0.7]),
                         np.random.default_rng(0), torch.device("cpu"))
-    record = guidance.advise(sits, keys, envs=None, frames=0)
+    record = guidance.advise(sits, keys, envs=[None] * len(sits), frames=0, entropy=np.zeros(len(sits)))
     shown = record.shown.sum(-1) > 0
     assert 0.15 < shown.float().mean() < 0.35
     assert torch.allclose(record.shown[shown], torch.tensor([0.1, 0.2, 0.7]))
     assert torch.all(record.logits == 0)  # no evidence yet: trust 0, no pull
     guidance.trust._sums[None] = np.array([50.0, 50.0, -50.0, 50.0])  # strong overall evidence for the advice
-    record = guidance.advise(sits, keys, envs=None, frames=0)
+    record = guidance.advise(sits, keys, envs=[None] * len(sits), frames=0, entropy=np.zeros(len(sits)))
     trust = record.trust[0].item()
     assert trust > 0.9
     shown = record.shown.sum(-1) > 0
@@ -66,7 +66,7 @@ def test_trust_settings_come_from_the_config():
     """A wider confidence margin withholds trust that the default margin grants."""
     keys, followed = ["s"] * 8, np.array([1, 0] * 4)
     advantages = np.array([1.0, -1.0, 0.5, -0.5, 1.0, -1.0, 0.2, -0.2])
-    default, cautious = (Guidance(GuidanceConfig(trust_confidence=c), FixedTeacher([1.0, 0, 0]),
+    default, cautious = (ActionGuidance(GuidanceConfig(trust_confidence=c), FixedTeacher([1.0, 0, 0]),
                                   np.random.default_rng(0), torch.device("cpu")).trust for c in (2.0, 10.0))
     for table in (default, cautious):
         table.update(keys, followed, advantages)

@@ -50,8 +50,8 @@ def test_ppo_ratios_include_the_advice_logits_the_student_acted_with():
     advice = torch.softmax(torch.randn(n, 3) * 3, -1)
     advice_logits = 2.0 * advice.log()
     with torch.no_grad():
-        actions, logprobs, values = model.act(obs, advice, advice_logits)
-    batch = PPOBatch(obs=obs, advice=advice, advice_logits=advice_logits, teacher_probs=advice,
+        actions, logprobs, values, _ = model.act(obs, advice, advice_logits)
+    batch = PPOBatch(obs=obs, advice=advice, gate=torch.ones(n), advice_logits=advice_logits, teacher_probs=advice,
                      guidance_weight=torch.zeros(n), actions=actions, logprobs=logprobs,
                      advantages=torch.randn(n), returns=torch.randn(n), values=values)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)

@@ -32,6 +32,8 @@ def _eval_parser(sub) -> None:
     p.add_argument("run_dir", nargs="?", help="run directory of a trained student")
     p.add_argument("--teacher", help="evaluate this teacher alone: smollm2 | bot | tiny | hf:PATH | endpoint:URL[#MODEL]")
     p.add_argument("--env", default=None, help=f"environment for --teacher (default: {DEFAULT_ENV})")
+    p.add_argument("--advice", default="action",
+                   help="with --teacher: action (the teacher acts alone) | subgoal (its subgoals along the bot's episodes)")
     p.add_argument("--episodes", type=int, default=100, help="episodes on held-out seeds (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="selects the held-out seed block (default: 0)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
@@ -97,11 +99,15 @@ def print_summary(summary: dict) -> None:
     from rich.table import Table
 
     table = Table(title="before -> after (held-out seeds, greedy)")
-    for col in ("who", "success before", "success after", "return before", "return after", "advice accuracy before", "after"):
+    for col in ("who", "success before", "success after", "return before", "return after",
+                "advice (subgoal) accuracy before", "after"):
         table.add_column(col)
     for who in ("student", "teacher"):
         before, after = summary.get(f"{who}_before"), summary.get(f"{who}_after")
         if not before or not after:
+            continue
+        if "subgoal_accuracy" in before:  # the episodes were the bot's: the teacher's own success is not measured
+            table.add_row(who, "-", "-", "-", "-", f"({before['subgoal_accuracy']:.2f})", f"({after['subgoal_accuracy']:.2f})")
             continue
         acc = lambda r: f"{r['advice_accuracy']:.2f}" if "advice_accuracy" in r else "-"  # noqa: E731
         table.add_row(who, f"{before['success_rate']:.2f}", f"{after['success_rate']:.2f}", f"{before['mean_return']:.3f}",
@@ -113,7 +119,8 @@ def print_summary(summary: dict) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from mutualrl.evaluation import evaluate_student, evaluate_teacher
+    from mutualrl.config import ADVICE_KINDS
+    from mutualrl.evaluation import evaluate_student, evaluate_subgoals, evaluate_teacher
 
     if args.episodes <= 0:
         raise MutualRLError(f"--episodes must be > 0, got {args.episodes}")
@@ -123,9 +130,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
         env_id = args.env or DEFAULT_ENV
         check_env_id(env_id)
+        if args.advice not in ADVICE_KINDS:
+            raise MutualRLError(f"unknown advice {args.advice!r}; allowed: {', '.join(ADVICE_KINDS)}")
         teacher = make_teacher(args.teacher, device=_device(args.device), seed=args.seed)
-        result = evaluate_teacher(teacher, env_id, args.episodes, args.seed)
-        label = f"teacher {args.teacher} on {env_id}"
+        judge = evaluate_subgoals if args.advice == "subgoal" else evaluate_teacher
+        result = judge(teacher, env_id, args.episodes, args.seed)
+        label = f"teacher {args.teacher} on {env_id}" + (" (subgoals along the bot's episodes)" if args.advice == "subgoal" else "")
     elif args.run_dir:
         from mutualrl.envs import task_actions
         from mutualrl.tracking import RunDir
@@ -144,6 +154,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"  success rate    {result.success_rate:.3f}")
     print(f"  mean return     {result.mean_return:.3f}")
     print(f"  mean length     {result.mean_length:.1f}")
+    if result.subgoal_accuracy is not None:
+        print(f"  subgoal accuracy {result.subgoal_accuracy:.3f} (the teacher's subgoal among the bot's)")
     if result.advice_accuracy is not None:
         per_action = ", ".join(f"{k} {v:.2f}" for k, v in result.per_action_accuracy.items())
         print(f"  advice accuracy {result.advice_accuracy:.3f} (balanced {result.advice_accuracy_balanced:.3f}; {per_action})")

@@ -25,6 +25,7 @@ MODES = ("rl", "guided", "feedback", "mutual")
 DEVICES = ("cpu", "cuda")
 ACTION_SPACES = ("task", "full")
 FEEDBACK_SIGNALS = ("advantage", "td_error")
+ADVICE_KINDS = ("action", "subgoal")
 
 
 def _field(default: Any, help: str, key: str | None = None) -> Any:
@@ -54,8 +55,15 @@ class PPOConfig:
 
 @dataclass
 class GuidanceConfig:
-    """Teacher -> student: how often the advice is shown, how hard it pulls, and trust in it."""
+    """Teacher -> student: what kind of advice, how often it is asked for and shown, how hard it
+    pulls, and trust in it."""
 
+    advice: str = _field("action", "action (a distribution over the actions, every step) | subgoal (a verb and a "
+                         "visible object, asked when the last one ends)")
+    budget: int = _field(0, "teacher reads (prompts not yet answered at its version) per iteration; 0 = no limit",
+                         key="teacher_budget")
+    subgoal_steps: int = _field(20, "steps a subgoal is held at most before the teacher is asked again")
+    subgoal_reward: float = _field(0.0, "shaped reward for reaching the teacher's subgoal (off by default)")
     start: float = _field(1.0, "lambda of the CE(teacher||student) term at frame 0", key="guidance_start")
     end: float = _field(1.0, "lambda after guidance_decay_frames (default: constant; trust gates the pull)",
                         key="guidance_end")
@@ -69,9 +77,11 @@ class GuidanceConfig:
     trust_confidence: float = _field(2.0, "the overall gain must clear this many standard errors before advice pulls")
 
     def validate(self) -> None:
-        _check(self, positive=("trust_rate",),
+        if self.advice not in ADVICE_KINDS:
+            raise MutualRLError(f"unknown advice {self.advice!r}; allowed: {', '.join(ADVICE_KINDS)}")
+        _check(self, positive=("trust_rate", "subgoal_steps"),
                non_negative=("start", "end", "decay_frames", "advice_weight", "trust_sharpness", "trust_spread",
-                             "trust_confidence"),
+                             "trust_confidence", "budget", "subgoal_reward"),
                unit=("advice_prob", "trust_rate"))
 
     def lambda_at(self, frames: int) -> float:

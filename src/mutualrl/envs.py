@@ -25,6 +25,7 @@ from mutualrl.errors import MutualRLError
 #: Text actions in MiniGrid's action order: index i is `minigrid.core.actions.Actions(i)`.
 ACTION_TEXTS: tuple[str, ...] = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
 NAVIGATION_ACTIONS = ACTION_TEXTS[:3]
+ACTION_QUESTION = "Which action should the agent take now?"
 #: All seven MiniGrid actions, `done` included: what a generic RL library's user acts in.
 FULL_ACTIONS: tuple[str, ...] = ACTION_TEXTS + ("done",)
 
@@ -128,15 +129,19 @@ def _relative_position(col: int, row: int) -> str:
     return " and ".join(parts)
 
 
+def object_name(obj: tuple[int, int], article: str = "a") -> str:
+    """'a red ball' for a (type index, colour index) pair."""
+    return f"{article} {IDX_TO_COLOR[obj[1]]} {IDX_TO_OBJECT[obj[0]]}"
+
+
 def _object_name(cell: np.ndarray) -> str:
     kind = IDX_TO_OBJECT[int(cell[0])]
     if kind in ("goal", "lava", "wall"):
         return {"goal": "the green goal square", "lava": "lava", "wall": "a wall"}[kind]
-    colour = IDX_TO_COLOR[int(cell[1])]
     if kind == "door":
         state = {v: k for k, v in STATE_TO_IDX.items()}[int(cell[2])]
-        return f"a {state} {colour} door"
-    return f"a {colour} {kind}"
+        return f"a {state} {IDX_TO_COLOR[int(cell[1])]} door"
+    return object_name((int(cell[0]), int(cell[1])))
 
 
 def _blocks_way(cell: np.ndarray) -> bool:
@@ -187,6 +192,8 @@ class Situation:
     description: str
     actions: tuple[str, ...]
     last_action: str | None = None
+    #: what the teacher is asked to choose among `actions` (subgoal prompts ask another question)
+    question: str = ACTION_QUESTION
 
 
 def situations(obs: dict[str, Any], actions: tuple[str, ...], last_actions: Sequence[str | None]) -> list[Situation]:

@@ -11,9 +11,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mutualrl.envs import make_env, situations, task_actions, unwrapped_envs
+from mutualrl.envs import FULL_ACTIONS, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.student import ActorCritic, obs_to_tensors
 from mutualrl.teachers.base import Teacher
+from mutualrl.subgoals import candidate_questions, choose
 from mutualrl.teachers.bot import BotTeacher
 
 EVAL_SEED_BASE = 1_000_000
@@ -29,6 +30,8 @@ class EvalResult:
     #: advice accuracy per bot action, averaged: a teacher that always says "go forward" gets 1/3
     advice_accuracy_balanced: float | None = None
     per_action_accuracy: dict[str, float] = field(default_factory=dict)
+    #: how often the teacher's subgoal was one the BabyAI bot's stack held, along the bot's episodes
+    subgoal_accuracy: float | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
@@ -92,14 +95,12 @@ def run_episodes(
 
 def evaluate_student(model: ActorCritic, env_id: str, episodes: int, seed: int, device: str = "cpu",
                      actions: tuple[str, ...] | None = None) -> EvalResult:
-    """The student alone: greedy actions and an all-zero advice vector."""
+    """The student alone: greedy actions, no action advice, its own subgoals (`ActorCritic.alone`)."""
     model.eval()
 
     def policy(obs, _sits, _envs):
         with torch.no_grad():
-            tensors = obs_to_tensors(obs, device)
-            advice = torch.zeros(len(obs["mission"]), model.num_actions, device=device)
-            logits, _ = model(tensors, advice)
+            logits, _ = model.alone(obs_to_tensors(obs, device))
         return logits.argmax(-1).cpu().numpy()
 
     result = run_episodes(env_id, episodes, seed, policy, actions=actions)
@@ -116,3 +117,28 @@ def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
 
     return run_episodes(env_id, episodes, seed, policy, with_expert=True, actions=actions)
 
+
+
+def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
+                      actions: tuple[str, ...] | None = None) -> EvalResult:
+    """The teacher's subgoals along the BabyAI bot's own episodes: at every state, whether the
+    teacher's most likely subgoal is one the bot's stack holds (`subgoal_accuracy`). The episodes'
+    success is the bot's, not the teacher's."""
+    actions = actions or task_actions(env_id)
+    expert = BotTeacher()
+    agree: list[bool] = []
+
+    def policy(obs, sits, envs):
+        last = [s.last_action for s in sits]
+        want = expert.observe(envs, last)
+        teacher.observe(envs, last)
+        for mission, image, env in zip(obs["mission"], np.asarray(obs["image"]), envs):
+            objects, questions = candidate_questions(mission, image, actions)
+            answers = teacher.advise(questions, envs=[env] * len(questions)) if questions else []
+            chosen, _ = choose(objects, questions, [a.probs for a in answers])
+            agree.append(chosen in expert.expert_subgoals(env))
+        return np.array([FULL_ACTIONS.index(w) for w in want])
+
+    result = run_episodes(env_id, episodes, seed, policy, actions=FULL_ACTIONS)
+    result.subgoal_accuracy = float(np.mean(agree)) if agree else float("nan")
+    return result

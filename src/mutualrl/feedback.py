@@ -1,14 +1,15 @@
 """RL -> LLM: the student's verdict on each prompt, from real returns and its own critic.
 
-`build_feedback` is the one function to edit to change what the teacher learns from. It turns a
-rollout into one `PromptFeedback` per distinct prompt; records of later rollouts merge into it
-by addition, until the teacher learns from them.
+`build_feedback` (action advice) and `build_subgoal_feedback` are the functions to edit to change
+what the teacher learns from. They turn a rollout into one `PromptFeedback` per distinct prompt;
+records of later rollouts merge into it by addition, until the teacher learns from them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -55,14 +56,14 @@ class PromptFeedback:
     def to_dict(self) -> dict[str, Any]:
         """Plain values for a checkpoint (loadable with `torch.load(weights_only=True)`)."""
         s = self.situation
-        return {"situation": [s.mission, s.description, list(s.actions), s.last_action], "visits": self.visits,
+        return {"situation": [s.mission, s.description, list(s.actions), s.last_action, s.question], "visits": self.visits,
                 "counts": self.counts.tolist(), "signal_sum": self.signal_sum.tolist(),
                 "policy_sum": self.policy_sum.tolist(), "finished": self.finished, "succeeded": self.succeeded}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PromptFeedback":
-        mission, description, actions, last = d["situation"]
-        return cls(Situation(mission, description, tuple(actions), last), d["visits"], np.array(d["counts"]),
+        mission, description, actions, last, *question = d["situation"]
+        return cls(Situation(mission, description, tuple(actions), last, *question), d["visits"], np.array(d["counts"]),
                    np.array(d["signal_sum"]), np.array(d["policy_sum"]), d["finished"], d["succeeded"])
 
 
@@ -96,7 +97,7 @@ def build_feedback(rollout: Rollout, advantages: torch.Tensor, policy: torch.Ten
     records = {}
     for key, i in index.items():
         s = situation_of[i]
-        records[key] = PromptFeedback(Situation(s.mission, s.description, s.actions), int(visits[i]), counts[i],
+        records[key] = PromptFeedback(dataclasses.replace(s, last_action=None), int(visits[i]), counts[i],
                                       signal_sum[i], policy_sum[i], int(finished[i]), int(succeeded[i]))
     return records
 
@@ -107,3 +108,29 @@ def merge_feedback(pending: dict[str, PromptFeedback], new: dict[str, PromptFeed
     for key, record in new.items():
         merged[key] = merged[key].merge(record) if key in merged else record
     return merged
+
+
+def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: str, gamma: float,
+                           key: Callable[[Situation], str]) -> dict[str, PromptFeedback]:
+    """One record per grounding prompt read for a subgoal, keyed by the teacher's prompt key.
+
+    Each decision gives every prompt it read one count, on the answer the choice amounted to
+    (the chosen verb for the chosen object, `ignore it` for the others), with the signal of the
+    steps spent under the subgoal (their mean advantage or TD error), the episode's outcome, and
+    the teacher's own probabilities there as the policy the choice was drawn from."""
+    values = (advantages if signal == "advantage" else td_errors(rollout, gamma)).cpu().numpy()
+    outcomes = rollout.episode_outcomes()
+    steps = values.shape[0]
+    records: dict[str, PromptFeedback] = {}
+    for d in rollout.decisions:
+        end = steps if d.end is None else d.end
+        value = float(values[d.start:end, d.env].mean())
+        outcome = outcomes[d.start, d.env]
+        for question, answer, probs in zip(d.questions, d.answers, d.probs):
+            counts = np.zeros(len(question.actions))
+            counts[answer] = 1
+            record = PromptFeedback(question, 1, counts, counts * value, np.asarray(probs, dtype=np.float64),
+                                    int(not np.isnan(outcome)), int(outcome == 1.0))
+            k = key(question)
+            records[k] = records[k].merge(record) if k in records else record
+    return records

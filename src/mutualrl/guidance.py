@@ -1,14 +1,18 @@
 """LLM -> RL: asking the teacher during the rollout, what the student is shown, and how far the
 student trusts the advice.
 
-`Guidance.advise` turns a step's situations into an `AdviceRecord` (the advice, whether it was
-shown, the logits it adds, the trust); `Guidance.update` weighs, after the rollout, whether
-following the advice beat the alternatives. Edit `TrustTable` to change how much advice pulls.
+Two kinds of advice share one budget of teacher reads and one trust table:
+`ActionGuidance` asks about every step and adds the teacher's action distribution to the
+student's; `SubgoalGuidance` asks only when a subgoal ends, and shows the student the named
+object's mask and the verb. Each `advise` turns a step into an `AdviceRecord`; `update` weighs,
+after the rollout, whether following the advice beat the alternatives. Edit `TrustTable` to
+change how much advice pulls.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,7 +20,9 @@ import torch
 
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
-from mutualrl.rollout import AdviceRecord, Rollout
+from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
+from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, candidate_questions, choose, reached,
+                               subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
 
 #: advice probabilities are floored here before their log enters the student's logits
@@ -24,29 +30,78 @@ ADVICE_FLOOR = 1e-3
 
 
 class Guidance:
-    """Owns the teacher's side of acting: asks it, decides what the student sees, keeps trust."""
+    """What both kinds of advice share: the trust table, and the budget of teacher reads.
 
-    def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device):
-        self.config, self.teacher, self.rng, self.device = config, teacher, rng, device
+    A read is a prompt the teacher has not answered at its current version; cached answers are
+    free. With `budget` > 0, each iteration may spend that many reads, on the copies whose
+    student is least sure (its policy's entropy at the previous step) or whose prompts are new
+    to the teacher; the others go on without advice, and nothing waits."""
+
+    def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
+                 shows: bool = True):
+        self.config, self.teacher, self.rng, self.device, self.shows = config, teacher, rng, device, shows
         self.trust = TrustTable(config.trust_rate, config.trust_sharpness, config.trust_spread, config.trust_confidence)
+        self._seen: set[str] = set()
+        self.start_iteration()
 
-    def advise(self, situations: Sequence[Situation], keys: Sequence[str], envs: Sequence[Any], frames: int) -> AdviceRecord:
-        """Ask the teacher about one step of every copy; show its advice with `advice_prob`."""
-        dev, cfg = self.device, self.config
-        advice = self.teacher.advise(situations, envs=envs)
-        probs = torch.as_tensor(np.stack([a.probs for a in advice]), dtype=torch.float32, device=dev)
-        available = torch.as_tensor([a.available for a in advice], dtype=torch.float32, device=dev)
-        show = torch.as_tensor(self.rng.random(len(advice)) < cfg.advice_prob, device=dev) & available.bool()
+    def start_iteration(self) -> None:
+        self.reads_left = self.config.budget or math.inf
+        self.reads, self.steps, self.advised, self.prompts = 0, 0, 0, set()
+
+    def affordable(self, wanted: Sequence[Sequence[Situation]], entropy: np.ndarray) -> list[bool]:
+        """Which copies get their prompts read this step, most unsure and newest first, within the budget."""
+        keys = [[self.teacher.key(s) for s in prompts] for prompts in wanted]
+        novelty = np.array([any(k not in self._seen for k in row) for row in keys], dtype=float)
+        granted, scheduled = [False] * len(wanted), set()
+        for i in np.argsort(-(entropy + novelty), kind="stable"):
+            unread = {k for k, s in zip(keys[i], wanted[i]) if k not in scheduled and not self.teacher.knows(s)}
+            if len(unread) <= self.reads_left:
+                granted[i] = True
+                self.reads_left -= len(unread)
+                self.reads += len(unread)
+                scheduled |= unread
+        for row, ok in zip(keys, granted):
+            if ok:
+                self._seen.update(row)
+                self.prompts.update(row)
+        return granted
+
+    def loss_weight(self, rollout: Rollout, frames: int) -> torch.Tensor:
+        """Per-step weight of the guidance term lambda * trust * CE(teacher || student), (steps, envs)."""
+        return rollout.advice.available * self.config.lambda_at(frames) * rollout.advice.trust
+
+    def usage(self, frames_per_iteration: int) -> dict[str, float]:
+        """How often the student asked: the share of steps advised, reads and distinct prompts per 1,024 frames."""
+        per_1024 = 1024 / frames_per_iteration
+        return {"advised_fraction": self.advised / max(1, self.steps), "reads_per_1024_frames": self.reads * per_1024,
+                "prompts_per_1024_frames": len(self.prompts) * per_1024}
+
+
+class ActionGuidance(Guidance):
+    """The teacher's distribution over the text actions, asked at every step within the budget."""
+
+    def advise(self, situations: Sequence[Situation], keys: Sequence[str], envs: Sequence[Any], frames: int,
+               entropy: np.ndarray) -> AdviceRecord:
+        """Ask the teacher about one step of every copy (within the budget); show its advice with `advice_prob`."""
+        dev, cfg, n, actions = self.device, self.config, len(situations), len(situations[0].actions)
+        granted = self.affordable([[s] for s in situations], entropy)
+        probs = np.full((n, actions), 1.0 / actions)
+        available = np.zeros(n)
+        asked = [i for i in range(n) if granted[i]]
+        if asked:
+            for i, a in zip(asked, self.teacher.advise([situations[i] for i in asked], envs=[envs[i] for i in asked])):
+                probs[i], available[i] = a.probs, float(a.available)
+        self.steps, self.advised = self.steps + n, self.advised + int(available.sum())
+        probs = torch.as_tensor(probs, dtype=torch.float32, device=dev)
+        available = torch.as_tensor(available, dtype=torch.float32, device=dev)
+        show = torch.as_tensor(self.rng.random(n) < cfg.advice_prob, device=dev) & available.bool()
         trust = torch.tensor([self.trust.trust(k) for k in keys], device=dev)
         pull = cfg.advice_weight * cfg.lambda_at(frames)
         logits = torch.zeros_like(probs)
         if pull:
             logits = (pull * trust * show)[:, None] * probs.clamp(min=ADVICE_FLOOR).log()
-        return AdviceRecord(probs=probs, available=available, shown=probs * show[:, None], logits=logits, trust=trust)
-
-    def loss_weight(self, rollout: Rollout, frames: int) -> torch.Tensor:
-        """Per-step weight of the guidance term lambda * trust * CE(teacher || student), (steps, envs)."""
-        return rollout.advice.available * self.config.lambda_at(frames) * rollout.advice.trust
+        return AdviceRecord(probs=probs, available=available, shown=probs * show[:, None], gate=show.float(),
+                            logits=logits, trust=trust)
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
         """Trust evidence from this rollout: did taking the teacher's top action beat the others?"""
@@ -56,6 +111,126 @@ class Guidance:
         self.trust.update(rollout.flat_keys(), followed, advantages.flatten().cpu().numpy())
         return {"lambda": self.config.lambda_at(frames), "trust": float(advice.trust.mean()),
                 "advice_followed_rate": float(followed.mean())}
+
+
+@dataclass
+class _Held:
+    """A subgoal a copy is pursuing, and the decision that chose it."""
+
+    subgoal: Subgoal
+    decision: SubgoalDecision
+    shown: bool
+    key: str
+    objects: list = field(default_factory=list)  # what was in view when it was chosen (for explore)
+    steps: int = 0
+
+
+class SubgoalGuidance(Guidance):
+    """Subgoals named by the teacher, held until reached, out of view, or `subgoal_steps` steps.
+
+    A copy without a subgoal asks: one grounding prompt per visible object, read within the
+    budget; with no object in view it explores without asking. In training the subgoal is drawn
+    from the teacher's distribution (`subgoals.choice_weights`), so the feedback sees its
+    alternatives too. The student's input is the subgoal's mask and verb, mixed with its own
+    grounding by the trust in the prompt that chose it (only if the mode `shows` advice)."""
+
+    def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
+                 num_envs: int, actions: tuple[str, ...], shows: bool = True):
+        super().__init__(config, teacher, rng, device, shows)
+        self.actions = actions
+        self.held: list[_Held | None] = [None] * num_envs
+        self.decisions: list[SubgoalDecision] = []
+
+    def start_rollout(self) -> None:
+        """Held subgoals go on into the new rollout as new decisions from its first step."""
+        self.decisions = []
+        for h in self.held:
+            if h is not None:
+                h.decision = h.decision.continued()
+                self.decisions.append(h.decision)
+
+    def advise(self, obs: dict[str, Any], envs: Sequence[Any], step: int, frames: int,
+               entropy: np.ndarray) -> AdviceRecord:
+        """Choose subgoals for the copies without one (one teacher call for all their prompts);
+        the step's input for every copy."""
+        images, missions = np.asarray(obs["image"]), obs["mission"]
+        need = [i for i, h in enumerate(self.held) if h is None]
+        candidates = {i: candidate_questions(missions[i], images[i], self.actions) for i in need}
+        granted = self.affordable([candidates[i][1] for i in need], entropy[need])
+        asked = [i for i, ok in zip(need, granted) if ok]
+        flat = [(i, q) for i in asked for q in candidates[i][1]]
+        answers = self.teacher.advise([q for _, q in flat], envs=[envs[i] for i, _ in flat]) if flat else []
+        by_env: dict[int, list] = {i: [] for i in asked}
+        for (i, _), a in zip(flat, answers):
+            by_env[i].append(a)
+        for i in asked:
+            if all(a.available for a in by_env[i]):
+                self._hold(i, step, *candidates[i], [a.probs for a in by_env[i]], missions[i])
+        return self._record(images)
+
+    def _hold(self, i: int, step: int, objects: list, questions: list[Situation], probs: list[np.ndarray],
+              mission: str) -> None:
+        subgoal, answers = choose(objects, questions, probs, self.rng)
+        key = f"{EXPLORE}|{mission}" if subgoal.obj is None else self.teacher.key(questions[objects.index(subgoal.obj)])
+        decision = SubgoalDecision(env=i, start=step, questions=questions, answers=answers, probs=probs)
+        self.decisions.append(decision)
+        shown = self.shows and bool(self.rng.random() < self.config.advice_prob)
+        self.held[i] = _Held(subgoal, decision, shown, key, list(objects))
+
+    def _record(self, images: np.ndarray) -> AdviceRecord:
+        n, dev = len(self.held), self.device
+        vectors, available, gate, trust = np.zeros((n, SUBGOAL_DIM), np.float32), np.zeros(n), np.zeros(n), np.zeros(n)
+        for i, h in enumerate(self.held):
+            if h is None:
+                continue
+            vectors[i] = subgoal_vector(images[i], h.subgoal)
+            available[i], trust[i] = 1.0, self.trust.trust(h.key)
+            gate[i] = trust[i] if h.shown else 0.0
+        self.steps, self.advised = self.steps + n, self.advised + int(available.sum())
+        as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=dev)  # noqa: E731
+        probs = as_tensor(vectors)
+        return AdviceRecord(probs=probs, available=as_tensor(available), shown=probs, gate=as_tensor(gate),
+                            logits=torch.zeros(n, len(self.actions), device=dev), trust=as_tensor(trust))
+
+    def keys(self) -> list[str]:
+        """Each copy's trust key at this step ('' without a subgoal)."""
+        return [h.key if h is not None else "" for h in self.held]
+
+    def after_step(self, obs: dict[str, Any], done: np.ndarray, success: np.ndarray, step: int) -> np.ndarray:
+        """End the subgoals this step finished (reached, out of view, timed out, episode over: an
+        episode that succeeded under a subgoal counts as reaching it); returns the shaped reward
+        for those reached (`subgoal_reward`, 0 by default)."""
+        images = np.asarray(obs["image"])
+        bonus = np.zeros(len(self.held), dtype=np.float32)
+        for i, h in enumerate(self.held):
+            if h is None:
+                continue
+            h.steps += 1
+            got = bool(success[i]) if done[i] else reached(h.subgoal, images[i], h.objects)
+            lost = h.subgoal.obj is not None and h.subgoal.obj not in visible_objects(images[i])
+            if got or lost or done[i] or h.steps >= self.config.subgoal_steps:
+                h.decision.end, h.decision.reached = step + 1, got
+                bonus[i] = self.config.subgoal_reward * got
+                self.held[i] = None
+        return bonus
+
+    def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
+        """Trust evidence: did the steps under subgoals the student reached beat those under
+        subgoals it did not? (Steps under a subgoal still held at the rollout's end wait.)"""
+        steps, envs = advantages.shape
+        followed, judged = np.zeros((steps, envs), bool), np.zeros((steps, envs), bool)
+        for d in rollout.decisions:
+            end = steps if d.end is None else d.end
+            judged[d.start:end, d.env] = d.end is not None
+            followed[d.start:end, d.env] = d.reached
+        keys = np.asarray(rollout.keys, dtype=object)
+        judged &= keys != ""
+        if judged.any():
+            self.trust.update(list(keys[judged]), followed[judged], advantages.cpu().numpy()[judged])
+        finished = [d for d in rollout.decisions if d.end is not None]
+        return {"lambda": self.config.lambda_at(frames), "trust": float(rollout.advice.trust.mean()),
+                "subgoals_reached_rate": float(np.mean([d.reached for d in finished])) if finished else 0.0,
+                "subgoals_per_1024_frames": len(rollout.decisions) * 1024 / (steps * envs)}
 
 
 class TrustTable:

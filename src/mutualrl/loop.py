@@ -21,9 +21,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from mutualrl.config import TrainConfig
 from mutualrl.envs import make_env, situations, task_actions, unwrapped_envs
 from mutualrl.errors import MutualRLError
-from mutualrl.evaluation import evaluate_student, evaluate_teacher
-from mutualrl.feedback import PromptFeedback, build_feedback, merge_feedback
-from mutualrl.guidance import Guidance
+from mutualrl.evaluation import evaluate_student, evaluate_subgoals, evaluate_teacher
+from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
+from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout
 from mutualrl.student import ActorCritic, PPOBatch, compute_gae, obs_to_tensors, ppo_update
 from mutualrl.teachers import Teacher, make_teacher
@@ -48,14 +48,20 @@ class Trainer:
         self.actions = task_actions(config.env_id, config.action_space)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.student = ActorCritic(len(self.actions)).to(self.device)
+        self.subgoals = config.guidance.advice == "subgoal"
+        self.student = ActorCritic(len(self.actions), advice=config.guidance.advice).to(self.device)
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.ppo.learning_rate, eps=1e-5)
         self.teacher = teacher
         if self.teacher is None and config.uses_teacher:
             self.teacher = make_teacher(config.teacher.name, config=config.teacher, device=config.device, seed=config.seed)
         if config.teacher_learns and self.teacher is not None and not self.teacher.learns:
             raise MutualRLError(f"mode {config.mode!r} needs a teacher that learns; {config.teacher.name!r} is fixed")
-        self.guidance = Guidance(config.guidance, self.teacher, self.rng, self.device) if config.teacher_guides else None
+        self.guidance: ActionGuidance | SubgoalGuidance | None = None
+        if self.subgoals and config.uses_teacher:  # subgoals are chosen to be judged even where not shown
+            self.guidance = SubgoalGuidance(config.guidance, self.teacher, self.rng, self.device, config.num_envs,
+                                            self.actions, shows=config.teacher_guides)
+        elif config.teacher_guides:
+            self.guidance = ActionGuidance(config.guidance, self.teacher, self.rng, self.device)
         self.iteration, self.frames, self.wall_time = 0, 0, 0.0
         self.episodes = EpisodeTracker(config.num_envs)
         self.pending_feedback: dict[str, PromptFeedback] = {}
@@ -70,6 +76,7 @@ class Trainer:
         self.envs = make_env(config.env_id, config.num_envs, reset_seed)
         self.obs, _ = self.envs.reset(seed=reset_seed)
         self.last_actions: list[str | None] = [None] * config.num_envs
+        self.entropy = np.full(config.num_envs, np.log(len(self.actions)))  # the student's, at the last step
 
     @classmethod
     def resume(cls, out: str | Path, *, frames: int | None = None, teacher: Teacher | None = None,
@@ -128,7 +135,9 @@ class Trainer:
         guidance_weight = torch.zeros_like(rollout.rewards)
         if self.guidance is not None:
             row.update(self.guidance.update(rollout, advantages, self.frames))
-            guidance_weight = self.guidance.loss_weight(rollout, self.frames)
+            row.update(self.guidance.usage(cfg.frames_per_iteration))
+            if cfg.teacher_guides:
+                guidance_weight = self.guidance.loss_weight(rollout, self.frames)
         with timer("student_update"):
             row.update(ppo_update(self.student, self.optimizer,
                                   PPOBatch.from_rollout(rollout, advantages, returns, guidance_weight), cfg.ppo))
@@ -149,29 +158,30 @@ class Trainer:
 
     def collect_rollout(self, timer: Timer) -> Rollout:
         """Step every environment copy `num_steps` times, asking the teacher where the mode guides."""
-        cfg, dev = self.config, self.device
+        cfg, dev, guidance = self.config, self.device, self.guidance
         obs, advice, actions, logprobs, values, rewards, dones, successes = [], [], [], [], [], [], [], []
-        texts: list[list] | None = [] if cfg.uses_teacher else None
+        texts: list[list] | None = [] if cfg.uses_teacher and not self.subgoals else None
         keys: list[list[str]] | None = [] if cfg.uses_teacher else None
-        no_advice = AdviceRecord.none(cfg.num_envs, len(self.actions), dev)  # never written to: shared by all steps
-        for _ in range(cfg.ppo.num_steps):
+        no_advice = AdviceRecord.none(cfg.num_envs, self.student.advice_dim, len(self.actions), dev)  # shared, never written
+        if guidance is not None:
+            guidance.start_iteration()
+        if isinstance(guidance, SubgoalGuidance):
+            guidance.start_rollout()
+        for t in range(cfg.ppo.num_steps):
             tensors = obs_to_tensors(self.obs, dev)
-            step_advice = no_advice
-            if texts is not None:
-                with timer("env"):
-                    texts.append(situations(self.obs, self.actions, self.last_actions))
-                    keys.append([self.teacher.key(s) for s in texts[-1]])
-                if self.guidance is not None:
-                    with timer("teacher"):
-                        step_advice = self.guidance.advise(texts[-1], keys[-1], unwrapped_envs(self.envs), self.frames)
+            step_advice = self._advise(t, texts, keys, timer) or no_advice
             with timer("student"), torch.no_grad():
-                action, logprob, value = self.student.act(tensors, step_advice.shown, step_advice.logits)
+                action, logprob, value, entropy = self.student.act(tensors, step_advice.shown, step_advice.logits,
+                                                                   gate=step_advice.gate)
+            self.entropy = entropy.cpu().numpy()
             with timer("env"):
                 chosen = action.cpu().numpy()
                 self.obs, reward, terminated, truncated, _ = self.envs.step(chosen)
             done = terminated | truncated
             success = terminated & (reward > 0)
             self.episodes.step(reward, done, success)
+            if isinstance(guidance, SubgoalGuidance):
+                reward = reward + guidance.after_step(self.obs, done, success, t)
             self.last_actions = [None if d else self.actions[a] for d, a in zip(done, chosen)]
             obs.append(tensors)
             advice.append(step_advice)
@@ -182,19 +192,43 @@ class Trainer:
             dones.append(torch.as_tensor(done, dtype=torch.float32, device=dev))
             successes.append(success)
         with torch.no_grad():  # bootstrap value of the state after the rollout, seen without advice
-            next_value = self.student(obs_to_tensors(self.obs, dev), torch.zeros(cfg.num_envs, len(self.actions), device=dev))[1]
+            next_value = self.student.alone(obs_to_tensors(self.obs, dev))[1]
         return Rollout(obs={k: torch.stack([o[k] for o in obs]) for k in obs[0]}, advice=AdviceRecord.stack(advice),
                        actions=torch.stack(actions), logprobs=torch.stack(logprobs), values=torch.stack(values),
                        rewards=torch.stack(rewards), dones=torch.stack(dones), successes=np.stack(successes),
-                       next_value=next_value, situations=texts, keys=keys)
+                       next_value=next_value, situations=texts, keys=keys,
+                       decisions=guidance.decisions if isinstance(guidance, SubgoalGuidance) else None)
+
+    def _advise(self, step: int, texts: list | None, keys: list | None, timer: Timer) -> AdviceRecord | None:
+        """The teacher's part of one step: the states as text (action advice) and, where the mode
+        has guidance, its advice; the prompt keys go to `keys`."""
+        if keys is None:
+            return None
+        live = unwrapped_envs(self.envs)
+        if isinstance(self.guidance, SubgoalGuidance):
+            with timer("teacher"):
+                self.teacher.observe(live, self.last_actions)
+                record = self.guidance.advise(self.obs, live, step, self.frames, self.entropy)
+            keys.append(self.guidance.keys())
+            return record
+        with timer("env"):
+            texts.append(situations(self.obs, self.actions, self.last_actions))
+            keys.append([self.teacher.key(s) for s in texts[-1]])
+        if self.guidance is None:
+            return None
+        with timer("teacher"):
+            return self.guidance.advise(texts[-1], keys[-1], live, self.frames, self.entropy)
 
     def feed_back(self, rollout: Rollout, advantages: torch.Tensor, timer: Timer) -> dict[str, float]:
         """Turn the rollout into per-prompt feedback; every K iterations the teacher learns from
         what gathered (its reading of prompts during the update is booked as teacher inference)."""
         with timer("teacher_update"):
-            policy = self.student.own_policy(rollout.flat_obs).view(*rollout.actions.shape, -1)
-            records = build_feedback(rollout, advantages, policy, self.config.teacher.feedback_signal,
-                                     self.config.ppo.gamma)
+            signal, gamma = self.config.teacher.feedback_signal, self.config.ppo.gamma
+            if self.subgoals:
+                records = build_subgoal_feedback(rollout, advantages, signal, gamma, self.teacher.key)
+            else:
+                policy = self.student.own_policy(rollout.flat_obs).view(*rollout.actions.shape, -1)
+                records = build_feedback(rollout, advantages, policy, signal, gamma)
             self.pending_feedback = merge_feedback(self.pending_feedback, records)
         if self.iteration % self.config.teacher.update_every:
             return {}
@@ -211,7 +245,10 @@ class Trainer:
         cfg = self.config
         row = {ALONE: evaluate_student(self.student, cfg.env_id, cfg.evaluation.episodes, cfg.seed, cfg.device,
                                        self.actions).success_rate}
-        if self.teacher is not None:
+        if self.teacher is not None and self.subgoals:
+            row["subgoal_accuracy"] = evaluate_subgoals(self.teacher, cfg.env_id, cfg.evaluation.episodes, cfg.seed,
+                                                        self.actions).subgoal_accuracy
+        elif self.teacher is not None:
             result = evaluate_teacher(self.teacher, cfg.env_id, cfg.evaluation.episodes, cfg.seed, self.actions)
             row.update(teacher_success_rate=result.success_rate, advice_accuracy=result.advice_accuracy,
                        advice_accuracy_balanced=result.advice_accuracy_balanced)
@@ -223,8 +260,9 @@ class Trainer:
         out = {f"student_{when}": evaluate_student(self.student, cfg.env_id, cfg.evaluation.episodes, cfg.seed,
                                                    cfg.device, self.actions).to_dict()}
         if self.teacher is not None:
-            out[f"teacher_{when}"] = evaluate_teacher(self.teacher, cfg.env_id, cfg.evaluation.episodes, cfg.seed,
-                                                      self.actions).to_dict()
+            judge = evaluate_subgoals if self.subgoals else evaluate_teacher
+            out[f"teacher_{when}"] = judge(self.teacher, cfg.env_id, cfg.evaluation.episodes, cfg.seed,
+                                           self.actions).to_dict()
         return out
 
     # ------------------------------------------------------------- checkpoints

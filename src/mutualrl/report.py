@@ -113,7 +113,7 @@ def build_report(root: Path) -> Path:
     lines = ["# mutualrl comparison", ""]
     first = next(iter(runs_by_mode.values()))[0]["config"]
     seeds = {m: len(r) for m, r in runs_by_mode.items()}
-    lines += [f"Environment `{first.env_id}`, teacher `{first.teacher.name}`, frames per run {first.frames:,}, seeds per mode "
+    lines += [f"Environment `{first.env_id}`, teacher `{first.teacher.name}`, `{first.guidance.advice}` advice, frames per run {first.frames:,}, seeds per mode "
               + ", ".join(f"{m}: {n}" for m, n in seeds.items()) + ".",
               "Aggregates: interquartile mean with a 95% percentile-bootstrap CI over seeds where there are 3 or more; "
               "otherwise mean [min, max]. A run that never reached 0.9 counts as its frame budget. "
@@ -125,11 +125,13 @@ def build_report(root: Path) -> Path:
         lines += ["![student success](student_success.png)", ""]
     teacher_modes = {m: r for m, r in runs_by_mode.items() if m != "rl"}
     for key, label, file in (("teacher_success_rate", "teacher success alone", "teacher_success.png"),
-                             ("advice_accuracy", "advice accuracy (agreement with the BabyAI bot)", "advice_accuracy.png")):
+                             ("advice_accuracy", "advice accuracy (agreement with the BabyAI bot)", "advice_accuracy.png"),
+                             ("subgoal_accuracy", "subgoal accuracy (among the BabyAI bot's subgoals)", "subgoal_accuracy.png")):
         if teacher_modes and _plot(teacher_modes, key, label, root / file, label.capitalize() + ", held-out seeds"):
             lines += [f"![{label}]({file})", ""]
     lines += ["| mode | frames to 0.9 (training) | reached | frames to 0.9 (student alone) | reached | final success | "
-              "student success after (eval) | teacher success before -> after | advice accuracy before -> after | wall time (s) |",
+              "student success after (eval) | teacher success before -> after | advice (subgoal) accuracy before -> after | "
+              "wall time (s) |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for mode, runs in runs_by_mode.items():
         columns = []
@@ -145,7 +147,9 @@ def build_report(root: Path) -> Path:
                 values = [[r["summary"][f"teacher_{when}"].get(key, math.nan) for r in runs] for when in ("before", "after")]
                 return f"{np.mean(values[0]):.2f} -> {np.mean(values[1]):.2f}"
 
-            teacher, accuracy = before_after("success_rate"), before_after("advice_accuracy")
+            subgoals = "subgoal_accuracy" in runs[0]["summary"]["teacher_before"]  # the episodes were the bot's
+            teacher = "-" if subgoals else before_after("success_rate")
+            accuracy = f"({before_after('subgoal_accuracy')})" if subgoals else before_after("advice_accuracy")
         else:
             teacher = accuracy = "-"
         lines.append(f"| {mode} | {columns[0]} | {columns[1]} | "

@@ -19,16 +19,17 @@ class AdviceRecord:
     Shapes are (envs, ...) for one step and (steps, envs, ...) once stacked. Without a guiding
     teacher every tensor is zero: the student then acts and learns exactly as alone."""
 
-    probs: torch.Tensor  # (..., A) the teacher's distribution over the actions
+    probs: torch.Tensor  # (..., D) the advice: a distribution over the A actions, or a subgoal's mask and verb
     available: torch.Tensor  # (...) 1 where the teacher answered
-    shown: torch.Tensor  # (..., A) the advice as the student's input (zeros where it was not shown)
+    shown: torch.Tensor  # (..., D) the advice as the student's input (zeros where it was not shown)
+    gate: torch.Tensor  # (...) how far the input is the advice rather than the student's own grounding
     logits: torch.Tensor  # (..., A) added to the student's logits: weight * lambda * trust * log(advice)
     trust: torch.Tensor  # (...) the student's trust in this step's advice when it acted
 
     @classmethod
-    def none(cls, envs: int, actions: int, device: torch.device) -> "AdviceRecord":
-        zeros = torch.zeros(envs, actions, device=device)
-        return cls(zeros, torch.zeros(envs, device=device), zeros, zeros, torch.zeros(envs, device=device))
+    def none(cls, envs: int, advice_dim: int, actions: int, device: torch.device) -> "AdviceRecord":
+        zeros, no = torch.zeros(envs, advice_dim, device=device), torch.zeros(envs, device=device)
+        return cls(zeros, no, zeros, no, torch.zeros(envs, actions, device=device), no)
 
     @classmethod
     def stack(cls, steps: list["AdviceRecord"]) -> "AdviceRecord":
@@ -37,6 +38,25 @@ class AdviceRecord:
     def flat(self) -> "AdviceRecord":
         """(steps, envs, ...) -> (steps * envs, ...), for minibatches."""
         return AdviceRecord(**{f.name: flatten(getattr(self, f.name)) for f in fields(self)})
+
+
+@dataclass
+class SubgoalDecision:
+    """One time a copy asked for a subgoal: the grounding prompts read (one per visible object),
+    the answer each amounted to (the chosen verb for the chosen object, `ignore it` for the rest),
+    and the teacher's probabilities there. It covers steps `start` to `end` of its rollout."""
+
+    env: int
+    start: int
+    questions: list[Situation]
+    answers: list[int]
+    probs: list[np.ndarray]
+    end: int | None = None  # set when the subgoal ends within this rollout
+    reached: bool = False
+
+    def continued(self) -> "SubgoalDecision":
+        """The same choice, held on into the next rollout from its first step."""
+        return SubgoalDecision(self.env, 0, self.questions, self.answers, self.probs)
 
 
 @dataclass
@@ -53,7 +73,8 @@ class Rollout:
     successes: np.ndarray  # True where the episode ended here with the goal reached
     next_value: torch.Tensor  # (envs,) value of the state after the last step, seen without advice
     situations: list[list[Situation]] | None  # the text of each state, where the mode has a teacher
-    keys: list[list[str]] | None  # each state's prompt key, as the teacher names it
+    keys: list[list[str]] | None  # each state's prompt key (with subgoals: the held subgoal's; '' if none)
+    decisions: list[SubgoalDecision] | None = None  # with subgoal advice: when each copy asked, and what came of it
 
     @property
     def flat_obs(self) -> dict[str, torch.Tensor]:

@@ -20,26 +20,35 @@ from torch.distributions import Categorical
 from mutualrl.config import PPOConfig
 from mutualrl.envs import MISSION_VOCAB, encode_mission
 from mutualrl.rollout import Rollout, flatten
+from mutualrl.subgoals import SUBGOAL_DIM, VERBS
 
 _NUM_OBJECTS, _NUM_COLORS, _NUM_STATES = 11, 6, 3
+_CARRIED_CELL = 3 * 7 + 6  # the agent's own cell (column 3, bottom row) in the flattened view
 
 
 class ActorCritic(nn.Module):
-    """Policy and value over (image, direction, mission words, advice distribution).
+    """Policy and value over (image, direction, mission words, advice).
 
-    `advice` is a distribution over the task's text actions, or all zeros when there is
-    none, so a student trained alone and one trained with a teacher share one interface.
+    With `advice="action"` the advice input is a distribution over the task's text actions (all
+    zeros when there is none), so a student trained alone and one trained with a teacher share
+    one interface. With `advice="subgoal"` it is a subgoal's mask over the 7x7 view and its verb;
+    the student also has its own grounding head, trained only towards the teacher's subgoals
+    (`distill_loss`), which fills the input wherever the teacher's subgoal is not shown: acting
+    alone, the student names its own subgoal.
+    The input is gate * advice + (1 - gate) * own grounding, gate in [0, 1] per step.
     """
 
-    def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8):
+    def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action"):
         super().__init__()
         self.num_actions = num_actions
+        self.advice_kind = advice
+        self.advice_dim = SUBGOAL_DIM if advice == "subgoal" else num_actions
         self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
         self.color_emb = nn.Embedding(_NUM_COLORS, cell_dim)
         self.state_emb = nn.Embedding(_NUM_STATES, cell_dim)
         self.direction_emb = nn.Embedding(4, 8)
         self.word_emb = nn.Embedding(len(MISSION_VOCAB) + 1, 16, padding_idx=len(MISSION_VOCAB))
-        features = 7 * 7 * cell_dim + 8 + 16 + num_actions
+        features = 7 * 7 * cell_dim + 8 + 16 + self.advice_dim
         self.trunk = nn.Sequential(
             nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
         )
@@ -47,8 +56,12 @@ class ActorCritic(nn.Module):
         self.critic = nn.Linear(hidden, 1)
         nn.init.orthogonal_(self.actor.weight, 0.01)
         nn.init.zeros_(self.actor.bias)
+        if advice == "subgoal":  # per cell: does the mission (given what is carried) mean this object?
+            self.ground_cells = nn.Sequential(nn.Linear(2 * cell_dim + 16, 32), nn.Tanh(), nn.Linear(32, 1))
+            self.ground_verb = nn.Sequential(nn.Linear(cell_dim + 16, 32), nn.Tanh(), nn.Linear(32, len(VERBS)))
 
-    def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor) -> torch.Tensor:
+    def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cell embeddings (B, 7, 7, cell_dim) and the mission's mean word embedding (B, 16)."""
         image = obs["image"].long()
         cells = (
             self.object_emb(image[..., 0].clamp(max=_NUM_OBJECTS - 1))
@@ -58,29 +71,65 @@ class ActorCritic(nn.Module):
         words = obs["mission"]  # word ids, -1 = padding
         present = (words >= 0).float().sum(1, keepdim=True).clamp(min=1)
         mission = self.word_emb(words.masked_fill(words < 0, len(MISSION_VOCAB))).sum(1) / present
+        return cells, mission
+
+    def grounding(self, cells: torch.Tensor, mission: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The student's own subgoal as logits: per cell of the view (B, 49) and per verb (B, V)."""
+        flat = cells.flatten(1, 2)  # (B, 49, cell_dim), the view's cells in the mask's order
+        held = flat[:, _CARRIED_CELL]
+        context = torch.cat([mission, held], -1)
+        per_cell = torch.cat([flat, context[:, None].expand(-1, flat.shape[1], -1)], -1)
+        return self.ground_cells(per_cell).squeeze(-1), self.ground_verb(context)
+
+    def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        cells, mission = self._inputs(obs)
+        if gate is not None:
+            own = torch.zeros_like(advice)
+            if self.advice_kind == "subgoal":
+                with torch.no_grad():
+                    mask_logits, verb_logits = self.grounding(cells, mission)
+                    own = torch.cat([torch.sigmoid(mask_logits), torch.softmax(verb_logits, -1)], -1)
+            advice = gate[:, None] * advice + (1 - gate[:, None]) * own
         x = torch.cat([cells.flatten(1), self.direction_emb(obs["direction"].long()), mission, advice], dim=1)
         return self.trunk(x)
 
-    def forward(self, obs: dict[str, torch.Tensor], advice: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Action logits and state values."""
-        h = self.features(obs, advice)
+    def forward(self, obs: dict[str, torch.Tensor], advice: torch.Tensor,
+                gate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Action logits and state values (`gate=None`: the advice as given)."""
+        h = self.features(obs, advice, gate)
         return self.actor(h), self.critic(h).squeeze(-1)
 
-    def act(self, obs, advice, advice_logits: torch.Tensor | None = None, greedy: bool = False):
-        """Sampled (or greedy) actions of softmax(logits + advice_logits), their log-probabilities, the values."""
-        logits, value = self(obs, advice)
+    def act(self, obs, advice, advice_logits: torch.Tensor | None = None, *, gate: torch.Tensor | None = None,
+            greedy: bool = False):
+        """Sampled (or greedy) actions of softmax(logits + advice_logits), their log-probabilities,
+        the values and the policy's entropy (how unsure the student is)."""
+        logits, value = self(obs, advice, gate)
         if advice_logits is not None:
             logits = logits + advice_logits
         dist = Categorical(logits=logits)
         action = logits.argmax(-1) if greedy else dist.sample()
-        return action, dist.log_prob(action), value
+        return action, dist.log_prob(action), value, dist.entropy()
+
+    def alone(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and values without a teacher: no action advice, the student's own subgoal."""
+        batch = obs["direction"].shape[0]
+        device = obs["direction"].device
+        return self(obs, torch.zeros(batch, self.advice_dim, device=device), torch.zeros(batch, device=device))
 
     def own_policy(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The student's action distribution without advice (no gradient): what it would do alone."""
-        batch = obs["direction"].shape[0]
         with torch.no_grad():
-            logits, _ = self(obs, torch.zeros(batch, self.num_actions, device=obs["direction"].device))
+            logits, _ = self.alone(obs)
         return torch.softmax(logits, -1)
+
+    def distill_loss(self, obs: dict[str, torch.Tensor], target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss towards the teacher's advice: CE(advice || own action logits), or for
+        subgoals, the grounding head's cross-entropy to the subgoal's mask and verb."""
+        if self.advice_kind == "action":
+            return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
+        mask_logits, verb_logits = self.grounding(*self._inputs(obs))
+        mask = nn.functional.binary_cross_entropy_with_logits(mask_logits, target[:, :49], reduction="none").sum(-1)
+        return mask - (target[:, 49:] * torch.log_softmax(verb_logits, -1)).sum(-1)
 
 
 def obs_to_tensors(obs: dict, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
@@ -123,9 +172,10 @@ class PPOBatch:
     """A flattened rollout, ready for minibatch updates."""
 
     obs: dict[str, torch.Tensor]
-    advice: torch.Tensor  # (B, A) what the student saw (zeros where no advice was shown)
+    advice: torch.Tensor  # (B, D) what the student saw (zeros where no advice was shown)
+    gate: torch.Tensor  # (B,) how far its input was the advice rather than its own grounding
     advice_logits: torch.Tensor  # (B, A) added to the student's logits when acting (zeros without advice)
-    teacher_probs: torch.Tensor  # (B, A) the teacher's advice, for the guidance term
+    teacher_probs: torch.Tensor  # (B, D) the teacher's advice, for the guidance term
     guidance_weight: torch.Tensor  # (B,) lambda * trust, zero where there was no advice
     actions: torch.Tensor
     logprobs: torch.Tensor
@@ -137,7 +187,8 @@ class PPOBatch:
     def from_rollout(cls, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
                      guidance_weight: torch.Tensor) -> "PPOBatch":
         advice = rollout.advice.flat()
-        return cls(obs=rollout.flat_obs, advice=advice.shown, advice_logits=advice.logits, teacher_probs=advice.probs,
+        return cls(obs=rollout.flat_obs, advice=advice.shown, gate=advice.gate, advice_logits=advice.logits,
+                   teacher_probs=advice.probs,
                    guidance_weight=flatten(guidance_weight), actions=flatten(rollout.actions),
                    logprobs=flatten(rollout.logprobs), advantages=flatten(advantages), returns=flatten(returns),
                    values=flatten(rollout.values))
@@ -168,7 +219,7 @@ def ppo_update(
         order = torch.randperm(size, generator=generator).to(batch.actions.device)
         for start in range(0, size, mb_size):
             mb = batch.subset(order[start : start + mb_size])
-            logits, value = model(mb.obs, mb.advice)
+            logits, value = model(mb.obs, mb.advice, mb.gate)
             dist = Categorical(logits=logits + mb.advice_logits)
             new_logprob = dist.log_prob(mb.actions)
             log_ratio = new_logprob - mb.logprobs
@@ -179,8 +230,7 @@ def ppo_update(
             v_clipped = mb.values + (value - mb.values).clamp(-clip_coef, clip_coef)
             v_loss = 0.5 * torch.max((value - mb.returns) ** 2, (v_clipped - mb.returns) ** 2).mean()
             entropy = dist.entropy().mean()
-            log_student = torch.log_softmax(logits, dim=-1)
-            guidance_loss = (mb.guidance_weight * -(mb.teacher_probs * log_student).sum(-1)).mean()
+            guidance_loss = (mb.guidance_weight * model.distill_loss(mb.obs, mb.teacher_probs, logits)).mean()
             loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss + guidance_loss
             optimizer.zero_grad()
             loss.backward()

@@ -37,7 +37,9 @@ TIMERS = tuple(f"time_{name}" for name in TIMED_SECTIONS)
 ALONE = "student_eval_success_rate"
 #: finished training episodes the rolling success rate is taken over
 SUCCESS_WINDOW = 100
-_TEACHER_KEYS = {"lambda", "teacher_calls", "cache_hit_rate", "advice_accuracy", "trust", "advice_shown_rate"}
+_TEACHER_KEYS = {"lambda", "teacher_calls", "cache_hit_rate", "advice_accuracy", "trust", "advice_shown_rate",
+                 "subgoal_accuracy", "advised_fraction", "reads_per_1024_frames", "prompts_per_1024_frames",
+                 "subgoals_reached_rate", "subgoals_per_1024_frames", "advice_followed_rate"}
 _CHECKPOINT = re.compile(r"ckpt_(\d+)\.pt$")
 
 
@@ -150,7 +152,7 @@ class RunDir:
 
         state = self.require().load_checkpoint()
         config = TrainConfig.from_dict(state["config"])
-        model = ActorCritic(len(task_actions(config.env_id, config.action_space)))
+        model = ActorCritic(len(task_actions(config.env_id, config.action_space)), advice=config.guidance.advice)
         try:
             model.load_state_dict(state["model"])
         except (KeyError, RuntimeError) as err:

@@ -46,6 +46,15 @@ class Teacher(ABC):
         `envs` are the live environments behind the situations, in the same order: the explicit
         channel for a privileged teacher (the BabyAI bot); text teachers never read them."""
 
+    def observe(self, envs: Sequence[Any], last_actions: Sequence[str | None]) -> None:
+        """Called every step with subgoal advice: a teacher that plans from the live environments
+        keeps pace with them (`last_actions[i]` is None at an episode's start). Text teachers ignore it."""
+
+    def knows(self, situation: Situation) -> bool:
+        """Whether advice on this situation is free now (answered before at this version): what a
+        budget of teacher reads does not count. A teacher without a model to read is always free."""
+        return True
+
     def key(self, situation: Situation) -> str:
         """The prompt key: everything the teacher's answer depends on besides its version. Trust,
         feedback and caches are kept per key."""

@@ -1,4 +1,5 @@
-"""The BabyAI bot as a teacher: the expert for advice accuracy, an upper bound, a fast test teacher."""
+"""The BabyAI bot as a teacher of actions or of subgoals: the expert for advice and subgoal
+accuracy, an upper bound, a fast test teacher."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
 from mutualrl.envs import FULL_ACTIONS, Situation
+from mutualrl.subgoals import ANSWERS, GROUNDING_QUESTION, Subgoal, question_object, stack_subgoals
 from mutualrl.teachers.base import Advice, Teacher
 
 
@@ -28,23 +30,38 @@ class BotTeacher(Teacher):
         self.smoothing = smoothing
         self._bots: dict[int, BabyAIBot] = {}
 
-    def expert_actions(self, situations: Sequence[Situation], envs: Sequence[Any] | None) -> list[str | None]:
-        """The bot's action text for each situation (MiniGrid's seven actions; the task may offer fewer)."""
-        if envs is None or len(envs) != len(situations):
-            raise ValueError("the bot teacher plans from the live environments: pass one per situation as envs=")
+    def observe(self, envs: Sequence[Any], last_actions: Sequence[str | None]) -> list[str]:
+        """Keep one bot per live environment in step with it (a new bot where an episode starts,
+        else replanned after the action really taken); returns each bot's next action (MiniGrid's
+        seven actions; the task may offer fewer)."""
         suggested = []
-        for s, env in zip(situations, envs):
+        for env, last in zip(envs, last_actions):
             key = id(env)
-            if s.last_action is None or key not in self._bots:
+            if last is None or key not in self._bots:
                 self._bots[key] = BabyAIBot(env)
                 taken = None
             else:
-                taken = env.actions(FULL_ACTIONS.index(s.last_action))
-            action = int(self._bots[key].replan(taken))
-            suggested.append(FULL_ACTIONS[action])
+                taken = env.actions(FULL_ACTIONS.index(last))
+            suggested.append(FULL_ACTIONS[int(self._bots[key].replan(taken))])
         return suggested
 
+    def expert_actions(self, situations: Sequence[Situation], envs: Sequence[Any] | None) -> list[str]:
+        """The bot's action text for each situation, planned from its live environment."""
+        self._check_envs(situations, envs)
+        return self.observe(envs, [s.last_action for s in situations])
+
+    def expert_subgoals(self, env: Any) -> list[Subgoal]:
+        """The subgoals the bot's stack means in the environment's current view (after `observe`)."""
+        return stack_subgoals(self._bots[id(env)], env, env.gen_obs()["image"])
+
+    @staticmethod
+    def _check_envs(situations: Sequence[Situation], envs: Sequence[Any] | None) -> None:
+        if envs is None or len(envs) != len(situations):
+            raise ValueError("the bot teacher plans from the live environments: pass one per situation as envs=")
+
     def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
+        if situations and situations[0].question == GROUNDING_QUESTION:
+            return self._ground(situations, envs)
         advice = []
         for s, expert in zip(situations, self.expert_actions(situations, envs)):
             n = len(s.actions)
@@ -53,5 +70,19 @@ class BotTeacher(Teacher):
                 probs[s.actions.index(expert)] = 1.0 - self.smoothing if n > 1 else 1.0
             else:  # the bot wants an action the task does not offer (e.g. 'done'): no preference
                 probs[:] = 1.0 / n
+            advice.append(Advice(probs=probs))
+        return advice
+
+    def _ground(self, situations: Sequence[Situation], envs: Sequence[Any] | None) -> list[Advice]:
+        """Answers to grounding prompts: the verb of the bot's current subgoal for its object,
+        `ignore it` for any other (bots kept in step by `observe`)."""
+        self._check_envs(situations, envs)
+        expert = {id(env): self.expert_subgoals(env) for env in {id(e): e for e in envs}.values()}
+        advice = []
+        for s, env in zip(situations, envs):
+            obj = question_object(s)
+            verbs = [g.verb for g in expert[id(env)] if g.obj == obj and ANSWERS.get(g.verb) in s.actions]
+            probs = np.zeros(len(s.actions))
+            probs[s.actions.index(ANSWERS[verbs[0]]) if verbs else -1] = 1.0
             advice.append(Advice(probs=probs))
         return advice

@@ -25,6 +25,10 @@ class AdviceCache:
         self._store.move_to_end((version, prompt))
         return value
 
+    def __contains__(self, entry: tuple[int, str]) -> bool:
+        """Whether (version, prompt) is held, without counting a hit or a miss."""
+        return entry in self._store
+
     def put(self, version: int, prompt: str, scores: np.ndarray) -> None:
         self._store[(version, prompt)] = scores
         self._store.move_to_end((version, prompt))

@@ -16,5 +16,5 @@ def question(situation: Situation) -> str:
     prefix a local model computes once). Cached: a state met again is not formatted again."""
     return (
         f"Mission: {situation.mission}.\nActions: {', '.join(situation.actions)}.\n"
-        f"Which action should the agent take now?\n{situation.description}"
+        f"{situation.question}\n{situation.description}"
     )

@@ -60,6 +60,9 @@ class TextTeacher(Teacher):
         self.advise(situations)
         return time.perf_counter() - start
 
+    def knows(self, situation: Situation) -> bool:
+        return (self.version, self.key(situation)) in self.cache
+
     def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
         keys = [self.key(s) for s in situations]
         found = {k: self.cache.get(self.version, k) for k in keys}

@@ -1,0 +1,203 @@
+"""Subgoals: high-level advice a small language model can give well.
+
+A subgoal is a verb and one visible object ("go to the red ball", "pick up the blue key") or
+`explore` when nothing in view is relevant. A text teacher chooses it by grounding the mission
+in the view one object at a time: the prompt holds only the mission, one candidate object and
+what the agent carries, never positions or the whole scene, so one read serves every step,
+episode and layout that shows that object under that mission. The student sees a subgoal in its
+own terms: a mask of the named object's cells in its 7x7 view plus the verb.
+
+The BabyAI bot's stack of subgoals, read in these terms, is the expert (`expert_subgoal`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.envs.babyai.core.verifier import ObjDesc, PutNextInstr
+from minigrid.utils.baby_ai_bot import (BabyAIBot, DropSubgoal, GoNextToSubgoal, OpenSubgoal,
+                                        PickupSubgoal)
+
+from mutualrl.envs import Situation, object_name
+
+#: The verbs a subgoal may carry, in the order of the student's verb input.
+VERBS: tuple[str, ...] = ("go to", "pick up", "put next to", "open", "explore")
+EXPLORE = "explore"
+#: How a grounding prompt offers each verb for one object, and the answer that dismisses it.
+ANSWERS = {"go to": "go to it", "pick up": "pick it up", "put next to": "put what you carry next to it",
+           "open": "open it"}
+IGNORE = "ignore it"
+GROUNDING_QUESTION = "What should the agent do with this object?"
+#: Length of the student's subgoal input: the 7x7 mask, then the verb one-hot.
+SUBGOAL_DIM = 49 + len(VERBS)
+
+_OBJECTS = {OBJECT_TO_IDX[k] for k in ("door", "key", "ball", "box")}
+_DOOR, _OPEN = OBJECT_TO_IDX["door"], STATE_TO_IDX["open"]
+_FRONT, _AGENT = (3, 5), (3, 6)
+
+#: an object as the view shows it: (type index, colour index)
+Obj = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Subgoal:
+    verb: str
+    obj: Obj | None = None  # None for explore
+
+    @property
+    def text(self) -> str:
+        return EXPLORE if self.obj is None else f"{self.verb} {object_name(self.obj, article='the')}"
+
+
+def visible_objects(image: np.ndarray) -> list[Obj]:
+    """Distinct (type, colour) of the doors, keys, balls and boxes in view, nearest row first."""
+    seen: dict[Obj, None] = {}
+    for row in range(6, -1, -1):
+        for col in range(7):
+            if (col, row) != _AGENT and int(image[col, row, 0]) in _OBJECTS:
+                seen.setdefault((int(image[col, row, 0]), int(image[col, row, 1])), None)
+    return list(seen)
+
+
+def carried(image: np.ndarray) -> Obj | None:
+    cell = image[_AGENT]
+    return (int(cell[0]), int(cell[1])) if int(cell[0]) in _OBJECTS else None
+
+
+def object_mask(image: np.ndarray, obj: Obj) -> np.ndarray:
+    """(7, 7) bool: the cells of the view holding `obj` (never the agent's own cell)."""
+    mask = (image[..., 0] == obj[0]) & (image[..., 1] == obj[1])
+    mask[_AGENT] = False
+    return mask
+
+
+def subgoal_vector(image: np.ndarray, subgoal: Subgoal) -> np.ndarray:
+    """The student's input for a subgoal: the object's mask (49, column-major as the view) and the verb."""
+    out = np.zeros(SUBGOAL_DIM, dtype=np.float32)
+    if subgoal.obj is not None:
+        out[:49] = object_mask(image, subgoal.obj).reshape(-1)
+    out[49 + VERBS.index(subgoal.verb)] = 1.0
+    return out
+
+
+def verbs_for(obj: Obj, actions: Sequence[str], carrying: Obj | None) -> tuple[str, ...]:
+    """The verbs the level's actions allow on `obj`: every object can be gone to; a door opened
+    (with toggle); anything else picked up (with empty hands) or the carried object put next to it."""
+    verbs = ["go to"]
+    if obj[0] == _DOOR:
+        verbs += ["open"] if "toggle" in actions else []
+    elif carrying is None and "pick up" in actions:
+        verbs.append("pick up")
+    elif carrying is not None and "drop" in actions:
+        verbs.append("put next to")
+    return tuple(verbs)
+
+
+def grounding_question(mission: str, obj: Obj, carrying: Obj | None, actions: Sequence[str]) -> Situation:
+    """The prompt about one candidate object: mission, the object, what is carried; the answers are
+    the object's verbs and `ignore it`."""
+    description = f"You see {object_name(obj)}." + (f" You carry {object_name(carrying)}." if carrying else "")
+    answers = tuple(ANSWERS[v] for v in verbs_for(obj, actions, carrying)) + (IGNORE,)
+    return Situation(mission=mission, description=description, actions=answers, question=GROUNDING_QUESTION)
+
+
+def question_object(situation: Situation) -> Obj:
+    """The object a grounding prompt asks about ("You see a red ball. ...")."""
+    colour, kind = situation.description.split(".")[0].split()[-2:]
+    return OBJECT_TO_IDX[kind], COLOR_TO_IDX[colour]
+
+
+def candidate_questions(mission: str, image: np.ndarray, actions: Sequence[str]) -> tuple[list[Obj], list[Situation]]:
+    """The objects in view and the grounding prompt about each."""
+    objects = visible_objects(image)
+    return objects, [grounding_question(mission, obj, carried(image), actions) for obj in objects]
+
+
+def choose(objects: Sequence[Obj], questions: Sequence[Situation], probs: Sequence[np.ndarray],
+           rng: np.random.Generator | None = None) -> tuple[Subgoal, list[int]]:
+    """The teacher's subgoal from its answers: the most likely, or with `rng` one drawn from its
+    distribution; and the answer each prompt's choice amounts to (the verb for the chosen object,
+    `ignore it` for the others), which is what feedback is given on."""
+    options, weights = choice_weights(probs, questions)
+    c, verb = options[int(rng.choice(len(options), p=weights)) if rng is not None else int(np.argmax(weights))]
+    answers = [len(q.actions) - 1 for q in questions]
+    if c >= 0:
+        answers[c] = questions[c].actions.index(ANSWERS[verb])
+    return (Subgoal(EXPLORE) if c < 0 else Subgoal(verb, objects[c])), answers
+
+
+def choice_weights(probs: Sequence[np.ndarray], questions: Sequence[Situation]) -> tuple[list[tuple[int, str]], np.ndarray]:
+    """The teacher's distribution over subgoals, from its answers to each candidate's prompt.
+
+    Each prompt says how likely each verb is for its object, and how likely the object is
+    irrelevant: (c, verb) weighs p_c(verb), and explore weighs the chance that every object is
+    irrelevant, prod p_c(ignore). Returns the options as (candidate index or -1, verb) and their
+    probabilities."""
+    options = [(-1, EXPLORE)]
+    weights = [float(np.prod([p[-1] for p in probs]))]
+    for c, (p, q) in enumerate(zip(probs, questions)):
+        for answer, pa in zip(q.actions[:-1], p[:-1]):
+            options.append((c, _VERB_OF[answer]))
+            weights.append(float(pa))
+    w = np.asarray(weights)
+    return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+
+
+_VERB_OF = {answer: verb for verb, answer in ANSWERS.items()}
+
+
+def reached(subgoal: Subgoal, image: np.ndarray, start_objects: Sequence[Obj]) -> bool:
+    """Whether the subgoal is done in this view: facing the object (go to), carrying it (pick up),
+    facing it open (open), hands empty again (put next to), or something new in view (explore)."""
+    front = (int(image[_FRONT][0]), int(image[_FRONT][1]))
+    if subgoal.verb == "go to":
+        return front == subgoal.obj
+    if subgoal.verb == "pick up":
+        return carried(image) == subgoal.obj
+    if subgoal.verb == "open":
+        return front == subgoal.obj and int(image[_FRONT][2]) == _OPEN
+    if subgoal.verb == "put next to":
+        return carried(image) is None
+    return bool(set(visible_objects(image)) - set(start_objects))
+
+
+# ------------------------------------------------------------------------ the expert
+
+
+def _desc_obj(desc: ObjDesc) -> tuple[int, int | None]:
+    return OBJECT_TO_IDX[desc.type], None if desc.color is None else COLOR_TO_IDX[desc.color]
+
+
+def _in_view(verb: str, desc: ObjDesc, image: np.ndarray) -> list[Subgoal]:
+    """The subgoal on every visible object the description matches (any colour where it names
+    none); explore where none is in view."""
+    kind, colour = OBJECT_TO_IDX[desc.type], None if desc.color is None else COLOR_TO_IDX[desc.color]
+    found = [Subgoal(verb, obj) for obj in visible_objects(image) if obj[0] == kind and colour in (None, obj[1])]
+    return found or [Subgoal(EXPLORE)]
+
+
+def stack_subgoals(bot: BabyAIBot, env: Any, image: np.ndarray) -> list[Subgoal]:
+    """The bot's current subgoal in the student's terms, as the subgoals that match it: its
+    topmost subgoal (with the action the subgoal below says it leads to) on each object in view it
+    can mean; explore where the bot explores or its object is out of view (a teacher that sees
+    only the view must look)."""
+    stack = bot.stack
+    if not stack or stack[-1].is_exploratory():
+        return [Subgoal(EXPLORE)]
+    top = stack[-1]
+    front = (int(image[_FRONT][0]), int(image[_FRONT][1]))
+    if isinstance(top, PickupSubgoal) and front[0] in _OBJECTS:
+        return [Subgoal("pick up", front)]
+    if isinstance(top, OpenSubgoal) and front[0] == _DOOR:
+        return [Subgoal("open", front)]
+    if isinstance(top, DropSubgoal) and isinstance(env.instrs, PutNextInstr):
+        return _in_view("put next to", env.instrs.desc_fixed, image)
+    if isinstance(top, GoNextToSubgoal) and isinstance(top.datum, ObjDesc):
+        below = stack[-2] if len(stack) > 1 else None
+        verb = {"PutNext": "put next to", "Open": "open"}.get(top.reason) or (
+            "pick up" if isinstance(below, PickupSubgoal) else "go to")
+        return _in_view(verb, top.datum, image)
+    return [Subgoal(EXPLORE)]

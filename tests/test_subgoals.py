@@ -1,0 +1,191 @@
+"""Subgoal advice: candidates and prompts per level, the student's mask, the bot's subgoals,
+the budget of teacher reads, and the loop with subgoals end to end."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+
+from mutualrl.config import TrainConfig
+from mutualrl.envs import FULL_ACTIONS, task_actions
+from mutualrl.feedback import build_subgoal_feedback
+from mutualrl.loop import Trainer
+from mutualrl.rollout import SubgoalDecision
+from mutualrl.subgoals import (EXPLORE, GROUNDING_QUESTION, Subgoal, candidate_questions, choose, object_mask,
+                               question_object, stack_subgoals)
+from mutualrl.teachers import BotTeacher
+from mutualrl.teachers.prompt import question
+
+LEVELS = ("BabyAI-GoToRedBall-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0")
+
+
+def _views(env_id: str, seeds: range):
+    env = gym.make(env_id)
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        yield env.unwrapped, obs
+
+
+@pytest.mark.parametrize("env_id", LEVELS)
+def test_candidates_are_the_visible_objects_with_the_levels_verbs(env_id):
+    actions = task_actions(env_id)
+    prompts = set()
+    for env, obs in _views(env_id, range(30)):
+        objects, questions = candidate_questions(obs["mission"], obs["image"], actions)
+        grid, visible = env.gen_obs_grid()
+        in_view = {(OBJECT_TO_IDX[o.type], COLOR_TO_IDX[o.color]) for i in range(7) for j in range(7)
+                   if visible[i, j] and (o := grid.get(i, j)) is not None and o.type in ("ball", "box", "key", "door")
+                   and (i, j) != (3, 6)}
+        assert set(objects) == in_view and len(objects) == len(in_view)
+        for obj, q in zip(objects, questions):
+            assert question_object(q) == obj and q.question == GROUNDING_QUESTION
+            assert "step" not in question(q)  # never positions: one read serves every layout
+            expected = ("go to it", "ignore it") if "GoTo" in env_id else ("go to it", "pick it up", "ignore it")
+            assert q.actions == expected
+            prompts.add(question(q))
+    assert len(prompts) < 400  # the keys stay few: mission x object
+
+
+def test_put_next_offers_putting_the_carried_object():
+    env = gym.make("BabyAI-PutNextLocal-v0")
+    obs, _ = env.reset(seed=0)
+    bot = BotTeacher()
+    last = None
+    for _ in range(40):  # follow the bot until it carries the object to be moved
+        action = bot.observe([env.unwrapped], [last])[0]
+        obs, *_ = env.step(FULL_ACTIONS.index(action))
+        last = action
+        if env.unwrapped.carrying is not None:
+            break
+    assert env.unwrapped.carrying is not None
+    _, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-PutNextLocal-v0"))
+    assert questions and all(q.actions == ("go to it", "put what you carry next to it", "ignore it") for q in questions)
+    assert all("You carry" in q.description for q in questions)
+
+
+@pytest.mark.parametrize("env_id", LEVELS)
+def test_mask_marks_exactly_the_named_objects_cells(env_id):
+    for env, obs in _views(env_id, range(10)):
+        grid, visible = env.gen_obs_grid()
+        objects, _ = candidate_questions(obs["mission"], obs["image"], task_actions(env_id))
+        for obj in objects:
+            mask = object_mask(obs["image"], obj)
+            truth = np.array([[visible[i, j] and (o := grid.get(i, j)) is not None and (i, j) != (3, 6)
+                               and (OBJECT_TO_IDX[o.type], COLOR_TO_IDX[o.color]) == obj for j in range(7)]
+                              for i in range(7)])
+            assert mask.any() and np.array_equal(mask, truth)
+
+
+@pytest.mark.parametrize("env_id", LEVELS)
+def test_bot_subgoal_teacher_agrees_with_the_bots_stack(env_id):
+    """Along the bot's own episodes, the bot teacher's subgoal (through the grounding prompts and
+    the choice) is one the stack of an independent bot means, and the verbs follow the mission."""
+    actions = task_actions(env_id)
+    teacher, driver = BotTeacher(), BotTeacher()
+    verbs = set()
+    env = gym.make(env_id)
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        last = None
+        for _ in range(64):
+            want = driver.observe([env.unwrapped], [last])[0]
+            teacher.observe([env.unwrapped], [last])
+            objects, questions = candidate_questions(obs["mission"], obs["image"], actions)
+            answers = teacher.advise(questions, envs=[env.unwrapped] * len(questions)) if questions else []
+            chosen, _ = choose(objects, questions, [a.probs for a in answers])
+            assert chosen in stack_subgoals(driver._bots[id(env.unwrapped)], env.unwrapped, obs["image"])
+            verbs.add(chosen.verb)
+            obs, reward, terminated, truncated, _ = env.step(FULL_ACTIONS.index(want))
+            last = want
+            if terminated or truncated:
+                assert reward > 0
+                break
+    expected = {"GoTo": {"go to"}, "Pickup": {"pick up"}, "PutNext": {"pick up", "put next to"}}
+    assert next(v for k, v in expected.items() if k in env_id) <= verbs <= next(
+        v for k, v in expected.items() if k in env_id) | {EXPLORE}
+
+
+def test_choice_follows_the_teachers_answers():
+    """Each prompt's answer counts once, on the chosen verb for the chosen object and `ignore it` elsewhere."""
+    env = gym.make("BabyAI-GoToLocal-v0")
+    obs, _ = next((o, i) for o, i in (env.reset(seed=s) for s in range(50))
+                  if len(candidate_questions(o["mission"], o["image"], task_actions("BabyAI-GoToLocal-v0"))[0]) >= 2)
+    objects, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-GoToLocal-v0"))
+    probs = [np.array([0.1, 0.9])] * len(objects)
+    probs[1] = np.array([0.95, 0.05])
+    chosen, answers = choose(objects, questions, probs)
+    assert chosen == Subgoal("go to", objects[1]) and answers == [1, 0] + [1] * (len(objects) - 2)
+    all_ignored, answers = choose(objects, questions, [np.array([0.0, 1.0])] * len(objects))
+    assert all_ignored == Subgoal(EXPLORE) and answers == [1] * len(objects)
+
+
+def test_subgoal_feedback_gives_each_prompt_the_signal_of_the_steps_under_its_choice():
+    env = gym.make("BabyAI-GoToLocal-v0")
+    obs, _ = env.reset(seed=3)
+    _, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-GoToLocal-v0"))
+    q = questions[0]
+    steps, envs = 6, 2
+    advantages = torch.arange(steps * envs, dtype=torch.float32).view(steps, envs)
+    decisions = [SubgoalDecision(env=0, start=0, questions=[q], answers=[0], probs=[np.array([0.5, 0.5])], end=3,
+                                 reached=True),
+                 SubgoalDecision(env=1, start=2, questions=[q], answers=[1], probs=[np.array([0.2, 0.8])])]
+    rollout = _rollout(steps, envs, decisions)
+    records = build_subgoal_feedback(rollout, advantages, "advantage", 0.99, question)
+    record = records[question(q)]
+    assert record.visits == 2 and record.counts.tolist() == [1, 1]
+    assert record.signal[0] == pytest.approx(advantages[0:3, 0].mean().item())
+    assert record.signal[1] == pytest.approx(advantages[2:, 1].mean().item())  # held to the rollout's end
+    assert record.policy == pytest.approx([0.35, 0.65])
+
+
+def _rollout(steps, envs, decisions):
+    from mutualrl.rollout import AdviceRecord, Rollout
+
+    zeros = torch.zeros(steps, envs)
+    advice = AdviceRecord.stack([AdviceRecord.none(envs, 5, 3, torch.device("cpu"))] * steps)
+    return Rollout(obs={}, advice=advice, actions=zeros.long(), logprobs=zeros, values=zeros, rewards=zeros,
+                   dones=zeros, successes=np.zeros((steps, envs), bool), next_value=torch.zeros(envs),
+                   situations=None, keys=[[""] * envs] * steps, decisions=decisions)
+
+
+SMALL = dict(env_id="BabyAI-GoToLocal-v0", num_envs=4, num_steps=32, eval_every=0, advice="subgoal")
+
+
+@pytest.mark.parametrize("advice", ["action", "subgoal"])
+def test_the_budget_of_teacher_reads_is_never_exceeded(tmp_path, advice):
+    config = TrainConfig().replace(**{**SMALL, "advice": advice}, mode="guided", teacher="tiny", frames=384,
+                                   teacher_budget=3)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    calls = [0]
+    for _ in range(3):
+        row = trainer.iterate()
+        calls.append(row["teacher_calls"])
+        assert row["reads_per_1024_frames"] * config.frames_per_iteration / 1024 <= 3
+        assert 0 < row["advised_fraction"] < 1  # some steps went on without advice
+    assert all(0 < b - a <= 3 for a, b in zip(calls, calls[1:]))  # the model itself read at most 3 new prompts
+
+
+def test_mutual_with_subgoals_learns_the_teacher_and_resumes(tmp_path):
+    config = TrainConfig().replace(**{**SMALL, "eval_every": 4}, mode="mutual", teacher="tiny", frames=512, eval_episodes=2,
+                                   teacher_update_every=2, teacher_update_steps=1, teacher_batch=4)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    summary = trainer.train()
+    rows = trainer.run.read_metrics()
+    assert rows[-1]["teacher_version"] == 2 and rows[-1]["teacher_feedback_prompts"] > 0
+    assert 0 <= rows[3]["subgoal_accuracy"] <= 1 and "subgoal_accuracy" in summary["teacher_after"]
+    assert {"subgoals_reached_rate", "prompts_per_1024_frames", "reads_per_1024_frames"} <= rows[-1].keys()
+    resumed = Trainer.resume(tmp_path, frames=640, quiet=True)
+    assert resumed.teacher.version == 2 and resumed.student.advice_dim == trainer.student.advice_dim
+    resumed.train()
+
+
+def test_with_the_bot_naming_subgoals_the_student_beats_rl_on_go_to_local(tmp_path):
+    budget = dict(env_id="BabyAI-GoToLocal-v0", frames=24_576, num_envs=8, num_steps=64, eval_every=0, seed=0)
+    rl = Trainer(TrainConfig().replace(**budget, mode="rl"), tmp_path / "rl", quiet=True)
+    rl.train()
+    bot = Trainer(TrainConfig().replace(**budget, mode="guided", teacher="bot", advice="subgoal"), tmp_path / "bot",
+                  quiet=True)
+    bot.train()
+    last = lambda t: np.mean([r["success_rate"] for r in t.run.read_metrics()[-5:]])  # noqa: E731
+    assert last(bot) > last(rl) + 0.1

@@ -139,6 +139,29 @@ def test_subgoal_feedback_gives_each_prompt_the_signal_of_the_steps_under_its_ch
     assert record.policy == pytest.approx([0.35, 0.65])
 
 
+def test_an_endpoint_teacher_learns_subgoals_through_its_prompt_memory(tiny_causal):
+    from mutualrl.teachers.endpoint import EndpointTeacher
+    from openai_server import OpenAICompatibleServer
+
+    env = gym.make("BabyAI-GoToLocal-v0")
+    obs, _ = env.reset(seed=3)
+    _, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-GoToLocal-v0"))
+    decisions = [SubgoalDecision(env=0, start=0, questions=questions[:1], answers=[0], probs=[np.array([0.5, 0.5])],
+                                 end=2, reached=True),
+                 SubgoalDecision(env=1, start=0, questions=questions[:1], answers=[1], probs=[np.array([0.5, 0.5])],
+                                 end=2)]
+    advantages = torch.tensor([[1.0, -1.0], [1.0, -1.0]])
+    records = build_subgoal_feedback(_rollout(2, 2, decisions), advantages, "advantage", 0.99, question)
+    with OpenAICompatibleServer(*tiny_causal) as server:
+        teacher = EndpointTeacher(server.url, timeout=5)
+        before = teacher.advise(questions[:1])[0].probs
+        teacher.learn(list(records.values()))
+        after = teacher.advise(questions[:1])[0].probs
+    message = teacher.user_message(questions[0])
+    assert "'go to it' helped" in message and "'ignore it' hurt" in message
+    assert not np.allclose(before, after)
+
+
 def _rollout(steps, envs, decisions):
     from mutualrl.rollout import AdviceRecord, Rollout
 

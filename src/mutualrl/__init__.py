@@ -23,6 +23,7 @@ _API = {
     "make_env": "mutualrl.envs",
     "evaluate_student": "mutualrl.evaluation",
     "evaluate_teacher": "mutualrl.evaluation",
+    "evaluate_subgoals": "mutualrl.evaluation",
     "run_comparison": "mutualrl.compare",
 }
 __all__ = list(_API)
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from mutualrl.compare import run_comparison
     from mutualrl.config import EvalConfig, GuidanceConfig, PPOConfig, TeacherConfig, TrainConfig
     from mutualrl.envs import make_env
-    from mutualrl.evaluation import evaluate_student, evaluate_teacher
+    from mutualrl.evaluation import evaluate_student, evaluate_subgoals, evaluate_teacher
     from mutualrl.loop import Trainer
     from mutualrl.teachers import make_teacher
 

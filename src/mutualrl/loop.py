@@ -233,7 +233,9 @@ class Trainer:
         if self.iteration % self.config.teacher.update_every:
             return {}
         with timer("teacher_update"):
-            stats = self.teacher.learn(list(self.pending_feedback.values()), refresh=self.config.teacher_guides)
+            # re-read the prompts at once where the teacher guides, unless a budget rations the reads
+            refresh = self.config.teacher_guides and not self.config.guidance.budget
+            stats = self.teacher.learn(list(self.pending_feedback.values()), refresh=refresh)
         self.pending_feedback = {}
         timer.move(stats.pop("time_reading", 0.0), "teacher_update", "teacher")
         return stats

@@ -90,7 +90,6 @@ class HFTeacher(TextTeacher):
         signals = np.stack([f.signal for f in feedback])
         taken = signals[~np.isnan(signals)]
         mean, scale = (float(taken.mean()), float(taken.std()) + 1e-8) if len(taken) else (0.0, 1.0)
-        reference = self.reference_logprobs(situations)
         log_base = torch.log(torch.tensor(np.stack([f.policy for f in feedback]), dtype=torch.float32).clamp(min=1e-6))
         shift = torch.tensor(np.nan_to_num((signals - mean) / scale), dtype=torch.float32)
         target = torch.softmax(log_base + shift, dim=-1).to(self.device)
@@ -98,8 +97,10 @@ class HFTeacher(TextTeacher):
         losses, kls = [], []
         for _ in range(self.config.update_steps):
             pick = self._rng.choice(len(situations), size=min(self.config.batch_size, len(situations)), replace=False)
-            logp = torch.log_softmax(self.scorer.logliks([situations[i] for i in pick]), dim=-1)
-            kl = (logp.exp() * (logp - reference[pick])).sum(-1).mean()
+            batch = [situations[i] for i in pick]
+            reference = self.reference_logprobs(batch)  # only the prompts trained on: each read once, then remembered
+            logp = torch.log_softmax(self.scorer.logliks(batch), dim=-1)
+            kl = (logp.exp() * (logp - reference)).sum(-1).mean()
             loss = -(target[pick] * logp).sum(-1).mean() + self.config.kl_coef * kl
             self.optimizer.zero_grad()
             loss.backward()

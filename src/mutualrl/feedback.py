@@ -117,12 +117,14 @@ def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: s
     Each decision gives every prompt it read one count, on the answer the choice amounted to
     (the chosen verb for the chosen object, `ignore it` for the others), with the signal of the
     steps spent under the subgoal (their mean advantage or TD error), the episode's outcome, and
-    the teacher's own probabilities there as the policy the choice was drawn from."""
+    the teacher's own probabilities there as the policy the choice was drawn from. Hindsight
+    records (an object the student itself went to or picked up, `SubgoalGuidance._note_hindsight`)
+    count the same way, with that step's signal and a uniform policy."""
     values = (advantages if signal == "advantage" else td_errors(rollout, gamma)).cpu().numpy()
     outcomes = rollout.episode_outcomes()
     steps = values.shape[0]
     records: dict[str, PromptFeedback] = {}
-    for d in rollout.decisions:
+    for d in rollout.decisions + (rollout.hindsight or []):
         end = steps if d.end is None else d.end
         value = float(values[d.start:end, d.env].mean())
         outcome = outcomes[d.start, d.env]

@@ -21,8 +21,8 @@ import torch
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
-from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, candidate_questions, choose, reached,
-                               subgoal_vector, visible_objects)
+from mutualrl.subgoals import (ANSWERS, EXPLORE, SUBGOAL_DIM, Subgoal, candidate_questions, carried, choose,
+                               front_object, grounding_question, reached, subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
 
 #: advice probabilities are floored here before their log enters the student's logits
@@ -140,10 +140,12 @@ class SubgoalGuidance(Guidance):
         self.actions = actions
         self.held: list[_Held | None] = [None] * num_envs
         self.decisions: list[SubgoalDecision] = []
+        self.hindsight: list[SubgoalDecision] = []
+        self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
 
     def start_rollout(self) -> None:
         """Held subgoals go on into the new rollout as new decisions from its first step."""
-        self.decisions = []
+        self.decisions, self.hindsight = [], []
         for h in self.held:
             if h is not None:
                 h.decision = h.decision.continued()
@@ -154,6 +156,7 @@ class SubgoalGuidance(Guidance):
         """Choose subgoals for the copies without one (one teacher call for all their prompts);
         the step's input for every copy."""
         images, missions = np.asarray(obs["image"]), obs["mission"]
+        self._before = images, missions
         need = [i for i, h in enumerate(self.held) if h is None]
         candidates = {i: candidate_questions(missions[i], images[i], self.actions) for i in need}
         granted = self.affordable([candidates[i][1] for i in need], entropy[need])
@@ -196,18 +199,25 @@ class SubgoalGuidance(Guidance):
         """Each copy's trust key at this step ('' without a subgoal)."""
         return [h.key if h is not None else "" for h in self.held]
 
-    def after_step(self, obs: dict[str, Any], done: np.ndarray, success: np.ndarray, step: int) -> np.ndarray:
-        """End the subgoals this step finished (reached, out of view, timed out, episode over: an
-        episode that succeeded under a subgoal counts as reaching it); returns the shaped reward
+    def after_step(self, obs: dict[str, Any], done: np.ndarray, success: np.ndarray, final: dict[str, Any],
+                   step: int) -> np.ndarray:
+        """End the subgoals this step finished (reached, out of view, timed out, episode over);
+        note what the student itself went to or picked up (`hindsight`); returns the shaped reward
         for the object subgoals reached (`subgoal_reward`, 0 by default; never for explore, which
-        a student could farm by turning on the spot: measured, it fell from 0.58 to 0.12 success)."""
-        images = np.asarray(obs["image"])
+        a student could farm by turning on the spot: measured, it fell from 0.58 to 0.12 success).
+
+        `final` is the vector env's step info: the last view of an episode that ended lies in
+        `final_obs`, as the new episode's first view is already in `obs`."""
+        images = np.asarray(obs["image"]).copy()
+        for i in np.flatnonzero(done):
+            images[i] = final["final_obs"][i]["image"]
+        self._note_hindsight(images, step)
         bonus = np.zeros(len(self.held), dtype=np.float32)
         for i, h in enumerate(self.held):
             if h is None:
                 continue
             h.steps += 1
-            got = bool(success[i]) if done[i] else reached(h.subgoal, images[i], h.objects)
+            got = bool(success[i]) or reached(h.subgoal, images[i], h.objects)
             lost = h.subgoal.obj is not None and h.subgoal.obj not in visible_objects(images[i])
             if got or lost or done[i] or h.steps >= self.config.subgoal_steps:
                 h.decision.end, h.decision.reached = step + 1, got
@@ -215,6 +225,27 @@ class SubgoalGuidance(Guidance):
                 self.held[i] = None
         self.shaped += float(bonus.sum())
         return bonus
+
+    def _note_hindsight(self, after: np.ndarray, step: int) -> None:
+        """Where a step brought the student to an object (now facing it; now carrying it), the
+        grounding prompt about that object is judged on the answer the student's own act amounts
+        to, whatever the teacher said: hindsight feedback from the student's experience, so the
+        teacher learns even while the student does not yet follow it."""
+        before, missions = self._before
+        for i in range(len(after)):
+            holding = carried(after[i])
+            if holding is not None and carried(before[i]) is None:
+                obj, verb = holding, "pick up"
+            elif (obj := front_object(after[i])) is not None and front_object(before[i]) != obj:
+                verb = "go to"
+            else:
+                continue
+            question = grounding_question(missions[i], obj, carried(before[i]), self.actions)
+            if ANSWERS[verb] in question.actions:
+                uniform = np.full(len(question.actions), 1.0 / len(question.actions))
+                self.hindsight.append(SubgoalDecision(env=i, start=step, questions=[question],
+                                                      answers=[question.actions.index(ANSWERS[verb])],
+                                                      probs=[uniform], end=step + 1, reached=True))
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
         """Trust evidence: did the steps under subgoals the student reached beat those under

@@ -176,12 +176,12 @@ class Trainer:
             self.entropy = entropy.cpu().numpy()
             with timer("env"):
                 chosen = action.cpu().numpy()
-                self.obs, reward, terminated, truncated, _ = self.envs.step(chosen)
+                self.obs, reward, terminated, truncated, info = self.envs.step(chosen)
             done = terminated | truncated
             success = terminated & (reward > 0)
             self.episodes.step(reward, done, success)
             if isinstance(guidance, SubgoalGuidance):
-                reward = reward + guidance.after_step(self.obs, done, success, t)
+                reward = reward + guidance.after_step(self.obs, done, success, info, t)
             self.last_actions = [None if d else self.actions[a] for d, a in zip(done, chosen)]
             obs.append(tensors)
             advice.append(step_advice)
@@ -197,7 +197,8 @@ class Trainer:
                        actions=torch.stack(actions), logprobs=torch.stack(logprobs), values=torch.stack(values),
                        rewards=torch.stack(rewards), dones=torch.stack(dones), successes=np.stack(successes),
                        next_value=next_value, situations=texts, keys=keys,
-                       decisions=guidance.decisions if isinstance(guidance, SubgoalGuidance) else None)
+                       decisions=guidance.decisions if isinstance(guidance, SubgoalGuidance) else None,
+                       hindsight=guidance.hindsight if isinstance(guidance, SubgoalGuidance) else None)
 
     def _advise(self, step: int, texts: list | None, keys: list | None, timer: Timer) -> AdviceRecord | None:
         """The teacher's part of one step: the states as text (action advice) and, where the mode

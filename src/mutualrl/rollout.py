@@ -75,6 +75,7 @@ class Rollout:
     situations: list[list[Situation]] | None  # the text of each state, where the mode has a teacher
     keys: list[list[str]] | None  # each state's prompt key (with subgoals: the held subgoal's; '' if none)
     decisions: list[SubgoalDecision] | None = None  # with subgoal advice: when each copy asked, and what came of it
+    hindsight: list[SubgoalDecision] | None = None  # the objects the student itself went to or picked up
 
     @property
     def flat_obs(self) -> dict[str, torch.Tensor]:

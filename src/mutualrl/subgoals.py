@@ -67,6 +67,12 @@ def carried(image: np.ndarray) -> Obj | None:
     return (int(cell[0]), int(cell[1])) if int(cell[0]) in _OBJECTS else None
 
 
+def front_object(image: np.ndarray) -> Obj | None:
+    """The object in the cell the agent faces, if any."""
+    cell = image[_FRONT]
+    return (int(cell[0]), int(cell[1])) if int(cell[0]) in _OBJECTS else None
+
+
 def object_mask(image: np.ndarray, obj: Obj) -> np.ndarray:
     """(7, 7) bool: the cells of the view holding `obj` (never the agent's own cell)."""
     mask = (image[..., 0] == obj[0]) & (image[..., 1] == obj[1])
@@ -152,7 +158,7 @@ _VERB_OF = {answer: verb for verb, answer in ANSWERS.items()}
 def reached(subgoal: Subgoal, image: np.ndarray, start_objects: Sequence[Obj]) -> bool:
     """Whether the subgoal is done in this view: facing the object (go to), carrying it (pick up),
     facing it open (open), hands empty again (put next to), or something new in view (explore)."""
-    front = (int(image[_FRONT][0]), int(image[_FRONT][1]))
+    front = front_object(image)
     if subgoal.verb == "go to":
         return front == subgoal.obj
     if subgoal.verb == "pick up":

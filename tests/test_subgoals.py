@@ -201,14 +201,3 @@ def test_mutual_with_subgoals_learns_the_teacher_and_resumes(tmp_path):
     resumed = Trainer.resume(tmp_path, frames=640, quiet=True)
     assert resumed.teacher.version == 2 and resumed.student.advice_dim == trainer.student.advice_dim
     resumed.train()
-
-
-def test_with_the_bot_naming_subgoals_the_student_beats_rl_on_go_to_local(tmp_path):
-    budget = dict(env_id="BabyAI-GoToLocal-v0", frames=24_576, num_envs=8, num_steps=64, eval_every=0, seed=0)
-    rl = Trainer(TrainConfig().replace(**budget, mode="rl"), tmp_path / "rl", quiet=True)
-    rl.train()
-    bot = Trainer(TrainConfig().replace(**budget, mode="guided", teacher="bot", advice="subgoal"), tmp_path / "bot",
-                  quiet=True)
-    bot.train()
-    last = lambda t: np.mean([r["success_rate"] for r in t.run.read_metrics()[-5:]])  # noqa: E731
-    assert last(bot) > last(rl) + 0.1

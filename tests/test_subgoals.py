@@ -201,3 +201,36 @@ def test_mutual_with_subgoals_learns_the_teacher_and_resumes(tmp_path):
     resumed = Trainer.resume(tmp_path, frames=640, quiet=True)
     assert resumed.teacher.version == 2 and resumed.student.advice_dim == trainer.student.advice_dim
     resumed.train()
+
+
+def test_hindsight_judges_the_object_the_student_itself_went_to():
+    """Driven by the bot's actions to success on GoToLocal, the last hindsight record asks about the
+    mission's target and counts `go to it`, from the episode's final view (not the next episode's)."""
+    from mutualrl.envs import make_env, unwrapped_envs
+    from mutualrl.guidance import SubgoalGuidance
+    from mutualrl.config import GuidanceConfig
+
+    envs = make_env("BabyAI-GoToLocal-v0", 1, seed=5)
+    obs, _ = envs.reset(seed=5)
+    actions = task_actions("BabyAI-GoToLocal-v0")
+    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(), np.random.default_rng(0), torch.device("cpu"), 1, actions)
+    driver = BotTeacher()
+    guidance.start_rollout()
+    last = None
+    for step in range(64):
+        live = unwrapped_envs(envs)
+        target = live[0].instrs.desc
+        want = driver.observe(live, [last])[0]
+        guidance.teacher.observe(live, [last])
+        guidance.advise(obs, live, step, 0, np.zeros(1))
+        obs, reward, terminated, truncated, info = envs.step(np.array([FULL_ACTIONS.index(want)]))
+        guidance.after_step(obs, terminated | truncated, terminated & (reward > 0), info, step)
+        last = want
+        if terminated[0]:
+            break
+    assert terminated[0] and reward[0] > 0
+    final = guidance.hindsight[-1]
+    obj = question_object(final.questions[0])
+    assert final.start == step and final.questions[0].actions[final.answers[0]] == "go to it"
+    assert obj[0] == OBJECT_TO_IDX[target.type] and (target.color is None or obj[1] == COLOR_TO_IDX[target.color])
+    assert guidance.decisions and guidance.decisions[-1].reached  # the bot's last subgoal was reached

@@ -234,3 +234,32 @@ def test_hindsight_judges_the_object_the_student_itself_went_to():
     assert final.start == step and final.questions[0].actions[final.answers[0]] == "go to it"
     assert obj[0] == OBJECT_TO_IDX[target.type] and (target.color is None or obj[1] == COLOR_TO_IDX[target.color])
     assert guidance.decisions and guidance.decisions[-1].reached  # the bot's last subgoal was reached
+
+
+def test_the_local_teacher_learns_from_prompts_with_different_answers():
+    """Grounding prompts offer different answers (a door can be opened, a ball picked up): one
+    LoRA update takes them all, and each prompt moves towards the answer that paid off."""
+    from mutualrl.config import TeacherConfig
+    from mutualrl.feedback import PromptFeedback
+    from mutualrl.subgoals import grounding_question
+    from mutualrl.teachers import make_teacher
+
+    actions = task_actions("BabyAI-PickupLoc-v0")
+    ball = grounding_question("pick up the red ball", (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"]), None, actions)
+    door = grounding_question("pick up the red ball", (OBJECT_TO_IDX["door"], COLOR_TO_IDX["red"]), None, actions)
+    assert ball.actions != door.actions
+    teacher = make_teacher("tiny", config=TeacherConfig(update_steps=8, batch_size=2, lr=0.02, kl_coef=0.0))
+    before = [a.probs for a in teacher.advise([ball, door])]
+    good, bad = ball.actions.index("pick it up"), door.actions.index("ignore it")
+    records = []
+    for q, paid in ((ball, good), (door, bad)):
+        counts = np.zeros(len(q.actions))
+        counts[paid] = 1
+        signal = np.zeros(len(q.actions))
+        signal[paid] = 3.0
+        other = (paid + 1) % len(q.actions)
+        counts[other], signal[other] = 1, -3.0
+        records.append(PromptFeedback(q, 2, counts, signal, np.full(len(q.actions), 2 / len(q.actions)), 0, 0))
+    teacher.learn(records)
+    after = [a.probs for a in teacher.advise([ball, door])]
+    assert after[0][good] > before[0][good] and after[1][bad] > before[1][bad]

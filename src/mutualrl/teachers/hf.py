@@ -17,6 +17,7 @@ from mutualrl.config import TeacherConfig
 from mutualrl.envs import Situation
 from mutualrl.errors import MutualRLError
 from mutualrl.feedback import PromptFeedback
+from mutualrl.teachers.base import softmax as _softmax
 from mutualrl.teachers.scoring import PrefixSharedScorer
 from mutualrl.teachers.text import TextTeacher
 
@@ -87,21 +88,27 @@ class HFTeacher(TextTeacher):
         compounds over updates.
         """
         situations = [f.situation for f in feedback]
-        signals = np.stack([f.signal for f in feedback])
-        taken = signals[~np.isnan(signals)]
+        taken = np.concatenate([f.signal[~np.isnan(f.signal)] for f in feedback])
         mean, scale = (float(taken.mean()), float(taken.std()) + 1e-8) if len(taken) else (0.0, 1.0)
-        log_base = torch.log(torch.tensor(np.stack([f.policy for f in feedback]), dtype=torch.float32).clamp(min=1e-6))
-        shift = torch.tensor(np.nan_to_num((signals - mean) / scale), dtype=torch.float32)
-        target = torch.softmax(log_base + shift, dim=-1).to(self.device)
+        targets = [_softmax(np.log(np.clip(f.policy, 1e-6, None)) + np.nan_to_num((f.signal - mean) / scale))
+                   for f in feedback]
+        # one action set per gradient step (prompts of subgoal advice offer different answers)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, s in enumerate(situations):
+            groups.setdefault(s.actions, []).append(i)
+        members = list(groups.values())
+        sizes = np.array([len(m) for m in members], dtype=float)
         self._ensure_adapter()
         losses, kls = [], []
         for _ in range(self.config.update_steps):
-            pick = self._rng.choice(len(situations), size=min(self.config.batch_size, len(situations)), replace=False)
+            group = members[self._rng.choice(len(members), p=sizes / sizes.sum())]
+            pick = self._rng.choice(group, size=min(self.config.batch_size, len(group)), replace=False)
             batch = [situations[i] for i in pick]
             reference = self.reference_logprobs(batch)  # only the prompts trained on: each read once, then remembered
             logp = torch.log_softmax(self.scorer.logliks(batch), dim=-1)
+            target = torch.tensor(np.stack([targets[i] for i in pick]), dtype=torch.float32, device=self.device)
             kl = (logp.exp() * (logp - reference)).sum(-1).mean()
-            loss = -(target[pick] * logp).sum(-1).mean() + self.config.kl_coef * kl
+            loss = -(target * logp).sum(-1).mean() + self.config.kl_coef * kl
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()

@@ -263,3 +263,20 @@ def test_the_local_teacher_learns_from_prompts_with_different_answers():
     teacher.learn(records)
     after = [a.probs for a in teacher.advise([ball, door])]
     assert after[0][good] > before[0][good] and after[1][bad] > before[1][bad]
+
+
+def test_a_deferred_prompt_keeps_the_teachers_last_answer(tiny_causal):
+    """Beyond the budget, the answer of an older version stands (recall) until the teacher re-reads."""
+    from mutualrl.teachers.hf import HFTeacher
+
+    env = gym.make("BabyAI-GoToLocal-v0")
+    obs, _ = env.reset(seed=3)
+    _, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-GoToLocal-v0"))
+    teacher = HFTeacher(*tiny_causal)
+    assert teacher.recall(questions) == [None] * len(questions)
+    answers = teacher.advise(questions)
+    teacher.bump_version()
+    assert not any(teacher.knows(q) for q in questions)
+    calls = teacher.calls
+    recalled = teacher.recall(questions)
+    assert teacher.calls == calls and all(np.allclose(r.probs, a.probs) for r, a in zip(recalled, answers))

@@ -46,7 +46,7 @@ class Guidance:
 
     def start_iteration(self) -> None:
         self.reads_left = self.config.budget or math.inf
-        self.reads, self.steps, self.advised, self.prompts, self.shaped = 0, 0, 0, set(), 0.0
+        self.reads, self.steps, self.advised, self.prompts, self.shaped, self.stale = 0, 0, 0, set(), 0.0, 0
 
     def affordable(self, wanted: Sequence[Sequence[Situation]], entropy: np.ndarray) -> list[bool]:
         """Which copies get their prompts read this step, most unsure and newest first, within the budget."""
@@ -74,7 +74,8 @@ class Guidance:
         """How often the student asked: the share of steps advised, reads and distinct prompts per 1,024 frames."""
         per_1024 = 1024 / frames_per_iteration
         return {"advised_fraction": self.advised / max(1, self.steps), "reads_per_1024_frames": self.reads * per_1024,
-                "prompts_per_1024_frames": len(self.prompts) * per_1024}
+                "prompts_per_1024_frames": len(self.prompts) * per_1024,
+                "stale_answers_per_1024_frames": self.stale * per_1024}
 
 
 class ActionGuidance(Guidance):
@@ -166,9 +167,11 @@ class SubgoalGuidance(Guidance):
         by_env: dict[int, list] = {i: [] for i in asked}
         for (i, _), a in zip(flat, answers):
             by_env[i].append(a)
-        for i in asked:
-            if all(a.available for a in by_env[i]):
-                self._hold(i, step, *candidates[i], [a.probs for a in by_env[i]], missions[i])
+        for i in need:  # beyond the budget, the teacher's last answers stand until it re-reads them
+            answered = by_env[i] if i in by_env else self.teacher.recall(candidates[i][1])
+            if all(a is not None and a.available for a in answered):
+                self.stale += i not in by_env
+                self._hold(i, step, *candidates[i], [a.probs for a in answered], missions[i])
         return self._record(images)
 
     def _hold(self, i: int, step: int, objects: list, questions: list[Situation], probs: list[np.ndarray],

@@ -55,6 +55,11 @@ class Teacher(ABC):
         budget of teacher reads does not count. A teacher without a model to read is always free."""
         return True
 
+    def recall(self, situations: Sequence[Situation]) -> list["Advice | None"]:
+        """The last answers given to these situations, whatever the version, without reading
+        (None where there is none): what stands while a budget defers the re-read."""
+        return [None] * len(situations)
+
     def key(self, situation: Situation) -> str:
         """The prompt key: everything the teacher's answer depends on besides its version. Trust,
         feedback and caches are kept per key."""

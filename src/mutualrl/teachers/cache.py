@@ -13,6 +13,7 @@ class AdviceCache:
     def __init__(self, max_entries: int = 200_000):
         self.max_entries = max_entries
         self._store: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        self._latest: dict[str, np.ndarray] = {}  # per prompt, the scores of the newest version that read it
         self.hits = 0
         self.misses = 0
 
@@ -29,8 +30,13 @@ class AdviceCache:
         """Whether (version, prompt) is held, without counting a hit or a miss."""
         return entry in self._store
 
+    def latest(self, prompt: str) -> np.ndarray | None:
+        """The newest scores held for `prompt`, of any version (kept when old versions are dropped)."""
+        return self._latest.get(prompt)
+
     def put(self, version: int, prompt: str, scores: np.ndarray) -> None:
         self._store[(version, prompt)] = scores
+        self._latest[prompt] = scores
         self._store.move_to_end((version, prompt))
         while len(self._store) > self.max_entries:
             self._store.popitem(last=False)

@@ -60,6 +60,10 @@ class TextTeacher(Teacher):
         self.advise(situations)
         return time.perf_counter() - start
 
+    def recall(self, situations: Sequence[Situation]) -> list[Advice | None]:
+        scores = [self.cache.latest(self.key(s)) for s in situations]
+        return [None if row is None else Advice(probs=softmax(row, self.temperature)) for row in scores]
+
     def knows(self, situation: Situation) -> bool:
         return (self.version, self.key(situation)) in self.cache
 

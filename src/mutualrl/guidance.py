@@ -42,9 +42,13 @@ class Guidance:
         self.config, self.teacher, self.rng, self.device, self.shows = config, teacher, rng, device, shows
         self.trust = TrustTable(config.trust_rate, config.trust_sharpness, config.trust_spread, config.trust_confidence)
         self._seen: set[str] = set()
-        self.start_iteration()
+        #: with subgoal advice, the rollout's decisions and hindsight records (`rollout.SubgoalDecision`)
+        self.decisions: list[SubgoalDecision] | None = None
+        self.hindsight: list[SubgoalDecision] | None = None
+        self.start_rollout()
 
-    def start_iteration(self) -> None:
+    def start_rollout(self) -> None:
+        """Before each rollout: a fresh budget of reads, and fresh counters."""
         self.reads_left = self.config.budget or math.inf
         self.reads, self.steps, self.advised, self.prompts, self.shaped, self.stale = 0, 0, 0, set(), 0.0, 0
 
@@ -65,6 +69,11 @@ class Guidance:
                 self._seen.update(row)
                 self.prompts.update(row)
         return granted
+
+    def after_step(self, obs: dict[str, Any], done: np.ndarray, success: np.ndarray, final: dict[str, Any],
+                   step: int) -> np.ndarray:
+        """What the step's outcome changes for the advice; returns a shaped reward per copy (none here)."""
+        return np.zeros(len(done), dtype=np.float32)
 
     def loss_weight(self, rollout: Rollout, frames: int) -> torch.Tensor:
         """Per-step weight of the guidance term lambda * trust * CE(teacher || student), (steps, envs)."""
@@ -137,15 +146,14 @@ class SubgoalGuidance(Guidance):
 
     def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
                  num_envs: int, actions: tuple[str, ...], shows: bool = True):
-        super().__init__(config, teacher, rng, device, shows)
         self.actions = actions
         self.held: list[_Held | None] = [None] * num_envs
-        self.decisions: list[SubgoalDecision] = []
-        self.hindsight: list[SubgoalDecision] = []
         self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
+        super().__init__(config, teacher, rng, device, shows)
 
     def start_rollout(self) -> None:
         """Held subgoals go on into the new rollout as new decisions from its first step."""
+        super().start_rollout()
         self.decisions, self.hindsight = [], []
         for h in self.held:
             if h is not None:

@@ -164,8 +164,6 @@ class Trainer:
         keys: list[list[str]] | None = [] if cfg.uses_teacher else None
         no_advice = AdviceRecord.none(cfg.num_envs, self.student.advice_dim, len(self.actions), dev)  # shared, never written
         if guidance is not None:
-            guidance.start_iteration()
-        if isinstance(guidance, SubgoalGuidance):
             guidance.start_rollout()
         for t in range(cfg.ppo.num_steps):
             tensors = obs_to_tensors(self.obs, dev)
@@ -180,7 +178,7 @@ class Trainer:
             done = terminated | truncated
             success = terminated & (reward > 0)
             self.episodes.step(reward, done, success)
-            if isinstance(guidance, SubgoalGuidance):
+            if guidance is not None:  # ends subgoals; a shaped reward where one is asked for
                 reward = reward + guidance.after_step(self.obs, done, success, info, t)
             self.last_actions = [None if d else self.actions[a] for d, a in zip(done, chosen)]
             obs.append(tensors)
@@ -197,8 +195,7 @@ class Trainer:
                        actions=torch.stack(actions), logprobs=torch.stack(logprobs), values=torch.stack(values),
                        rewards=torch.stack(rewards), dones=torch.stack(dones), successes=np.stack(successes),
                        next_value=next_value, situations=texts, keys=keys,
-                       decisions=guidance.decisions if isinstance(guidance, SubgoalGuidance) else None,
-                       hindsight=guidance.hindsight if isinstance(guidance, SubgoalGuidance) else None)
+                       decisions=guidance and guidance.decisions, hindsight=guidance and guidance.hindsight)
 
     def _advise(self, step: int, texts: list | None, keys: list | None, timer: Timer) -> AdviceRecord | None:
         """The teacher's part of one step: the states as text (action advice) and, where the mode

@@ -141,8 +141,9 @@ class SubgoalGuidance(Guidance):
     A copy without a subgoal asks: one grounding prompt per visible object, read within the
     budget; with no object in view it explores without asking. In training the subgoal is drawn
     from the teacher's distribution (`subgoals.choice_weights`), so the feedback sees its
-    alternatives too. The student's input is the subgoal's mask and verb, mixed with its own
-    grounding by the trust in the prompt that chose it (only if the mode `shows` advice)."""
+    alternatives too. Where the subgoal is shown (`advice_prob` per decision, if the mode `shows`
+    advice) the student's input is its mask and verb, elsewhere its own grounding; trust in the
+    prompt that chose it weighs how far the student's grounding learns from it."""
 
     def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
                  num_envs: int, actions: tuple[str, ...], shows: bool = True):
@@ -199,7 +200,7 @@ class SubgoalGuidance(Guidance):
                 continue
             vectors[i] = subgoal_vector(images[i], h.subgoal)
             available[i], trust[i] = 1.0, self.trust.trust(h.key)
-            gate[i] = trust[i] if h.shown else 0.0
+            gate[i] = float(h.shown)
         self.steps, self.advised = self.steps + n, self.advised + int(available.sum())
         as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=dev)  # noqa: E731
         probs = as_tensor(vectors)
@@ -259,18 +260,18 @@ class SubgoalGuidance(Guidance):
                                                       probs=[uniform], end=step + 1, reached=True))
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
-        """Trust evidence: did the steps under subgoals the student reached beat those under
-        subgoals it did not? (Steps under a subgoal still held at the rollout's end wait.)"""
+        """Trust evidence, from a randomised comparison: whether a subgoal is shown is drawn per
+        decision (`advice_prob`), so the returns of the steps under shown subgoals against those
+        under unshown ones say what showing the teacher's subgoal is worth. (Advantages would not:
+        the critic sees the subgoal, so they average zero either way. Nor would "reached or not":
+        reaching the target is success whoever named it.)"""
+        shown = rollout.advice.gate > 0
+        judged = (rollout.advice.available > 0).cpu().numpy() & (np.asarray(rollout.keys, dtype=object) != "")
+        if judged.any() and self.shows:
+            returns = (advantages + rollout.values).cpu().numpy()
+            keys = np.asarray(rollout.keys, dtype=object)
+            self.trust.update(list(keys[judged]), shown.cpu().numpy()[judged], returns[judged])
         steps, envs = advantages.shape
-        followed, judged = np.zeros((steps, envs), bool), np.zeros((steps, envs), bool)
-        for d in rollout.decisions:
-            end = steps if d.end is None else d.end
-            judged[d.start:end, d.env] = d.end is not None
-            followed[d.start:end, d.env] = d.reached
-        keys = np.asarray(rollout.keys, dtype=object)
-        judged &= keys != ""
-        if judged.any():
-            self.trust.update(list(keys[judged]), followed[judged], advantages.cpu().numpy()[judged])
         finished = [d for d in rollout.decisions if d.end is not None]
         row = {"lambda": self.config.lambda_at(frames), "trust": float(rollout.advice.trust.mean()),
                "subgoals_reached_rate": float(np.mean([d.reached for d in finished])) if finished else 0.0,

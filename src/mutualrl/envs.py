@@ -129,9 +129,9 @@ def _relative_position(col: int, row: int) -> str:
     return " and ".join(parts)
 
 
-def object_name(obj: tuple[int, int], article: str = "a") -> str:
+def object_name(obj: tuple[int, int]) -> str:
     """'a red ball' for a (type index, colour index) pair."""
-    return f"{article} {IDX_TO_COLOR[obj[1]]} {IDX_TO_OBJECT[obj[0]]}"
+    return f"a {IDX_TO_COLOR[obj[1]]} {IDX_TO_OBJECT[obj[0]]}"
 
 
 def _object_name(cell: np.ndarray) -> str:

@@ -29,6 +29,7 @@ EXPLORE = "explore"
 #: How a grounding prompt offers each verb for one object, and the answer that dismisses it.
 ANSWERS = {"go to": "go to it", "pick up": "pick it up", "put next to": "put what you carry next to it",
            "open": "open it"}
+_VERB_OF = {answer: verb for verb, answer in ANSWERS.items()}
 IGNORE = "ignore it"
 GROUNDING_QUESTION = "What should the agent do with this object?"
 #: Length of the student's subgoal input: the 7x7 mask, then the verb one-hot.
@@ -46,10 +47,6 @@ Obj = tuple[int, int]
 class Subgoal:
     verb: str
     obj: Obj | None = None  # None for explore
-
-    @property
-    def text(self) -> str:
-        return EXPLORE if self.obj is None else f"{self.verb} {object_name(self.obj, article='the')}"
 
 
 def visible_objects(image: np.ndarray) -> list[Obj]:
@@ -152,8 +149,6 @@ def choice_weights(probs: Sequence[np.ndarray], questions: Sequence[Situation]) 
     return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
 
 
-_VERB_OF = {answer: verb for verb, answer in ANSWERS.items()}
-
 
 def reached(subgoal: Subgoal, image: np.ndarray, start_objects: Sequence[Obj]) -> bool:
     """Whether the subgoal is done in this view: facing the object (go to), carrying it (pick up),
@@ -171,10 +166,6 @@ def reached(subgoal: Subgoal, image: np.ndarray, start_objects: Sequence[Obj]) -
 
 
 # ------------------------------------------------------------------------ the expert
-
-
-def _desc_obj(desc: ObjDesc) -> tuple[int, int | None]:
-    return OBJECT_TO_IDX[desc.type], None if desc.color is None else COLOR_TO_IDX[desc.color]
 
 
 def _in_view(verb: str, desc: ObjDesc, image: np.ndarray) -> list[Subgoal]:

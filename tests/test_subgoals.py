@@ -129,7 +129,9 @@ def test_subgoal_feedback_gives_each_prompt_the_signal_of_the_steps_under_its_ch
     advantages = torch.arange(steps * envs, dtype=torch.float32).view(steps, envs)
     decisions = [SubgoalDecision(env=0, start=0, questions=[q], answers=[0], probs=[np.array([0.5, 0.5])], end=3,
                                  reached=True),
-                 SubgoalDecision(env=1, start=2, questions=[q], answers=[1], probs=[np.array([0.2, 0.8])])]
+                 SubgoalDecision(env=1, start=2, questions=[q], answers=[1], probs=[np.array([0.2, 0.8])]),
+                 SubgoalDecision(env=1, start=0, questions=[q], answers=[0], probs=[np.array([0.9, 0.1])], end=2,
+                                 stale=True)]  # chosen from an older version's answers: left out
     rollout = _rollout(steps, envs, decisions)
     records = build_subgoal_feedback(rollout, advantages, "advantage", 0.99, question)
     record = records[question(q)]

@@ -119,12 +119,14 @@ def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: s
     steps spent under the subgoal (their mean advantage or TD error), the episode's outcome, and
     the teacher's own probabilities there as the policy the choice was drawn from. Hindsight
     records (an object the student itself went to or picked up, `SubgoalGuidance._note_hindsight`)
-    count the same way, with that step's signal and a uniform policy."""
+    count the same way, with that step's signal and a uniform policy. Decisions made from an
+    older version's answers (`stale`) are left out: the update moves the current teacher's
+    probabilities, and measured, their many records drowned the hindsight ones."""
     values = (advantages if signal == "advantage" else td_errors(rollout, gamma)).cpu().numpy()
     outcomes = rollout.episode_outcomes()
     steps = values.shape[0]
     records: dict[str, PromptFeedback] = {}
-    for d in rollout.decisions + (rollout.hindsight or []):
+    for d in [d for d in rollout.decisions if not d.stale] + (rollout.hindsight or []):
         end = steps if d.end is None else d.end
         value = float(values[d.start:end, d.env].mean())
         outcome = outcomes[d.start, d.env]

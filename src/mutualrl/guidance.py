@@ -180,14 +180,14 @@ class SubgoalGuidance(Guidance):
             answered = by_env[i] if i in by_env else self.teacher.recall(candidates[i][1])
             if all(a is not None and a.available for a in answered):
                 self.stale += i not in by_env
-                self._hold(i, step, *candidates[i], [a.probs for a in answered], missions[i])
+                self._hold(i, step, *candidates[i], [a.probs for a in answered], missions[i], stale=i not in by_env)
         return self._record(images)
 
     def _hold(self, i: int, step: int, objects: list, questions: list[Situation], probs: list[np.ndarray],
-              mission: str) -> None:
+              mission: str, stale: bool) -> None:
         subgoal, answers = choose(objects, questions, probs, self.rng)
         key = f"{EXPLORE}|{mission}" if subgoal.obj is None else self.teacher.key(questions[objects.index(subgoal.obj)])
-        decision = SubgoalDecision(env=i, start=step, questions=questions, answers=answers, probs=probs)
+        decision = SubgoalDecision(env=i, start=step, questions=questions, answers=answers, probs=probs, stale=stale)
         self.decisions.append(decision)
         shown = self.shows and bool(self.rng.random() < self.config.advice_prob)
         self.held[i] = _Held(subgoal, decision, shown, key, list(objects))

@@ -53,10 +53,11 @@ class SubgoalDecision:
     probs: list[np.ndarray]
     end: int | None = None  # set when the subgoal ends within this rollout
     reached: bool = False
+    stale: bool = False  # chosen from an older teacher version's answers (the budget deferred the re-read)
 
     def continued(self) -> "SubgoalDecision":
         """The same choice, held on into the next rollout from its first step."""
-        return SubgoalDecision(self.env, 0, self.questions, self.answers, self.probs)
+        return SubgoalDecision(self.env, 0, self.questions, self.answers, self.probs, stale=self.stale)
 
 
 @dataclass

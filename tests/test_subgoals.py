@@ -224,7 +224,7 @@ def test_hindsight_judges_the_object_the_student_itself_went_to():
         target = live[0].instrs.desc
         want = driver.observe(live, [last])[0]
         guidance.teacher.observe(live, [last])
-        guidance.advise(obs, live, step, 0, np.zeros(1))
+        guidance.advise(obs, live, step, np.zeros(1))
         obs, reward, terminated, truncated, info = envs.step(np.array([FULL_ACTIONS.index(want)]))
         guidance.after_step(obs, terminated | truncated, terminated & (reward > 0), info, step)
         last = want

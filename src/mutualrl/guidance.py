@@ -161,8 +161,7 @@ class SubgoalGuidance(Guidance):
                 h.decision = h.decision.continued()
                 self.decisions.append(h.decision)
 
-    def advise(self, obs: dict[str, Any], envs: Sequence[Any], step: int, frames: int,
-               entropy: np.ndarray) -> AdviceRecord:
+    def advise(self, obs: dict[str, Any], envs: Sequence[Any], step: int, entropy: np.ndarray) -> AdviceRecord:
         """Choose subgoals for the copies without one (one teacher call for all their prompts);
         the step's input for every copy."""
         images, missions = np.asarray(obs["image"]), obs["mission"]

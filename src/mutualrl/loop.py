@@ -206,7 +206,7 @@ class Trainer:
         if isinstance(self.guidance, SubgoalGuidance):
             with timer("teacher"):
                 self.teacher.observe(live, self.last_actions)
-                record = self.guidance.advise(self.obs, live, step, self.frames, self.entropy)
+                record = self.guidance.advise(self.obs, live, step, self.entropy)
             keys.append(self.guidance.keys())
             return record
         with timer("env"):

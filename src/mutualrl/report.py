@@ -113,7 +113,8 @@ def build_report(root: Path) -> Path:
     lines = ["# mutualrl comparison", ""]
     first = next(iter(runs_by_mode.values()))[0]["config"]
     seeds = {m: len(r) for m, r in runs_by_mode.items()}
-    lines += [f"Environment `{first.env_id}`, teacher `{first.teacher.name}`, `{first.guidance.advice}` advice, frames per run {first.frames:,}, seeds per mode "
+    advice = next((r[0]["config"].guidance.advice for m, r in runs_by_mode.items() if m != "rl"), first.guidance.advice)
+    lines += [f"Environment `{first.env_id}`, teacher `{first.teacher.name}`, `{advice}` advice, frames per run {first.frames:,}, seeds per mode "
               + ", ".join(f"{m}: {n}" for m, n in seeds.items()) + ".",
               "Aggregates: interquartile mean with a 95% percentile-bootstrap CI over seeds where there are 3 or more; "
               "otherwise mean [min, max]. A run that never reached 0.9 counts as its frame budget. "
@@ -127,7 +128,7 @@ def build_report(root: Path) -> Path:
     for key, label, file in (("teacher_success_rate", "teacher success alone", "teacher_success.png"),
                              ("advice_accuracy", "advice accuracy (agreement with the BabyAI bot)", "advice_accuracy.png"),
                              ("subgoal_accuracy", "subgoal accuracy (among the BabyAI bot's subgoals)", "subgoal_accuracy.png")):
-        if teacher_modes and _plot(teacher_modes, key, label, root / file, label.capitalize() + ", held-out seeds"):
+        if teacher_modes and _plot(teacher_modes, key, label, root / file, label[0].upper() + label[1:] + ", held-out seeds"):
             lines += [f"![{label}]({file})", ""]
     lines += ["| mode | frames to 0.9 (training) | reached | frames to 0.9 (student alone) | reached | final success | "
               "student success after (eval) | teacher success before -> after | advice (subgoal) accuracy before -> after | "

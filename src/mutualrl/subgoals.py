@@ -7,7 +7,7 @@ what the agent carries, never positions or the whole scene, so one read serves e
 episode and layout that shows that object under that mission. The student sees a subgoal in its
 own terms: a mask of the named object's cells in its 7x7 view plus the verb.
 
-The BabyAI bot's stack of subgoals, read in these terms, is the expert (`expert_subgoal`).
+The BabyAI bot's stack of subgoals, read in these terms, is the expert (`stack_subgoals`).
 """
 
 from __future__ import annotations
@@ -59,15 +59,19 @@ def visible_objects(image: np.ndarray) -> list[Obj]:
     return list(seen)
 
 
+def _object_at(image: np.ndarray, cell: tuple[int, int]) -> Obj | None:
+    kind = int(image[cell][0])
+    return (kind, int(image[cell][1])) if kind in _OBJECTS else None
+
+
 def carried(image: np.ndarray) -> Obj | None:
-    cell = image[_AGENT]
-    return (int(cell[0]), int(cell[1])) if int(cell[0]) in _OBJECTS else None
+    """The object the agent carries, if any."""
+    return _object_at(image, _AGENT)
 
 
 def front_object(image: np.ndarray) -> Obj | None:
     """The object in the cell the agent faces, if any."""
-    cell = image[_FRONT]
-    return (int(cell[0]), int(cell[1])) if int(cell[0]) in _OBJECTS else None
+    return _object_at(image, _FRONT)
 
 
 def object_mask(image: np.ndarray, obj: Obj) -> np.ndarray:
@@ -149,7 +153,6 @@ def choice_weights(probs: Sequence[np.ndarray], questions: Sequence[Situation]) 
     return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
 
 
-
 def reached(subgoal: Subgoal, image: np.ndarray, start_objects: Sequence[Obj]) -> bool:
     """Whether the subgoal is done in this view: facing the object (go to), carrying it (pick up),
     facing it open (open), hands empty again (put next to), or something new in view (explore)."""
@@ -185,10 +188,10 @@ def stack_subgoals(bot: BabyAIBot, env: Any, image: np.ndarray) -> list[Subgoal]
     if not stack or stack[-1].is_exploratory():
         return [Subgoal(EXPLORE)]
     top = stack[-1]
-    front = (int(image[_FRONT][0]), int(image[_FRONT][1]))
-    if isinstance(top, PickupSubgoal) and front[0] in _OBJECTS:
+    front = front_object(image)
+    if isinstance(top, PickupSubgoal) and front is not None:
         return [Subgoal("pick up", front)]
-    if isinstance(top, OpenSubgoal) and front[0] == _DOOR:
+    if isinstance(top, OpenSubgoal) and front is not None and front[0] == _DOOR:
         return [Subgoal("open", front)]
     if isinstance(top, DropSubgoal) and isinstance(env.instrs, PutNextInstr):
         return _in_view("put next to", env.instrs.desc_fixed, image)

@@ -13,8 +13,8 @@ import torch
 
 from mutualrl.envs import FULL_ACTIONS, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.student import ActorCritic, obs_to_tensors
-from mutualrl.teachers.base import Teacher
 from mutualrl.subgoals import candidate_questions, choose
+from mutualrl.teachers.base import Teacher
 from mutualrl.teachers.bot import BotTeacher
 
 EVAL_SEED_BASE = 1_000_000
@@ -118,7 +118,6 @@ def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
     return run_episodes(env_id, episodes, seed, policy, with_expert=True, actions=actions)
 
 
-
 def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
                       actions: tuple[str, ...] | None = None) -> EvalResult:
     """The teacher's subgoals along the BabyAI bot's own episodes: at every state, whether the
@@ -136,7 +135,7 @@ def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
             objects, questions = candidate_questions(mission, image, actions)
             answers = teacher.advise(questions, envs=[env] * len(questions)) if questions else []
             chosen, _ = choose(objects, questions, [a.probs for a in answers])
-            agree.append(chosen in expert.expert_subgoals(env))
+            agree.append(chosen in expert.expert_subgoals(env, image))
         return np.array([FULL_ACTIONS.index(w) for w in want])
 
     result = run_episodes(env_id, episodes, seed, policy, actions=FULL_ACTIONS)

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from mutualrl.config import TrainConfig
 from mutualrl.envs import make_env, situations, task_actions, unwrapped_envs
 from mutualrl.errors import MutualRLError
-from mutualrl.evaluation import evaluate_student, evaluate_subgoals, evaluate_teacher
+from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals, evaluate_teacher
 from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
 from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout
@@ -245,14 +245,20 @@ class Trainer:
         cfg = self.config
         row = {ALONE: evaluate_student(self.student, cfg.env_id, cfg.evaluation.episodes, cfg.seed, cfg.device,
                                        self.actions).success_rate}
-        if self.teacher is not None and self.subgoals:
-            row["subgoal_accuracy"] = evaluate_subgoals(self.teacher, cfg.env_id, cfg.evaluation.episodes, cfg.seed,
-                                                        self.actions).subgoal_accuracy
-        elif self.teacher is not None:
-            result = evaluate_teacher(self.teacher, cfg.env_id, cfg.evaluation.episodes, cfg.seed, self.actions)
-            row.update(teacher_success_rate=result.success_rate, advice_accuracy=result.advice_accuracy,
-                       advice_accuracy_balanced=result.advice_accuracy_balanced)
+        if self.teacher is not None:
+            result = self._judge_teacher()
+            if self.subgoals:
+                row["subgoal_accuracy"] = result.subgoal_accuracy
+            else:
+                row.update(teacher_success_rate=result.success_rate, advice_accuracy=result.advice_accuracy,
+                           advice_accuracy_balanced=result.advice_accuracy_balanced)
         return row
+
+    def _judge_teacher(self) -> EvalResult:
+        """The teacher on held-out seeds: acting alone (action advice), or its subgoals along the
+        bot's episodes (subgoal advice)."""
+        judge = evaluate_subgoals if self.subgoals else evaluate_teacher
+        return judge(self.teacher, self.config.env_id, self.config.evaluation.episodes, self.config.seed, self.actions)
 
     def _evaluate_all(self, when: str) -> dict[str, Any]:
         """Held-out student (and teacher) results, for the before/after summary."""
@@ -260,9 +266,7 @@ class Trainer:
         out = {f"student_{when}": evaluate_student(self.student, cfg.env_id, cfg.evaluation.episodes, cfg.seed,
                                                    cfg.device, self.actions).to_dict()}
         if self.teacher is not None:
-            judge = evaluate_subgoals if self.subgoals else evaluate_teacher
-            out[f"teacher_{when}"] = judge(self.teacher, cfg.env_id, cfg.evaluation.episodes, cfg.seed,
-                                           self.actions).to_dict()
+            out[f"teacher_{when}"] = self._judge_teacher().to_dict()
         return out
 
     # ------------------------------------------------------------- checkpoints

@@ -50,9 +50,9 @@ class BotTeacher(Teacher):
         self._check_envs(situations, envs)
         return self.observe(envs, [s.last_action for s in situations])
 
-    def expert_subgoals(self, env: Any) -> list[Subgoal]:
-        """The subgoals the bot's stack means in the environment's current view (after `observe`)."""
-        return stack_subgoals(self._bots[id(env)], env, env.gen_obs()["image"])
+    def expert_subgoals(self, env: Any, image: np.ndarray) -> list[Subgoal]:
+        """The subgoals the bot's stack means in the environment's current view `image` (after `observe`)."""
+        return stack_subgoals(self._bots[id(env)], env, image)
 
     @staticmethod
     def _check_envs(situations: Sequence[Situation], envs: Sequence[Any] | None) -> None:
@@ -77,7 +77,8 @@ class BotTeacher(Teacher):
         """Answers to grounding prompts: the verb of the bot's current subgoal for its object,
         `ignore it` for any other (bots kept in step by `observe`)."""
         self._check_envs(situations, envs)
-        expert = {id(env): self.expert_subgoals(env) for env in {id(e): e for e in envs}.values()}
+        views = {id(env): env for env in envs}
+        expert = {key: self.expert_subgoals(env, env.gen_obs()["image"]) for key, env in views.items()}
         advice = []
         for s, env in zip(situations, envs):
             obj = question_object(s)

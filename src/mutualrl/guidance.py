@@ -178,8 +178,9 @@ class SubgoalGuidance(Guidance):
         for i in need:  # beyond the budget, the teacher's last answers stand until it re-reads them
             answered = by_env[i] if i in by_env else self.teacher.recall(candidates[i][1])
             if all(a is not None and a.available for a in answered):
-                self.stale += i not in by_env
-                self._hold(i, step, *candidates[i], [a.probs for a in answered], missions[i], stale=i not in by_env)
+                stale = i not in by_env
+                self.stale += stale
+                self._hold(i, step, *candidates[i], [a.probs for a in answered], missions[i], stale=stale)
         return self._record(images)
 
     def _hold(self, i: int, step: int, objects: list, questions: list[Situation], probs: list[np.ndarray],
@@ -264,12 +265,12 @@ class SubgoalGuidance(Guidance):
         under unshown ones say what showing the teacher's subgoal is worth. (Advantages would not:
         the critic sees the subgoal, so they average zero either way. Nor would "reached or not":
         reaching the target is success whoever named it.)"""
-        shown = rollout.advice.gate > 0
-        judged = (rollout.advice.available > 0).cpu().numpy() & (np.asarray(rollout.keys, dtype=object) != "")
+        keys = np.asarray(rollout.keys, dtype=object)
+        judged = (rollout.advice.available > 0).cpu().numpy() & (keys != "")
         if judged.any() and self.shows:
+            shown = (rollout.advice.gate > 0).cpu().numpy()
             returns = (advantages + rollout.values).cpu().numpy()
-            keys = np.asarray(rollout.keys, dtype=object)
-            self.trust.update(list(keys[judged]), shown.cpu().numpy()[judged], returns[judged])
+            self.trust.update(list(keys[judged]), shown[judged], returns[judged])
         steps, envs = advantages.shape
         finished = [d for d in rollout.decisions if d.end is not None]
         row = {"lambda": self.config.lambda_at(frames), "trust": float(rollout.advice.trust.mean()),

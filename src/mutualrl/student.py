@@ -83,13 +83,13 @@ class ActorCritic(nn.Module):
 
     def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         cells, mission = self._inputs(obs)
-        if gate is not None:
-            own = torch.zeros_like(advice)
-            if self.advice_kind == "subgoal":
-                with torch.no_grad():
-                    mask_logits, verb_logits = self.grounding(cells, mission)
-                    own = torch.cat([torch.sigmoid(mask_logits), torch.softmax(verb_logits, -1)], -1)
+        if gate is not None and self.advice_kind == "subgoal":
+            with torch.no_grad():
+                mask_logits, verb_logits = self.grounding(cells, mission)
+                own = torch.cat([torch.sigmoid(mask_logits), torch.softmax(verb_logits, -1)], -1)
             advice = gate[:, None] * advice + (1 - gate[:, None]) * own
+        elif gate is not None:  # action advice has no grounding of its own: what is not shown is zero
+            advice = gate[:, None] * advice
         x = torch.cat([cells.flatten(1), self.direction_emb(obs["direction"].long()), mission, advice], dim=1)
         return self.trunk(x)
 

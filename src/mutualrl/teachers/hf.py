@@ -17,7 +17,7 @@ from mutualrl.config import TeacherConfig
 from mutualrl.envs import Situation
 from mutualrl.errors import MutualRLError
 from mutualrl.feedback import PromptFeedback
-from mutualrl.teachers.base import softmax as _softmax
+from mutualrl.teachers.base import softmax
 from mutualrl.teachers.scoring import PrefixSharedScorer
 from mutualrl.teachers.text import TextTeacher
 
@@ -90,7 +90,7 @@ class HFTeacher(TextTeacher):
         situations = [f.situation for f in feedback]
         taken = np.concatenate([f.signal[~np.isnan(f.signal)] for f in feedback])
         mean, scale = (float(taken.mean()), float(taken.std()) + 1e-8) if len(taken) else (0.0, 1.0)
-        targets = [_softmax(np.log(np.clip(f.policy, 1e-6, None)) + np.nan_to_num((f.signal - mean) / scale))
+        targets = [softmax(np.log(np.clip(f.policy, 1e-6, None)) + np.nan_to_num((f.signal - mean) / scale))
                    for f in feedback]
         # one action set per gradient step (prompts of subgoal advice offer different answers)
         groups: dict[tuple[str, ...], list[int]] = {}

@@ -33,9 +33,9 @@ class Guidance:
     """What both kinds of advice share: the trust table, and the budget of teacher reads.
 
     A read is a prompt the teacher has not answered at its current version; cached answers are
-    free. With `budget` > 0, each iteration may spend that many reads, on the copies whose
-    student is least sure (its policy's entropy at the previous step) or whose prompts are new
-    to the teacher; the others go on without advice, and nothing waits."""
+    free. With `budget` > 0, each iteration may spend that many reads, first on the prompts of the
+    students least sure of themselves (their policy's entropy at the previous step) or new to the
+    teacher; the others go on without fresh advice, and nothing waits."""
 
     def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
                  shows: bool = True):
@@ -52,23 +52,12 @@ class Guidance:
         self.reads_left = self.config.budget or math.inf
         self.reads, self.steps, self.advised, self.prompts, self.shaped, self.stale = 0, 0, 0, set(), 0.0, 0
 
-    def affordable(self, wanted: Sequence[Sequence[Situation]], entropy: np.ndarray) -> list[bool]:
-        """Which copies get their prompts read this step, most unsure and newest first, within the budget."""
-        keys = [[self.teacher.key(s) for s in prompts] for prompts in wanted]
-        novelty = np.array([any(k not in self._seen for k in row) for row in keys], dtype=float)
-        granted, scheduled = [False] * len(wanted), set()
-        for i in np.argsort(-(entropy + novelty), kind="stable"):
-            unread = {k for k, s in zip(keys[i], wanted[i]) if k not in scheduled and not self.teacher.knows(s)}
-            if len(unread) <= self.reads_left:
-                granted[i] = True
-                self.reads_left -= len(unread)
-                self.reads += len(unread)
-                scheduled |= unread
-        for row, ok in zip(keys, granted):
-            if ok:
-                self._seen.update(row)
-                self.prompts.update(row)
-        return granted
+    def _priority(self, keys: Sequence[str], entropy: float) -> float:
+        """How much a copy wants its prompts read: its student's entropy, plus 1 if any prompt is new."""
+        self.prompts.update(keys)
+        new = any(k not in self._seen for k in keys)
+        self._seen.update(keys)
+        return float(entropy) + new
 
     def after_step(self, obs: dict[str, Any], done: np.ndarray, success: np.ndarray, final: dict[str, Any],
                    step: int) -> np.ndarray:
@@ -94,7 +83,7 @@ class ActionGuidance(Guidance):
                entropy: np.ndarray) -> AdviceRecord:
         """Ask the teacher about one step of every copy (within the budget); show its advice with `advice_prob`."""
         dev, cfg, n, actions = self.device, self.config, len(situations), len(situations[0].actions)
-        granted = self.affordable([[s] for s in situations], entropy)
+        granted = self._affordable(situations, keys, entropy)
         probs = np.full((n, actions), 1.0 / actions)
         available = np.zeros(n)
         asked = [i for i in range(n) if granted[i]]
@@ -112,6 +101,19 @@ class ActionGuidance(Guidance):
             logits = (pull * trust * show)[:, None] * probs.clamp(min=ADVICE_FLOOR).log()
         return AdviceRecord(probs=probs, available=available, shown=probs * show[:, None], gate=show.float(),
                             logits=logits, trust=trust)
+
+    def _affordable(self, situations: Sequence[Situation], keys: Sequence[str], entropy: np.ndarray) -> list[bool]:
+        """Which copies get their state read at once, most wanted first, within the budget."""
+        priority = [self._priority([k], e) for k, e in zip(keys, entropy)]
+        granted, scheduled = [False] * len(keys), set()
+        for i in np.argsort(-np.asarray(priority), kind="stable"):
+            new = keys[i] not in scheduled and not self.teacher.knows(situations[i])
+            if new <= self.reads_left:
+                granted[i] = True
+                self.reads_left -= new
+                self.reads += new
+                scheduled.add(keys[i])
+        return granted
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
         """Trust evidence from this rollout: did taking the teacher's top action beat the others?"""
@@ -138,49 +140,79 @@ class _Held:
 class SubgoalGuidance(Guidance):
     """Subgoals named by the teacher, held until reached, out of view, or `subgoal_steps` steps.
 
-    A copy without a subgoal asks: one grounding prompt per visible object, read within the
-    budget; with no object in view it explores without asking. In training the subgoal is drawn
-    from the teacher's distribution (`subgoals.choice_weights`), so the feedback sees its
-    alternatives too. Where the subgoal is shown (`advice_prob` per decision, if the mode `shows`
-    advice) the student's input is its mask and verb, elsewhere its own grounding; trust in the
-    prompt that chose it weighs how far the student's grounding learns from it."""
+    A copy without a subgoal asks: one grounding prompt per visible object; with no object in
+    view it explores without asking. Answers the teacher holds at its version are free. Under a
+    budget, the prompts it has not read wait for the start of the next rollout, where the
+    budget is spent on the most wanted of them in one batch (cheaper than a few at a time);
+    meanwhile the teacher's last answers stand (`Teacher.recall`), and a copy without any goes on
+    alone. In training the subgoal is drawn from the teacher's distribution
+    (`subgoals.choice_weights`), so the feedback sees its alternatives too. Where the subgoal is
+    shown (`advice_prob` per decision, if the mode `shows` advice) the student's input is its mask
+    and verb, elsewhere its own grounding; trust in the prompt that chose it weighs how far the
+    student's grounding learns from it."""
 
     def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
                  num_envs: int, actions: tuple[str, ...], shows: bool = True):
         self.actions = actions
         self.held: list[_Held | None] = [None] * num_envs
         self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
+        self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
         super().__init__(config, teacher, rng, device, shows)
 
     def start_rollout(self) -> None:
-        """Held subgoals go on into the new rollout as new decisions from its first step."""
+        """Spend the budget on the prompts asked for; held subgoals go on into the new rollout as
+        new decisions from its first step."""
         super().start_rollout()
+        self._read_asked()
         self.decisions, self.hindsight = [], []
         for h in self.held:
             if h is not None:
                 h.decision = h.decision.continued()
                 self.decisions.append(h.decision)
 
+    def _read_asked(self) -> None:
+        """One teacher call for the most wanted prompts of those the last rollout asked for."""
+        wanted = sorted(self._asked.values(), key=lambda entry: -entry[0])
+        unread = [s for _, s in wanted if not self.teacher.knows(s)][: int(min(self.reads_left, len(wanted)))]
+        self._asked.clear()
+        if unread:
+            self.teacher.advise(unread)
+            self.reads += len(unread)
+            self.reads_left -= len(unread)
+
     def advise(self, obs: dict[str, Any], envs: Sequence[Any], step: int, entropy: np.ndarray) -> AdviceRecord:
-        """Choose subgoals for the copies without one (one teacher call for all their prompts);
-        the step's input for every copy."""
+        """Choose subgoals for the copies without one, from the answers at hand (all of them, in
+        one teacher call, without a budget); the step's input for every copy."""
         images, missions = np.asarray(obs["image"]), obs["mission"]
         self._before = images, missions
         need = [i for i, h in enumerate(self.held) if h is None]
         candidates = {i: candidate_questions(missions[i], images[i], self.actions) for i in need}
-        granted = self.affordable([candidates[i][1] for i in need], entropy[need])
-        asked = [i for i, ok in zip(need, granted) if ok]
-        flat = [(i, q) for i in asked for q in candidates[i][1]]
+        now, later = [], []
+        for i in need:
+            questions = candidates[i][1]
+            keys = [self.teacher.key(q) for q in questions]
+            priority = self._priority(keys, entropy[i])
+            if self.config.budget and not all(self.teacher.knows(q) for q in questions):
+                later.append(i)
+                for key, q in zip(keys, questions):
+                    if priority > self._asked.get(key, (-math.inf,))[0]:
+                        self._asked[key] = (priority, q)
+            else:
+                now.append(i)
+        flat = [(i, q) for i in now for q in candidates[i][1]]
+        if not self.config.budget:
+            self.reads += sum(not self.teacher.knows(q) for q in {self.teacher.key(q): q for _, q in flat}.values())
         answers = self.teacher.advise([q for _, q in flat], envs=[envs[i] for i, _ in flat]) if flat else []
-        by_env: dict[int, list] = {i: [] for i in asked}
+        by_env: dict[int, list] = {i: [] for i in now}
         for (i, _), a in zip(flat, answers):
             by_env[i].append(a)
-        for i in need:  # beyond the budget, the teacher's last answers stand until it re-reads them
-            answered = by_env[i] if i in by_env else self.teacher.recall(candidates[i][1])
-            if all(a is not None and a.available for a in answered):
-                stale = i not in by_env
+        for i in later:  # until the teacher reads them, its last answers stand
+            by_env[i] = self.teacher.recall(candidates[i][1])
+        for i in need:
+            if all(a is not None and a.available for a in by_env[i]):
+                stale = i in later
                 self.stale += stale
-                self._hold(i, step, *candidates[i], [a.probs for a in answered], missions[i], stale=stale)
+                self._hold(i, step, *candidates[i], [a.probs for a in by_env[i]], missions[i], stale=stale)
         return self._record(images)
 
     def _hold(self, i: int, step: int, objects: list, questions: list[Situation], probs: list[np.ndarray],

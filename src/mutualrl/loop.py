@@ -164,7 +164,8 @@ class Trainer:
         keys: list[list[str]] | None = [] if cfg.uses_teacher else None
         no_advice = AdviceRecord.none(cfg.num_envs, self.student.advice_dim, len(self.actions), dev)  # shared, never written
         if guidance is not None:
-            guidance.start_rollout()
+            with timer("teacher"):  # under a budget, the reads the last rollout asked for
+                guidance.start_rollout()
         for t in range(cfg.ppo.num_steps):
             tensors = obs_to_tensors(self.obs, dev)
             step_advice = self._advise(t, texts, keys, timer) or no_advice

@@ -230,7 +230,9 @@ def ppo_update(
             v_clipped = mb.values + (value - mb.values).clamp(-clip_coef, clip_coef)
             v_loss = 0.5 * torch.max((value - mb.returns) ** 2, (v_clipped - mb.returns) ** 2).mean()
             entropy = dist.entropy().mean()
-            guidance_loss = (mb.guidance_weight * model.distill_loss(mb.obs, mb.teacher_probs, logits)).mean()
+            guidance_loss = logits.new_zeros(())
+            if mb.guidance_weight.any():  # (untrusted advice weighs nothing: skip the student's grounding pass)
+                guidance_loss = (mb.guidance_weight * model.distill_loss(mb.obs, mb.teacher_probs, logits)).mean()
             loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss + guidance_loss
             optimizer.zero_grad()
             loss.backward()

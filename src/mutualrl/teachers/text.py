@@ -42,17 +42,14 @@ class TextTeacher(Teacher):
         """Change the teacher towards what the feedback says paid off; returns diagnostics."""
 
     def learn(self, feedback: Sequence[PromptFeedback], refresh: bool = False) -> dict[str, float]:
-        """Read the feedback's prompts (states not yet seen are inference, not learning), update,
-        start a new version, and with `refresh` re-read them at once in one batch (cheaper than a
-        few at a time as the next rollout meets them). `time_reading` says how long the reads took."""
+        """Update, start a new version, and with `refresh` re-read the feedback's prompts at once in
+        one batch (cheaper than a few at a time as the next rollout meets them). `time_reading`
+        says how long that re-read took (booked as inference, not learning)."""
         if not feedback:
             return {}
-        situations = [f.situation for f in feedback]
-        reading = self._timed_read(situations)
         stats = self.update(feedback)
         self.bump_version()
-        if refresh:
-            reading += self._timed_read(situations)
+        reading = self._timed_read([f.situation for f in feedback]) if refresh else 0.0
         return {**stats, "time_reading": reading}
 
     def _timed_read(self, situations: Sequence[Situation]) -> float:

@@ -60,3 +60,24 @@ def test_ppo_ratios_include_the_advice_logits_the_student_acted_with():
     batch.advice_logits = torch.zeros_like(advice_logits)  # scoring without them is another policy
     stats = ppo_update(model, optimizer, batch, ONE_PASS)
     assert stats["approx_kl"] > 1e-3
+
+
+def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row():
+    """gate 1: the teacher's subgoal is the input; gate 0: the student's own grounding (as alone);
+    in between, the mixture; each row as if computed on its own."""
+    torch.manual_seed(0)
+    model = ActorCritic(3, advice="subgoal")
+    n = 4
+    obs = {"image": torch.randint(0, 6, (n, 7, 7, 3)), "direction": torch.randint(0, 4, (n,)),
+           "mission": torch.randint(0, 5, (n, 8))}
+    advice = torch.rand(n, model.advice_dim)
+    gate = torch.tensor([1.0, 0.0, 0.5, 0.0])
+    mixed, _ = model(obs, advice, gate)
+    shown, _ = model(obs, advice)
+    alone, _ = model.alone(obs)
+    assert torch.allclose(mixed[0], shown[0]) and torch.allclose(mixed[[1, 3]], alone[[1, 3]])
+    assert not torch.allclose(mixed[2], shown[2]) and not torch.allclose(mixed[2], alone[2])
+    with torch.no_grad():
+        own = model.own_subgoal(*model._inputs(obs))
+    half, _ = model(obs, 0.5 * advice + 0.5 * own)
+    assert torch.allclose(mixed[2], half[2], atol=1e-6)

@@ -81,15 +81,20 @@ class ActorCritic(nn.Module):
         per_cell = torch.cat([flat, context[:, None].expand(-1, flat.shape[1], -1)], -1)
         return self.ground_cells(per_cell).squeeze(-1), self.ground_verb(context)
 
+    def own_subgoal(self, cells: torch.Tensor, mission: torch.Tensor) -> torch.Tensor:
+        """The student's own grounding in the form of a subgoal input: per-cell probabilities and the verb's."""
+        mask_logits, verb_logits = self.grounding(cells, mission)
+        return torch.cat([torch.sigmoid(mask_logits), torch.softmax(verb_logits, -1)], -1)
+
     def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         cells, mission = self._inputs(obs)
-        if gate is not None and self.advice_kind == "subgoal":
-            with torch.no_grad():
-                mask_logits, verb_logits = self.grounding(cells, mission)
-                own = torch.cat([torch.sigmoid(mask_logits), torch.softmax(verb_logits, -1)], -1)
-            advice = gate[:, None] * advice + (1 - gate[:, None]) * own
-        elif gate is not None:  # action advice has no grounding of its own: what is not shown is zero
+        if gate is not None:
             advice = gate[:, None] * advice
+            rows = (gate < 1).nonzero().squeeze(1)
+            if self.advice_kind == "subgoal" and len(rows):  # where not all shown, the student's own grounding
+                with torch.no_grad():
+                    own = self.own_subgoal(cells[rows], mission[rows])
+                advice = advice.index_add(0, rows, (1 - gate[rows, None]) * own)
         x = torch.cat([cells.flatten(1), self.direction_emb(obs["direction"].long()), mission, advice], dim=1)
         return self.trunk(x)
 

@@ -287,3 +287,13 @@ def test_a_deferred_prompt_keeps_the_teachers_last_answer(tiny_causal):
     calls = teacher.calls
     recalled = teacher.recall(questions)
     assert teacher.calls == calls and all(np.allclose(r.probs, a.probs) for r, a in zip(recalled, answers))
+
+
+def test_the_students_grounding_learns_the_teachers_subgoals_before_any_trust(tmp_path):
+    """The grounding head is an input the policy may ignore, so it learns from every subgoal the
+    teacher names, with trust still 0: its loss is paid from the first iteration and falls."""
+    config = TrainConfig().replace(**SMALL, mode="guided", teacher="bot", frames=4 * 128, advice_prob=1.0)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    rows = [trainer.iterate() for _ in range(4)]
+    assert rows[0]["trust"] == 0.0 and rows[0]["guidance_loss"] > 0
+    assert rows[-1]["guidance_loss"] < 0.7 * rows[0]["guidance_loss"]

@@ -148,8 +148,9 @@ class SubgoalGuidance(Guidance):
     alone. In training the subgoal is drawn from the teacher's distribution
     (`subgoals.choice_weights`), so the feedback sees its alternatives too. Where the subgoal is
     shown (`advice_prob` per decision, if the mode `shows` advice) the student's input is its mask
-    and verb, elsewhere its own grounding; trust in the prompt that chose it weighs how far the
-    student's grounding learns from it."""
+    and verb, elsewhere its own grounding, which learns from every subgoal the teacher names
+    (`loss_weight`); trust, from the returns under shown against unshown subgoals, is measured
+    and reported."""
 
     def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
                  num_envs: int, actions: tuple[str, ...], shows: bool = True):
@@ -238,6 +239,13 @@ class SubgoalGuidance(Guidance):
         probs = as_tensor(vectors)
         return AdviceRecord(probs=probs, available=as_tensor(available), shown=probs, gate=as_tensor(gate),
                             logits=torch.zeros(n, len(self.actions), device=dev), trust=as_tensor(trust))
+
+    def loss_weight(self, rollout: Rollout, frames: int) -> torch.Tensor:
+        """Per-step weight lambda of the student's grounding towards the teacher's subgoals, whatever
+        the trust: that grounding is only an input, which PPO learns to use as far as it pays
+        (measured: gated by a trust that stayed ~0, the grounding never learnt and the student
+        alone gained nothing from even the bot's subgoals)."""
+        return rollout.advice.available * self.config.lambda_at(frames)
 
     def keys(self) -> list[str]:
         """Each copy's trust key at this step ('' without a subgoal)."""

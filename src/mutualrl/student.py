@@ -31,10 +31,11 @@ class ActorCritic(nn.Module):
 
     With `advice="action"` the advice input is a distribution over the task's text actions (all
     zeros when there is none), so a student trained alone and one trained with a teacher share
-    one interface. With `advice="subgoal"` it is a subgoal's mask over the 7x7 view and its verb;
-    the student also has its own grounding head, trained only towards the teacher's subgoals
-    (`distill_loss`), which fills the input wherever the teacher's subgoal is not shown: acting
-    alone, the student names its own subgoal.
+    one interface. With `advice="subgoal"` it is a subgoal's mask over the 7x7 view and its verb,
+    and the mask also marks the view's cells (`mark_emb`); the student also has its own grounding
+    head, trained only towards the teacher's subgoals (`distill_loss`), which fills the input, as
+    a crisp subgoal of the same form, wherever the teacher's subgoal is not shown: acting alone,
+    the student names its own subgoal and acts on it as on the teacher's.
     The input is gate * advice + (1 - gate) * own grounding, gate in [0, 1] per step.
     """
 
@@ -59,6 +60,9 @@ class ActorCritic(nn.Module):
         if advice == "subgoal":  # per cell: does the mission (given what is carried) mean this object?
             self.ground_cells = nn.Sequential(nn.Linear(2 * cell_dim + 16, 32), nn.Tanh(), nn.Linear(32, 1))
             self.ground_verb = nn.Sequential(nn.Linear(cell_dim + 16, 32), nn.Tanh(), nn.Linear(32, len(VERBS)))
+            # the subgoal's object is also marked in the view's cells, as its type and colour are: one
+            # vector learnt from every position (measured: the mask as a flat input alone is learnt far slower)
+            self.mark_emb = nn.Parameter(torch.randn(cell_dim))
 
     def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Cell embeddings (B, 7, 7, cell_dim) and the mission's mean word embedding (B, 16)."""
@@ -82,9 +86,10 @@ class ActorCritic(nn.Module):
         return self.ground_cells(per_cell).squeeze(-1), self.ground_verb(context)
 
     def own_subgoal(self, cells: torch.Tensor, mission: torch.Tensor) -> torch.Tensor:
-        """The student's own grounding in the form of a subgoal input: per-cell probabilities and the verb's."""
+        """The student's own grounding as a subgoal it could be shown: the cells it means, and its verb."""
         mask_logits, verb_logits = self.grounding(cells, mission)
-        return torch.cat([torch.sigmoid(mask_logits), torch.softmax(verb_logits, -1)], -1)
+        verb = nn.functional.one_hot(verb_logits.argmax(-1), len(VERBS)).float()
+        return torch.cat([(mask_logits > 0).float(), verb], -1)
 
     def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         cells, mission = self._inputs(obs)
@@ -95,6 +100,8 @@ class ActorCritic(nn.Module):
                 with torch.no_grad():
                     own = self.own_subgoal(cells[rows], mission[rows])
                 advice = advice.index_add(0, rows, (1 - gate[rows, None]) * own)
+        if self.advice_kind == "subgoal":
+            cells = cells + advice[:, :49].view(-1, 7, 7, 1) * self.mark_emb
         x = torch.cat([cells.flatten(1), self.direction_emb(obs["direction"].long()), mission, advice], dim=1)
         return self.trunk(x)
 

@@ -173,8 +173,10 @@ class SubgoalGuidance(Guidance):
 
     def _read_asked(self) -> None:
         """One teacher call for the most wanted prompts of those the last rollout asked for."""
+        if not self._asked:  # (only a budget defers prompts)
+            return
         wanted = sorted(self._asked.values(), key=lambda entry: -entry[0])
-        unread = [s for _, s in wanted if not self.teacher.knows(s)][: int(min(self.reads_left, len(wanted)))]
+        unread = [s for _, s in wanted if not self.teacher.knows(s)][: self.config.budget]
         self._asked.clear()
         if unread:
             self.teacher.advise(unread)
@@ -188,21 +190,22 @@ class SubgoalGuidance(Guidance):
         self._before = images, missions
         need = [i for i, h in enumerate(self.held) if h is None]
         candidates = {i: candidate_questions(missions[i], images[i], self.actions) for i in need}
-        now, later = [], []
+        now, later, unread = [], [], {}
         for i in need:
             questions = candidates[i][1]
             keys = [self.teacher.key(q) for q in questions]
             priority = self._priority(keys, entropy[i])
-            if self.config.budget and not all(self.teacher.knows(q) for q in questions):
+            new = {k: q for k, q in zip(keys, questions) if not self.teacher.knows(q)}
+            if self.config.budget and new:
                 later.append(i)
-                for key, q in zip(keys, questions):
+                for key, q in zip(keys, questions):  # all of them: an update may come before the read
                     if priority > self._asked.get(key, (-math.inf,))[0]:
                         self._asked[key] = (priority, q)
             else:
                 now.append(i)
+                unread.update(new)
+        self.reads += len(unread)  # (without a budget, read at once)
         flat = [(i, q) for i in now for q in candidates[i][1]]
-        if not self.config.budget:
-            self.reads += sum(not self.teacher.knows(q) for q in {self.teacher.key(q): q for _, q in flat}.values())
         answers = self.teacher.advise([q for _, q in flat], envs=[envs[i] for i, _ in flat]) if flat else []
         by_env: dict[int, list] = {i: [] for i in now}
         for (i, _), a in zip(flat, answers):

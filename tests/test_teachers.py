@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mutualrl.config import TeacherConfig
-from mutualrl.envs import NAVIGATION_ACTIONS, Situation
+from mutualrl.envs import FULL_ACTIONS, NAVIGATION_ACTIONS, Situation
 from mutualrl.evaluation import evaluate_teacher
 from mutualrl.feedback import PromptFeedback
 from mutualrl.teachers import BotTeacher, make_teacher
@@ -140,6 +140,20 @@ def test_expert_teacher_soft_distribution():
     assert probs.sum() == pytest.approx(1.0) and probs.max() == pytest.approx(0.8)
     with pytest.raises(ValueError, match="live environments"):  # no environment, no plan
         BotTeacher().advise([sit])
+
+
+def test_the_bot_teacher_plans_on_after_the_agent_opens_a_box():
+    """With all seven actions a student may open a box, which the BabyAI bot itself refuses to plan past."""
+    import gymnasium as gym
+    from minigrid.core.world_object import Box
+
+    env = gym.make("BabyAI-GoToRedBall-v0").unwrapped
+    env.reset(seed=0)
+    env.grid.set(*env.front_pos, Box("yellow"))
+    bot = BotTeacher()
+    bot.observe([env], [None])
+    env.step(env.actions.toggle)  # the box opens and disappears
+    assert bot.observe([env], ["toggle"])[0] in FULL_ACTIONS
 
 
 def test_tiny_teacher_runs_alone_through_make_teacher():

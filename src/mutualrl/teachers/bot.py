@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from minigrid.utils.baby_ai_bot import BabyAIBot
+from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
 from mutualrl.envs import FULL_ACTIONS, Situation
 from mutualrl.subgoals import ANSWERS, GROUNDING_QUESTION, Subgoal, question_object, stack_subgoals
@@ -42,7 +42,12 @@ class BotTeacher(Teacher):
                 taken = None
             else:
                 taken = env.actions(FULL_ACTIONS.index(last))
-            suggested.append(FULL_ACTIONS[int(self._bots[key].replan(taken))])
+            try:
+                action = self._bots[key].replan(taken)
+            except DisappearedBoxError:  # the agent opened a box (it may, with all seven actions): plan anew from here
+                self._bots[key] = BabyAIBot(env)
+                action = self._bots[key].replan(None)
+            suggested.append(FULL_ACTIONS[int(action)])
         return suggested
 
     def expert_actions(self, situations: Sequence[Situation], envs: Sequence[Any] | None) -> list[str]:

@@ -21,6 +21,9 @@ def run_cli(*args, timeout=300):
     (["eval", "no/such/run"], "run directory 'no/such/run' does not exist"),
     (["eval", "--teacher", "oracle9"], "unknown teacher 'oracle9'"),
     (["train", "--config", "missing.yaml", "--out", "X"], "config file 'missing.yaml' does not exist"),
+    (["curriculum", "--arms", "rl,nope", "--out", "X"], "unknown arm 'nope'; allowed: rl, rl-carry, mutual"),
+    (["curriculum", "--config", "missing.yaml", "--out", "X"], "curriculum file 'missing.yaml' does not exist"),
+    (["train", "--target-success", "0.5", "--eval-every", "0", "--out", "X"], "target_success=0.5 needs held-out"),
 ])
 def test_bad_input_is_one_clear_line(args, expected, tmp_path):
     result = run_cli(*[str(tmp_path / a) if a == "X" else a for a in args])

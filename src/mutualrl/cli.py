@@ -61,13 +61,28 @@ def _compare_parser(sub) -> None:
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
 
 
+def _curriculum_parser(sub) -> None:
+    from mutualrl.curriculum import ARMS
+
+    p = sub.add_parser("curriculum", help="climb levels of rising difficulty: every arm x seed, then DIR/report.md")
+    p.add_argument("--config", help="YAML curriculum: TrainConfig fields plus stages: [{env_id, frames, target}] "
+                                    "(default: the five-level curriculum with default settings)")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms of {', '.join(ARMS)} (default: all)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1) (default: 3)")
+    p.add_argument("--out", required=True, help="directory of the runs and the report; the same command resumes there")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mutualrl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
     _compare_parser(sub)
-    p = sub.add_parser("report", help="rebuild DIR/report.md from the saved runs in DIR")
+    _curriculum_parser(sub)
+    p = sub.add_parser("report", help="rebuild DIR/report.md from the saved runs in DIR (a comparison or a curriculum)")
     p.add_argument("dir")
     sub.add_parser("envs", help="list the registered MiniGrid/BabyAI environment ids")
     return parser
@@ -191,10 +206,29 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"report: {path}")
 
 
-def cmd_report(args: argparse.Namespace) -> None:
-    from mutualrl.report import build_report
+def cmd_curriculum(args: argparse.Namespace) -> None:
+    from mutualrl.curriculum import Curriculum, parse_arms, run_curriculum
 
-    print(f"report: {build_report(Path(args.dir))}")
+    arms = parse_arms(args.arms)
+    if args.seeds <= 0:
+        raise MutualRLError(f"--seeds must be > 0, got {args.seeds}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise MutualRLError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    curriculum = Curriculum.from_yaml(args.config) if args.config else Curriculum(TrainConfig())
+    print(f"report: {run_curriculum(curriculum, arms, args.seeds, Path(args.out), quiet=args.quiet)}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from mutualrl.curriculum import SAVED_AS
+    from mutualrl.report import build_curriculum_report, build_report
+
+    root = Path(args.dir)
+    build = build_curriculum_report if (root / SAVED_AS).is_file() else build_report
+    print(f"report: {build(root)}")
 
 
 def cmd_envs(_args: argparse.Namespace) -> None:
@@ -207,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     output.configure(verbose=getattr(args, "verbose", False))
-    handlers = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "report": cmd_report, "envs": cmd_envs}
+    handlers = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "curriculum": cmd_curriculum,
+                "report": cmd_report, "envs": cmd_envs}
     try:
         handlers[args.command](args)
     except MutualRLError as err:

@@ -12,6 +12,7 @@ import json
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -80,14 +81,19 @@ def run_in_turn(grid: list[GridRun], out: Path, threads: int | None = None, quie
         torch.set_num_threads(threads)
     failures: dict[str, str] = {}
     for run in grid:
-        for attempt in range(ATTEMPTS):
-            try:
-                train_run(run.directory(out), run.config, quiet=quiet)
-                break
-            except Exception as err:  # noqa: BLE001 - a failed run is reported; the grid goes on
-                if attempt == ATTEMPTS - 1:
-                    failures[run.name] = describe_failure(err)
+        with_retry(run.name, lambda: train_run(run.directory(out), run.config, quiet=quiet), failures)
     return failures
+
+
+def with_retry(name: str, work: Callable[[], None], failures: dict[str, str]) -> None:
+    """Do `work`, once more if it fails; if it fails again, record it in `failures` and go on."""
+    for attempt in range(ATTEMPTS):
+        try:
+            work()
+            return
+        except Exception as err:  # noqa: BLE001 - a failed run is reported; the others go on
+            if attempt == ATTEMPTS - 1:
+                failures[name] = describe_failure(err)
 
 
 def describe_failure(err: BaseException) -> str:

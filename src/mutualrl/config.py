@@ -122,9 +122,15 @@ class EvalConfig:
     every: int = _field(20, "iterations between held-out evaluations of the student and teacher alone (M); 0 = never",
                         key="eval_every")
     episodes: int = _field(20, "episodes per held-out evaluation", key="eval_episodes")
+    teacher_every: int = _field(1, "the teacher alone is evaluated at every Nth held-out evaluation; 0 = only before "
+                                "and after the run", key="teacher_eval_every")
+    target: float = _field(0.0, "stop once the student alone reaches this held-out success at an evaluation; "
+                           "0 = train to the frame budget", key="target_success")
 
     def validate(self) -> None:
-        _check(self, positive=("episodes",), non_negative=("every",))
+        _check(self, positive=("episodes",), non_negative=("every", "teacher_every"), unit=("target",))
+        if self.target > 0 and not self.every:
+            raise MutualRLError(f"target_success={self.target} needs held-out evaluations: set eval_every > 0")
 
 
 SECTIONS = {"ppo": PPOConfig, "guidance": GuidanceConfig, "teacher": TeacherConfig, "evaluation": EvalConfig}
@@ -142,6 +148,8 @@ class TrainConfig:
     device: str = _field("cpu", "cpu | cuda")
     action_space: str = _field("task", "task (only the actions the level needs) | full (all seven MiniGrid actions)")
     checkpoint_every: int = _field(5, "iterations between checkpoints")
+    student_from: str = _field("", "run directory whose student's weights this run starts from (same action space "
+                               "and advice kind)")
     ppo: PPOConfig = field(default_factory=PPOConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)

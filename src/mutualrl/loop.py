@@ -63,6 +63,7 @@ class Trainer:
         elif config.teacher_guides:
             self.guidance = ActionGuidance(config.guidance, self.teacher, self.rng, self.device)
         self.iteration, self.frames, self.wall_time = 0, 0, 0.0
+        self.reached_target = False  # the student alone reached `target_success`: the run is over
         self.episodes = EpisodeTracker(config.num_envs)
         self.pending_feedback: dict[str, PromptFeedback] = {}
         self.summary: dict[str, Any] = {}
@@ -71,7 +72,10 @@ class Trainer:
         else:
             if config.teacher.start_from:
                 self._adopt_teacher(config.teacher.start_from)
+            if config.student_from:
+                self._adopt_student(config.student_from)
             self.run.write_config(config)
+            self.run.truncate_metrics(0)  # rows a killed start left before its first checkpoint
         reset_seed = int(np.random.SeedSequence([config.seed, self.iteration]).generate_state(1)[0] % 500_000)
         self.envs = make_env(config.env_id, config.num_envs, reset_seed)
         self.obs, _ = self.envs.reset(seed=reset_seed)
@@ -95,7 +99,8 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def train(self) -> dict[str, Any]:
-        """Iterate until the frame budget is spent; returns the before/after summary."""
+        """Iterate until the frame budget is spent or the student alone reaches `target_success`;
+        returns the before/after summary."""
         cfg = self.config
         logger = MetricsLogger(self.run, purge_step=self.frames if self.iteration else None)
         if self.iteration == 0:
@@ -108,11 +113,12 @@ class Trainer:
             with progress:
                 task = progress.add_task(f"{cfg.mode} {cfg.env_id}", total=cfg.frames, completed=self.frames,
                                          fps=0, success=0)
-                while self.frames < cfg.frames:
+                while self.frames < cfg.frames and not self.reached_target:
                     row = self.iterate()
                     logger.log(row)
                     progress.update(task, completed=self.frames, fps=row["fps"], success=row["success_rate"])
-                    if self.iteration % cfg.checkpoint_every == 0 or self.frames >= cfg.frames:
+                    self.reached_target = 0 < cfg.evaluation.target <= row.get(ALONE, -1.0)
+                    if self.iteration % cfg.checkpoint_every == 0 or self.frames >= cfg.frames or self.reached_target:
                         self.save()
         finally:
             logger.close()
@@ -120,6 +126,7 @@ class Trainer:
         self.summary.update(self._evaluate_all("after"))
         rows = self.run.read_metrics()
         self.summary.update(frames=self.frames, iterations=self.iteration, wall_time=self.wall_time,
+                            reached_target=self.reached_target,
                             frames_to_0_9=frames_to_success(rows, 0.9),
                             frames_to_0_9_alone=frames_to_success(rows, 0.9, ALONE))
         (self.run.path / "summary.json").write_text(json.dumps(self.summary, indent=2))
@@ -246,7 +253,8 @@ class Trainer:
         cfg = self.config
         row = {ALONE: evaluate_student(self.student, cfg.env_id, cfg.evaluation.episodes, cfg.seed, cfg.device,
                                        self.actions).success_rate}
-        if self.teacher is not None:
+        every = cfg.evaluation.teacher_every
+        if self.teacher is not None and every and (self.iteration // cfg.evaluation.every) % every == 0:
             result = self._judge_teacher()
             if self.subgoals:
                 row["subgoal_accuracy"] = result.subgoal_accuracy
@@ -276,7 +284,8 @@ class Trainer:
         """An atomic checkpoint of plain values and tensors (no environment or other live objects)."""
         state = {
             "config": self.config.to_dict(), "iteration": self.iteration, "frames": self.frames,
-            "wall_time": self.wall_time, "model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "wall_time": self.wall_time, "reached_target": self.reached_target,
+            "model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
             "episodes": self.episodes.state_dict(),
             "trust": self.guidance.trust.state_dict() if self.guidance is not None else {},
             "pending_feedback": [record.to_dict() for record in self.pending_feedback.values()],
@@ -294,11 +303,23 @@ class Trainer:
                                 f"(it used {config.teacher.name!r})")
         self.teacher.load_state_dict(state["teacher"])
 
+    def _adopt_student(self, run_dir: str) -> None:
+        """Start from the student another run trained (its weights; a fresh optimizer)."""
+        state = RunDir(run_dir).require().load_checkpoint()
+        theirs = TrainConfig.from_dict(state.get("config", {}))
+        ours = (len(self.actions), self.config.guidance.advice)
+        if (len(task_actions(theirs.env_id, theirs.action_space)), theirs.guidance.advice) != ours:
+            raise MutualRLError(f"the student of {run_dir!r} has {theirs.action_space!r} actions on {theirs.env_id} and "
+                                f"{theirs.guidance.advice!r} advice; this run needs {ours[0]} actions and {ours[1]!r} "
+                                "advice (use action_space: full on every level to carry a student)")
+        self.student.load_state_dict(state["model"])
+
     def _restore(self, state: dict[str, Any]) -> None:
         try:
             self.student.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.iteration, self.frames, self.wall_time = state["iteration"], state["frames"], state["wall_time"]
+            self.reached_target = state.get("reached_target", False)  # absent from checkpoints before it existed
             self.episodes.load_state_dict(state["episodes"])
             if self.guidance is not None:
                 self.guidance.trust.load_state_dict(state["trust"])

@@ -168,3 +168,119 @@ def build_report(root: Path) -> Path:
     path = root / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# ------------------------------------------------------------------ curriculum
+
+#: each arm with a teacher, and the arm without one it must beat (frames to target, stage by stage)
+BASELINES = {"mutual": "rl", "mutual-carry": "rl-carry"}
+
+
+def _load_stage(directory: Path, budget: int) -> dict[str, Any] | None:
+    summary = directory / "summary.json"
+    if not summary.is_file():
+        return None
+    values = json.loads(summary.read_text())
+    return {"summary": values, "rows": RunDir(directory).read_metrics(),
+            "to_target": values["frames"] if values.get("reached_target") else budget}
+
+
+def load_chains(root: Path) -> tuple[Any, dict[str, list[list[dict[str, Any] | None]]]]:
+    """The curriculum run under `root` and, per arm, each seed's finished stages (None where not yet)."""
+    from mutualrl.curriculum import ARMS, SAVED_AS, Curriculum, stage_dirs
+
+    if not (root / SAVED_AS).is_file():
+        raise MutualRLError(f"{str(root)!r} holds no curriculum run (no {SAVED_AS})")
+    curriculum = Curriculum.from_yaml(root / SAVED_AS)
+    chains: dict[str, list[list[dict[str, Any] | None]]] = {}
+    for arm in ARMS:
+        seeds = sorted(int(p.name.rsplit("seed", 1)[1]) for p in root.glob(f"{arm}_seed*") if p.name[len(arm) + 5:].isdigit())
+        for seed in seeds:
+            stages = [_load_stage(d, s.frames) for d, s in zip(stage_dirs(root, arm, seed, curriculum), curriculum.stages)]
+            chains.setdefault(arm, []).append(stages)
+    return curriculum, chains
+
+
+def _plot_curriculum(curriculum, chains, path: Path) -> None:
+    """Student alone (held-out) against cumulative frames, one line per seed, stage ends marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for colour, (arm, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], chains.items()):
+        for n, stages in enumerate(seeds):
+            offset, xs, ys, ends = 0, [], [], []
+            for stage in (s for s in stages if s is not None):
+                xs.append(offset)
+                ys.append(stage["summary"]["student_before"]["success_rate"])
+                for row in stage["rows"]:
+                    if ALONE in row:
+                        xs.append(offset + row["frames"])
+                        ys.append(row[ALONE])
+                offset += stage["summary"]["frames"]
+                xs.append(offset)
+                ys.append(stage["summary"]["student_after"]["success_rate"])
+                ends.append((xs[-1], ys[-1]))
+            ax.plot(xs, ys, color=colour, alpha=0.8, lw=1.2, label=arm if n == 0 else None)
+            if ends:
+                ax.scatter(*zip(*ends), color=colour, marker="|", s=250)
+    ax.set_xlabel("cumulative frames (| marks the end of a stage)")
+    ax.set_ylabel("student alone, held-out success")
+    ax.set_title("Curriculum: " + " -> ".join(s.label(i).split("_", 1)[1] for i, s in enumerate(curriculum.stages)))
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build_curriculum_report(root: Path) -> Path:
+    """Write `root/report.md` and `root/curriculum_success.png` from a curriculum run's finished stages."""
+    curriculum, chains = load_chains(root)
+    zero = {}
+    for file in sorted((root / "zero_shot").glob("seed*.json")):
+        for label, result in json.loads(file.read_text()).items():
+            zero.setdefault(label, []).append(result["subgoal_accuracy"])
+    lines = ["# mutualrl curriculum", "",
+             f"Teacher `{curriculum.base.teacher.name}`, subgoal advice, all seven actions on every level. Arms and "
+             "seeds: " + ", ".join(f"{arm}: {len(seeds)}" for arm, seeds in chains.items()) + ".",
+             "A stage ends when the student alone (held-out, greedy, no advice) reaches its target at an evaluation, "
+             "or when its frames are spent; a stage that missed its target counts as its budget. Aggregates: "
+             "interquartile mean with a 95% percentile-bootstrap CI over seeds where there are 3 or more, otherwise "
+             "mean [min, max]. Teacher accuracy: how often its subgoal is one the BabyAI bot's stack means, along the "
+             "bot's held-out episodes; *before* is the carried teacher on the new level before training on it; "
+             "*zero-shot* is the untaught teacher there.", ""]
+    if chains:
+        _plot_curriculum(curriculum, chains, root / "curriculum_success.png")
+        lines += ["![student alone against cumulative frames](curriculum_success.png)", ""]
+    lines += ["| stage | budget, target | arm | frames to target | reached | vs baseline | student alone at the end | "
+              "teacher accuracy before -> after | zero-shot teacher accuracy |", "|---|---|---|---|---|---|---|---|---|"]
+    for i, stage in enumerate(curriculum.stages):
+        label, centres = stage.label(i), {}
+        for arm, seeds in chains.items():
+            done = [s[i] for s in seeds if s[i] is not None]
+            if not done:
+                continue
+            frames = aggregate([s["to_target"] for s in done])
+            centres[arm] = frames[0]
+            reached = sum(bool(s["summary"].get("reached_target")) for s in done)
+            alone = aggregate([s["summary"]["student_after"]["success_rate"] for s in done])
+            base = BASELINES.get(arm)
+            ratio = f"{frames[0] / centres[base]:.2f} x {base}" if base in centres else "-"
+            teacher = "-"
+            if "teacher_before" in done[0]["summary"]:
+                before, after = (np.mean([s["summary"][f"teacher_{w}"]["subgoal_accuracy"] for s in done])
+                                 for w in ("before", "after"))
+                teacher = f"{before:.2f} -> {after:.2f}"
+            zero_shot = f"{np.mean(zero[label]):.2f}" if label in zero else "-"
+            lines.append(f"| {label} | {stage.frames:,}, {stage.target:.2f} | {arm} | {_fmt(*frames, digits=0)} | "
+                         f"{reached}/{len(done)} | {ratio} | {_fmt(*alone)} | {teacher} | {zero_shot} |")
+    failures = json.loads((root / FAILURES).read_text()) if (root / FAILURES).is_file() else {}
+    if failures:
+        lines += ["", f"Failed twice ({len(failures)}); re-running the same command retries them:", ""]
+        lines += [f"- `{name}`: {error}" for name, error in sorted(failures.items())]
+    path = root / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,216 @@
+"""A curriculum: levels of rising difficulty that one teacher climbs with its students.
+
+A curriculum file is a training config plus `stages:`, each `{env_id, frames, target}`. Every arm
+x seed is a chain of ordinary run directories, `out/ARM_seedN/stageK_LEVEL`. A stage starts from
+the previous stage's run, carrying the student's weights and/or the teacher (its adapter, or an
+endpoint teacher's memory) as the arm says, and ends when the student alone reaches the stage's
+target at a held-out evaluation (`target_success`) or its frame budget is spent. The "before"
+evaluation of each stage is the carried teacher on the new level, before it has seen it.
+
+Running the same command again resumes: a finished stage is kept, an interrupted one resumes from
+its checkpoint, and the next one starts from the last that finished.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from mutualrl.config import FLAT_KEYS, TrainConfig
+from mutualrl.errors import MutualRLError
+
+
+@dataclass(frozen=True)
+class Arm:
+    """How one arm trains each stage and what it carries to the next."""
+
+    mode: str
+    carry_student: bool
+    carry_teacher: bool
+    teacher: str | None = None  # replaces the curriculum's teacher
+
+
+ARMS = {
+    "rl": Arm("rl", carry_student=False, carry_teacher=False),  # a new student each stage, no teacher
+    "rl-carry": Arm("rl", carry_student=True, carry_teacher=False),  # the baseline for carried weights
+    "mutual": Arm("mutual", carry_student=False, carry_teacher=True),  # the teacher carried, a new student
+    "mutual-carry": Arm("mutual", carry_student=True, carry_teacher=True),
+    "bot": Arm("guided", carry_student=False, carry_teacher=False, teacher="bot"),  # the upper bound
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    env_id: str
+    frames: int
+    target: float
+
+    def label(self, index: int) -> str:
+        level = self.env_id.removeprefix("BabyAI-").removeprefix("MiniGrid-").removesuffix("-v0")
+        return f"stage{index}_{level}"
+
+
+DEFAULT_STAGES = (
+    Stage("BabyAI-GoToRedBallNoDists-v0", 100_000, 0.9),
+    Stage("BabyAI-GoToRedBall-v0", 300_000, 0.9),
+    Stage("BabyAI-GoToLocal-v0", 500_000, 0.9),
+    Stage("BabyAI-PickupLoc-v0", 500_000, 0.9),
+    Stage("BabyAI-PutNextLocal-v0", 500_000, 0.9),
+)
+#: keys a curriculum sets per stage or per arm, so a file may not set them
+PER_STAGE_KEYS = ("env_id", "frames", "target_success", "mode", "seed", "student_from", "teacher_from")
+#: the curriculum as run, kept in its directory so that the report and a resume read the same one
+SAVED_AS = "curriculum.yaml"
+
+
+@dataclass
+class Curriculum:
+    """The shared training settings and the stages. Every stage has all seven actions and subgoal
+    advice, so that a student's weights fit every level."""
+
+    base: TrainConfig
+    stages: tuple[Stage, ...] = DEFAULT_STAGES
+
+    def __post_init__(self) -> None:
+        self.base = self.base.replace(action_space="full", advice="subgoal")
+        if not self.stages:
+            raise MutualRLError("a curriculum needs at least one stage")
+        for i, stage in enumerate(self.stages):  # each stage's settings, checked before any work
+            try:
+                self.stage_config(ARMS["rl"], 0, i, None)
+            except MutualRLError as err:
+                raise MutualRLError(f"stage {i} ({stage.env_id}): {err}") from None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Curriculum":
+        values = dict(values)
+        stages = values.pop("stages", None)
+        base, default = TrainConfig.from_dict(values), TrainConfig()
+        for key in PER_STAGE_KEYS:
+            if base.get(key) != default.get(key):
+                raise MutualRLError(f"curriculum key {key!r} is set by each stage or arm; remove it "
+                                    "(a stage is {env_id: ..., frames: ..., target: ...})")
+        return cls(base, DEFAULT_STAGES if stages is None else _stages(stages))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Curriculum":
+        path = Path(path)
+        if not path.is_file():
+            raise MutualRLError(f"curriculum file {str(path)!r} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise MutualRLError(f"curriculum file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise MutualRLError(f"curriculum file {str(path)!r} must hold a mapping of keys to values")
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat settings (those a stage or arm sets left out) and the stages: what `from_dict` reads."""
+        settings = {key: self.base.get(key) for key in FLAT_KEYS if key not in PER_STAGE_KEYS}
+        return {**settings, "stages": [asdict(stage) for stage in self.stages]}
+
+    def stage_config(self, arm: Arm, seed: int, index: int, previous: Path | None) -> TrainConfig:
+        """The run config of stage `index` for `arm`, starting from the run in `previous`."""
+        stage = self.stages[index]
+        config = self.base.replace(env_id=stage.env_id, frames=stage.frames, target_success=stage.target,
+                                   mode=arm.mode, seed=seed)
+        if arm.teacher:
+            config.teacher.name = arm.teacher
+        if previous is not None and arm.carry_student:
+            config.student_from = str(previous)
+        if previous is not None and arm.carry_teacher:
+            config.teacher.start_from = str(previous)
+        return config.validate()
+
+
+def _stages(raw: Any) -> tuple[Stage, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise MutualRLError(f"stages must be a non-empty list of {{env_id, frames, target}}, got {raw!r}")
+    stages = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) != {"env_id", "frames", "target"}:
+            raise MutualRLError(f"stage {i} must hold exactly env_id, frames and target, got {item!r}")
+        frames, target = item["frames"], item["target"]
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames <= 0:
+            raise MutualRLError(f"stage {i} frames must be an integer > 0, got {frames!r}")
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+            raise MutualRLError(f"stage {i} target must be a success rate in (0, 1], got {target!r}")
+        stages.append(Stage(str(item["env_id"]), frames, float(target)))
+    return tuple(stages)
+
+
+def parse_arms(text: str) -> list[str]:
+    arms = [a.strip() for a in text.split(",") if a.strip()]
+    for arm in arms:
+        if arm not in ARMS:
+            raise MutualRLError(f"unknown arm {arm!r}; allowed: {', '.join(ARMS)}")
+    if not arms:
+        raise MutualRLError(f"--arms names no arm; allowed: {', '.join(ARMS)}")
+    return arms
+
+
+def stage_dirs(out: Path, arm: str, seed: int, curriculum: Curriculum) -> list[Path]:
+    return [out / f"{arm}_seed{seed}" / stage.label(i) for i, stage in enumerate(curriculum.stages)]
+
+
+def run_chain(curriculum: Curriculum, arm: str, seed: int, out: Path, quiet: bool = False) -> None:
+    """Train one arm x seed through every stage, each from the last (finished stages are kept)."""
+    from mutualrl.compare import train_run
+
+    previous = None
+    for index, directory in enumerate(stage_dirs(out, arm, seed, curriculum)):
+        train_run(directory, curriculum.stage_config(ARMS[arm], seed, index, previous), quiet=quiet)
+        previous = directory
+
+
+def zero_shot(curriculum: Curriculum, seed: int, out: Path) -> None:
+    """The untaught teacher's subgoal accuracy on every level (the yardstick of transfer), once."""
+    from mutualrl.envs import task_actions
+    from mutualrl.evaluation import evaluate_subgoals
+    from mutualrl.teachers import make_teacher
+
+    path = out / "zero_shot" / f"seed{seed}.json"
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    todo = [(i, s) for i, s in enumerate(curriculum.stages) if s.label(i) not in done]
+    if not todo:
+        return
+    cfg = curriculum.base
+    teacher = make_teacher(cfg.teacher.name, config=cfg.teacher, device=cfg.device, seed=seed)
+    for index, stage in todo:
+        result = evaluate_subgoals(teacher, stage.env_id, cfg.evaluation.episodes, seed, task_actions(stage.env_id, "full"))
+        done[stage.label(index)] = result.to_dict()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(done, indent=2))
+
+
+def run_curriculum(curriculum: Curriculum, arms: list[str], seeds: int, out: Path, quiet: bool = False) -> Path:
+    """Every arm x seed through the curriculum under `out`, then `out/report.md`."""
+    from mutualrl.compare import with_retry
+    from mutualrl.report import FAILURES, build_curriculum_report
+    from mutualrl.tracking import RunDir
+
+    out = Path(out)
+    RunDir(out).create()
+    saved = out / SAVED_AS
+    if saved.is_file() and Curriculum.from_yaml(saved).to_dict() != curriculum.to_dict():
+        raise MutualRLError(f"{str(out)!r} holds another curriculum ({SAVED_AS}); use another --out")
+    saved.write_text(yaml.safe_dump(curriculum.to_dict(), sort_keys=False))
+    console = Console(stderr=True, quiet=quiet)
+    failures: dict[str, str] = {}
+    if any(ARMS[arm].carry_teacher for arm in arms):
+        for seed in range(seeds):
+            console.print(f"[bold]zero-shot teacher[/] seed {seed}: subgoal accuracy on every level")
+            with_retry(f"zero_shot_seed{seed}", lambda: zero_shot(curriculum, seed, out), failures)
+    for arm in arms:
+        for seed in range(seeds):
+            console.print(f"[bold]{arm}[/] seed {seed}: {len(curriculum.stages)} stages")
+            with_retry(f"{arm}_seed{seed}", lambda: run_chain(curriculum, arm, seed, out, quiet), failures)
+    (out / FAILURES).write_text(json.dumps(failures, indent=2))
+    return build_curriculum_report(out)
+

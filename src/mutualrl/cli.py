@@ -70,7 +70,9 @@ def _curriculum_parser(sub) -> None:
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms of {', '.join(ARMS)} (default: all)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1) (default: 3)")
     p.add_argument("--out", required=True, help="directory of the runs and the report; the same command resumes there")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--workers", type=int, default=1, help="chains (arm x seed) trained at once, each in its own "
+                                                          "process with one thread (default: 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads with one worker (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
 
@@ -219,7 +221,8 @@ def cmd_curriculum(args: argparse.Namespace) -> None:
 
         torch.set_num_threads(args.threads)
     curriculum = Curriculum.from_yaml(args.config) if args.config else Curriculum(TrainConfig())
-    print(f"report: {run_curriculum(curriculum, arms, args.seeds, Path(args.out), quiet=args.quiet)}")
+    report = run_curriculum(curriculum, arms, args.seeds, Path(args.out), quiet=args.quiet, workers=args.workers)
+    print(f"report: {report}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

@@ -32,7 +32,7 @@ class Arm:
     mode: str
     carry_student: bool
     carry_teacher: bool
-    teacher: str | None = None  # replaces the curriculum's teacher
+    settings: tuple[tuple[str, Any], ...] = ()  # flat config keys this arm sets whatever the curriculum says
 
 
 ARMS = {
@@ -40,7 +40,8 @@ ARMS = {
     "rl-carry": Arm("rl", carry_student=True, carry_teacher=False),  # the baseline for carried weights
     "mutual": Arm("mutual", carry_student=False, carry_teacher=True),  # the teacher carried, a new student
     "mutual-carry": Arm("mutual", carry_student=True, carry_teacher=True),
-    "bot": Arm("guided", carry_student=False, carry_teacher=False, teacher="bot"),  # the upper bound
+    # the upper bound: the bot's subgoals, read from the live state at every step (so no read budget)
+    "bot": Arm("guided", carry_student=False, carry_teacher=False, settings=(("teacher", "bot"), ("teacher_budget", 0))),
 }
 
 
@@ -120,8 +121,8 @@ class Curriculum:
         stage = self.stages[index]
         config = self.base.replace(env_id=stage.env_id, frames=stage.frames, target_success=stage.target,
                                    mode=arm.mode, seed=seed)
-        if arm.teacher:
-            config.teacher.name = arm.teacher
+        for key, value in arm.settings:
+            config.set(key, value)
         if previous is not None and arm.carry_student:
             config.student_from = str(previous)
         if previous is not None and arm.carry_teacher:
@@ -189,28 +190,60 @@ def zero_shot(curriculum: Curriculum, seed: int, out: Path) -> None:
         path.write_text(json.dumps(done, indent=2))
 
 
-def run_curriculum(curriculum: Curriculum, arms: list[str], seeds: int, out: Path, quiet: bool = False) -> Path:
-    """Every arm x seed through the curriculum under `out`, then `out/report.md`."""
-    from mutualrl.compare import with_retry
+def run_curriculum(curriculum: Curriculum, arms: list[str], seeds: int, out: Path, quiet: bool = False,
+                   workers: int = 1) -> Path:
+    """Every arm x seed through the curriculum under `out`, then `out/report.md`. With `workers > 1`,
+    that many chains train at once, each in its own process with one torch thread."""
     from mutualrl.report import FAILURES, build_curriculum_report
     from mutualrl.tracking import RunDir
 
+    if workers < 1:
+        raise MutualRLError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
     RunDir(out).create()
     saved = out / SAVED_AS
     if saved.is_file() and Curriculum.from_yaml(saved).to_dict() != curriculum.to_dict():
         raise MutualRLError(f"{str(out)!r} holds another curriculum ({SAVED_AS}); use another --out")
     saved.write_text(yaml.safe_dump(curriculum.to_dict(), sort_keys=False))
+    jobs = [("zero_shot", seed) for seed in range(seeds) if any(ARMS[arm].carry_teacher for arm in arms)]
+    jobs += [(arm, seed) for arm in sorted(arms, key=lambda a: ARMS[a].mode != "mutual") for seed in range(seeds)]
     console = Console(stderr=True, quiet=quiet)
     failures: dict[str, str] = {}
-    if any(ARMS[arm].carry_teacher for arm in arms):
-        for seed in range(seeds):
-            console.print(f"[bold]zero-shot teacher[/] seed {seed}: subgoal accuracy on every level")
-            with_retry(f"zero_shot_seed{seed}", lambda: zero_shot(curriculum, seed, out), failures)
-    for arm in arms:
-        for seed in range(seeds):
-            console.print(f"[bold]{arm}[/] seed {seed}: {len(curriculum.stages)} stages")
-            with_retry(f"{arm}_seed{seed}", lambda: run_chain(curriculum, arm, seed, out, quiet), failures)
+    if workers == 1:
+        for job in jobs:
+            console.print(f"[bold]{job[0]}[/] seed {job[1]}")
+            failures.update(_run_job(curriculum.to_dict(), *job, out, quiet=quiet))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        console.print(f"{len(jobs)} jobs on {workers} workers; each trains quietly and is listed when it ends")
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = {pool.submit(_run_job, curriculum.to_dict(), *job, out, True, 1): job for job in jobs}
+            for done, future in enumerate(as_completed(pending), 1):
+                failures.update(future.result())
+                console.print(f"[{done}/{len(jobs)}] {pending[future][0]} seed {pending[future][1]} ended")
     (out / FAILURES).write_text(json.dumps(failures, indent=2))
     return build_curriculum_report(out)
 
+
+def _run_job(curriculum: dict[str, Any], name: str, seed: int, out: Path, quiet: bool,
+             threads: int | None = None) -> dict[str, str]:
+    """One arm x seed chain, or the zero-shot teacher (`name` "zero_shot") of one seed; returns
+    {job: error} if it failed twice. Takes plain values so that it runs in a worker process too."""
+    from mutualrl.compare import with_retry
+
+    if threads is not None:
+        import torch
+
+        from mutualrl import output
+
+        torch.set_num_threads(threads)
+        output.configure()
+    plan = Curriculum.from_dict(curriculum)
+    failures: dict[str, str] = {}
+    if name == "zero_shot":
+        with_retry(f"zero_shot_seed{seed}", lambda: zero_shot(plan, seed, out), failures)
+    else:
+        with_retry(f"{name}_seed{seed}", lambda: run_chain(plan, name, seed, out, quiet), failures)
+    return failures

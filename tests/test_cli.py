@@ -21,6 +21,7 @@ def run_cli(*args, timeout=300):
     (["eval", "no/such/run"], "run directory 'no/such/run' does not exist"),
     (["eval", "--teacher", "oracle9"], "unknown teacher 'oracle9'"),
     (["train", "--config", "missing.yaml", "--out", "X"], "config file 'missing.yaml' does not exist"),
+    (["eval", "--teacher", "tiny", "--action-space", "some"], "unknown action_space 'some'; allowed: task, full"),
     (["curriculum", "--arms", "rl,nope", "--out", "X"], "unknown arm 'nope'; allowed: rl, rl-carry, mutual"),
     (["curriculum", "--config", "missing.yaml", "--out", "X"], "curriculum file 'missing.yaml' does not exist"),
     (["train", "--target-success", "0.5", "--eval-every", "0", "--out", "X"], "target_success=0.5 needs held-out"),
@@ -97,3 +98,15 @@ def test_library_chatter_only_with_verbose(tmp_path, verbose):
     chatter = ("Sampling rejected" in shown, "FutureWarning" in shown)
     assert chatter == ((True, True) if verbose else (False, False))
     assert "before -> after" in result.stdout  # our table is always there
+
+
+def test_eval_judges_the_teacher_a_run_learnt(tmp_path):
+    config = TrainConfig(mode="feedback", frames=128, num_envs=4, action_space="full").replace(
+        num_steps=32, eval_episodes=2, teacher="tiny", advice="subgoal", teacher_update_every=1)
+    Trainer(config, tmp_path, quiet=True).train()
+    result = run_cli("eval", "--teacher", "tiny", "--teacher-from", str(tmp_path), "--advice", "subgoal",
+                     "--action-space", "full", "--episodes", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)) >= {"success_rate", "subgoal_accuracy"}
+    wrong = run_cli("eval", "--teacher", "smollm2", "--teacher-from", str(tmp_path))
+    assert wrong.returncode == 2 and "has no 'smollm2' teacher to start from (it used 'tiny')" in wrong.stderr

@@ -12,8 +12,9 @@ from mutualrl.envs import FULL_ACTIONS, task_actions
 from mutualrl.feedback import build_subgoal_feedback
 from mutualrl.loop import Trainer
 from mutualrl.rollout import SubgoalDecision
-from mutualrl.subgoals import (EXPLORE, GROUNDING_QUESTION, Subgoal, candidate_questions, choose, object_mask,
-                               question_object, stack_subgoals)
+from mutualrl.evaluation import evaluate_subgoals
+from mutualrl.subgoals import (EXPLORE, GROUNDING_QUESTION, Subgoal, SubgoalHands, candidate_questions, choose,
+                               front_object, object_mask, question_object, stack_subgoals, visible_objects)
 from mutualrl.teachers import BotTeacher
 from mutualrl.teachers.prompt import question
 
@@ -104,6 +105,29 @@ def test_bot_subgoal_teacher_agrees_with_the_bots_stack(env_id):
     expected = {"GoTo": {"go to"}, "Pickup": {"pick up"}, "PutNext": {"pick up", "put next to"}}
     assert next(v for k, v in expected.items() if k in env_id) <= verbs <= next(
         v for k, v in expected.items() if k in env_id) | {EXPLORE}
+
+
+def test_the_planner_goes_where_it_is_told_not_where_the_mission_says():
+    """A subgoal teacher acting alone chooses what to do: told to go to a distractor, the bot's
+    planner takes the agent there, and the mission is not done."""
+    for env, obs in _views("BabyAI-GoToLocal-v0", range(50)):
+        target = (OBJECT_TO_IDX[env.instrs.desc.type], COLOR_TO_IDX[env.instrs.desc.color or "red"])
+        others = [o for o in visible_objects(obs["image"]) if o[0] != target[0] or o[1] != target[1]]
+        if others and env.instrs.desc.color is not None:
+            break
+    hands, told, last = SubgoalHands(), Subgoal("go to", others[0]), None
+    for _ in range(30):
+        last = hands.act(env, told, last)
+        obs, reward, terminated, *_ = env.step(FULL_ACTIONS.index(last))
+        if front_object(obs["image"]) == told.obj:
+            break
+    assert front_object(obs["image"]) == told.obj and reward == 0
+
+
+@pytest.mark.parametrize("env_id", ["BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0"])
+def test_the_bots_own_subgoals_carried_out_by_its_planner_solve_the_level(env_id):
+    bot = evaluate_subgoals(BotTeacher(), env_id, 10, 0, task_actions(env_id, "full"))
+    assert bot.subgoal_accuracy == 1.0 and bot.success_rate >= 0.9
 
 
 def test_choice_follows_the_teachers_answers():

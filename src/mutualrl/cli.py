@@ -31,9 +31,13 @@ def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a saved student (RUN_DIR) or a teacher acting alone (--teacher)")
     p.add_argument("run_dir", nargs="?", help="run directory of a trained student")
     p.add_argument("--teacher", help="evaluate this teacher alone: smollm2 | bot | tiny | hf:PATH | endpoint:URL[#MODEL]")
+    p.add_argument("--teacher-from", default=None, help="with --teacher: the teacher that this run directory learnt")
+    p.add_argument("--action-space", default="task", help="with --teacher: task (the level's actions) | full (all seven; "
+                                                          "every verb is a candidate subgoal) (default: task)")
     p.add_argument("--env", default=None, help=f"environment for --teacher (default: {DEFAULT_ENV})")
     p.add_argument("--advice", default="action",
-                   help="with --teacher: action (the teacher acts alone) | subgoal (its subgoals along the bot's episodes)")
+                   help="with --teacher: action (the teacher acts alone) | subgoal (it acts alone through the bot's "
+                        "planner; its subgoals are also judged along the bot's episodes)")
     p.add_argument("--episodes", type=int, default=100, help="episodes on held-out seeds (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="selects the held-out seed block (default: 0)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
@@ -123,10 +127,11 @@ def print_summary(summary: dict) -> None:
         before, after = summary.get(f"{who}_before"), summary.get(f"{who}_after")
         if not before or not after:
             continue
-        if "subgoal_accuracy" in before:  # the episodes were the bot's: the teacher's own success is not measured
-            table.add_row(who, "-", "-", "-", "-", f"({before['subgoal_accuracy']:.2f})", f"({after['subgoal_accuracy']:.2f})")
-            continue
-        acc = lambda r: f"{r['advice_accuracy']:.2f}" if "advice_accuracy" in r else "-"  # noqa: E731
+        def acc(r: dict) -> str:
+            if "subgoal_accuracy" in r:
+                return f"({r['subgoal_accuracy']:.2f})"
+            return f"{r['advice_accuracy']:.2f}" if "advice_accuracy" in r else "-"
+
         table.add_row(who, f"{before['success_rate']:.2f}", f"{after['success_rate']:.2f}", f"{before['mean_return']:.3f}",
                       f"{after['mean_return']:.3f}", acc(before), acc(after))
     Console().print(table)
@@ -142,7 +147,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.episodes <= 0:
         raise MutualRLError(f"--episodes must be > 0, got {args.episodes}")
     if args.teacher:
-        from mutualrl.envs import check_env_id
+        from mutualrl.config import ACTION_SPACES
+        from mutualrl.envs import check_env_id, task_actions
         from mutualrl.teachers import make_teacher
 
         env_id = args.env or DEFAULT_ENV
@@ -150,9 +156,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if args.advice not in ADVICE_KINDS:
             raise MutualRLError(f"unknown advice {args.advice!r}; allowed: {', '.join(ADVICE_KINDS)}")
         teacher = make_teacher(args.teacher, device=_device(args.device), seed=args.seed)
+        if args.teacher_from:
+            from mutualrl.tracking import RunDir
+
+            teacher.load_state_dict(RunDir(args.teacher_from).teacher_state(args.teacher))
+        if args.action_space not in ACTION_SPACES:
+            raise MutualRLError(f"unknown action_space {args.action_space!r}; allowed: {', '.join(ACTION_SPACES)}")
         judge = evaluate_subgoals if args.advice == "subgoal" else evaluate_teacher
-        result = judge(teacher, env_id, args.episodes, args.seed)
-        label = f"teacher {args.teacher} on {env_id}" + (" (subgoals along the bot's episodes)" if args.advice == "subgoal" else "")
+        result = judge(teacher, env_id, args.episodes, args.seed, task_actions(env_id, args.action_space))
+        label = (f"teacher {args.teacher}{' from ' + args.teacher_from if args.teacher_from else ''} on {env_id}"
+                 + (" (its subgoals, carried out by the bot's planner)" if args.advice == "subgoal" else ""))
     elif args.run_dir:
         from mutualrl.envs import task_actions
         from mutualrl.tracking import RunDir

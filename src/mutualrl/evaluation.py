@@ -13,7 +13,7 @@ import torch
 
 from mutualrl.envs import FULL_ACTIONS, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.student import ActorCritic, obs_to_tensors
-from mutualrl.subgoals import candidate_questions, choose
+from mutualrl.subgoals import Subgoal, SubgoalHands, candidate_questions, choose
 from mutualrl.teachers.base import Teacher
 from mutualrl.teachers.bot import BotTeacher
 
@@ -120,24 +120,36 @@ def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
 
 def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
                       actions: tuple[str, ...] | None = None) -> EvalResult:
-    """The teacher's subgoals along the BabyAI bot's own episodes: at every state, whether the
-    teacher's most likely subgoal is one the bot's stack holds (`subgoal_accuracy`). The episodes'
-    success is the bot's, not the teacher's."""
+    """A subgoal teacher judged twice on the same held-out seeds.
+
+    `subgoal_accuracy`: along the BabyAI bot's own episodes, how often the teacher's most likely
+    subgoal is one the bot's stack holds at that state. Success, return and length: the teacher
+    acting alone, its subgoals carried out by the bot's planner (`SubgoalHands`), which finds the
+    way but never chooses what to do."""
     actions = actions or task_actions(env_id)
-    expert = BotTeacher()
+    expert, hands = BotTeacher(), SubgoalHands()
     agree: list[bool] = []
 
-    def policy(obs, sits, envs):
-        last = [s.last_action for s in sits]
-        want = expert.observe(envs, last)
-        teacher.observe(envs, last)
+    def choices(obs, sits, envs) -> list[Subgoal]:
+        teacher.observe(envs, [s.last_action for s in sits])
+        chosen = []
         for mission, image, env in zip(obs["mission"], np.asarray(obs["image"]), envs):
             objects, questions = candidate_questions(mission, image, actions)
             answers = teacher.advise(questions, envs=[env] * len(questions)) if questions else []
-            chosen, _ = choose(objects, questions, [a.probs for a in answers])
-            agree.append(chosen in expert.expert_subgoals(env, image))
+            chosen.append(choose(objects, questions, [a.probs for a in answers])[0])
+        return chosen
+
+    def follow_the_bot(obs, sits, envs):
+        want = expert.observe(envs, [s.last_action for s in sits])
+        for subgoal, image, env in zip(choices(obs, sits, envs), np.asarray(obs["image"]), envs):
+            agree.append(subgoal in expert.expert_subgoals(env, image))
         return np.array([FULL_ACTIONS.index(w) for w in want])
 
-    result = run_episodes(env_id, episodes, seed, policy, actions=FULL_ACTIONS)
+    def act_alone(obs, sits, envs):
+        return np.array([FULL_ACTIONS.index(hands.act(env, subgoal, sit.last_action))
+                         for subgoal, env, sit in zip(choices(obs, sits, envs), envs, sits)])
+
+    run_episodes(env_id, episodes, seed, follow_the_bot, actions=FULL_ACTIONS)
+    result = run_episodes(env_id, episodes, seed, act_alone, actions=FULL_ACTIONS)
     result.subgoal_accuracy = float(np.mean(agree)) if agree else float("nan")
     return result

@@ -296,12 +296,7 @@ class Trainer:
 
     def _adopt_teacher(self, run_dir: str) -> None:
         """Start from the teacher another run learnt (same teacher model required)."""
-        state = RunDir(run_dir).require().load_checkpoint()
-        config = TrainConfig.from_dict(state.get("config", {}))
-        if config.teacher.name != self.config.teacher.name or state.get("teacher") is None:
-            raise MutualRLError(f"run {run_dir!r} has no {self.config.teacher.name!r} teacher to start from "
-                                f"(it used {config.teacher.name!r})")
-        self.teacher.load_state_dict(state["teacher"])
+        self.teacher.load_state_dict(RunDir(run_dir).teacher_state(self.config.teacher.name))
 
     def _adopt_student(self, run_dir: str) -> None:
         """Start from the student another run trained (its weights; a fresh optimizer)."""

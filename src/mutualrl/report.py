@@ -148,8 +148,8 @@ def build_report(root: Path) -> Path:
                 values = [[r["summary"][f"teacher_{when}"].get(key, math.nan) for r in runs] for when in ("before", "after")]
                 return f"{np.mean(values[0]):.2f} -> {np.mean(values[1]):.2f}"
 
-            subgoals = "subgoal_accuracy" in runs[0]["summary"]["teacher_before"]  # the episodes were the bot's
-            teacher = "-" if subgoals else before_after("success_rate")
+            subgoals = "subgoal_accuracy" in runs[0]["summary"]["teacher_before"]
+            teacher = before_after("success_rate")
             accuracy = f"({before_after('subgoal_accuracy')})" if subgoals else before_after("advice_accuracy")
         else:
             teacher = accuracy = "-"
@@ -242,21 +242,23 @@ def build_curriculum_report(root: Path) -> Path:
     zero = {}
     for file in sorted((root / "zero_shot").glob("seed*.json")):
         for label, result in json.loads(file.read_text()).items():
-            zero.setdefault(label, []).append(result["subgoal_accuracy"])
+            zero.setdefault(label, []).append(result)
     lines = ["# mutualrl curriculum", "",
              f"Teacher `{curriculum.base.teacher.name}`, subgoal advice, all seven actions on every level. Arms and "
              "seeds: " + ", ".join(f"{arm}: {len(seeds)}" for arm, seeds in chains.items()) + ".",
              "A stage ends when the student alone (held-out, greedy, no advice) reaches its target at an evaluation, "
              "or when its frames are spent; a stage that missed its target counts as its budget. Aggregates: "
              "interquartile mean with a 95% percentile-bootstrap CI over seeds where there are 3 or more, otherwise "
-             "mean [min, max]. Teacher accuracy: how often its subgoal is one the BabyAI bot's stack means, along the "
-             "bot's held-out episodes; *before* is the carried teacher on the new level before training on it; "
-             "*zero-shot* is the untaught teacher there.", ""]
+             "mean [min, max]. Teacher alone: its success when the BabyAI bot's planner carries out its subgoals "
+             "(the teacher chooses what, the bot finds the way). Teacher accuracy: how often its subgoal is one the "
+             "bot's stack means, along the bot's held-out episodes. *Before*: the carried teacher on the new level "
+             "before training on it; *zero-shot*: the untaught teacher there.", ""]
     if chains:
         _plot_curriculum(curriculum, chains, root / "curriculum_success.png")
         lines += ["![student alone against cumulative frames](curriculum_success.png)", ""]
     lines += ["| stage | budget, target | arm | frames to target | reached | vs baseline | student alone at the end | "
-              "teacher accuracy before -> after | zero-shot teacher accuracy |", "|---|---|---|---|---|---|---|---|---|"]
+              "teacher alone before -> after | teacher accuracy before -> after | zero-shot teacher alone | "
+              "zero-shot accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, stage in enumerate(curriculum.stages):
         label, centres = stage.label(i), {}
         for arm, seeds in chains.items():
@@ -269,12 +271,12 @@ def build_curriculum_report(root: Path) -> Path:
             alone = aggregate([s["summary"]["student_after"]["success_rate"] for s in done])
             base = BASELINES.get(arm)
             ratio = f"{frames[0] / centres[base]:.2f} x {base}" if base in centres else "-"
-            teacher = "-"
+            teacher = "- | -"
             if "teacher_before" in done[0]["summary"]:
-                before, after = (np.mean([s["summary"][f"teacher_{w}"]["subgoal_accuracy"] for s in done])
-                                 for w in ("before", "after"))
-                teacher = f"{before:.2f} -> {after:.2f}"
-            zero_shot = f"{np.mean(zero[label]):.2f}" if label in zero else "-"
+                teacher = " | ".join(" -> ".join(f"{np.mean([s['summary'][f'teacher_{w}'][key] for s in done]):.2f}"
+                                                 for w in ("before", "after")) for key in ("success_rate", "subgoal_accuracy"))
+            zero_shot = " | ".join(f"{np.mean([z[key] for z in zero[label]]):.2f}" if label in zero else "-"
+                                   for key in ("success_rate", "subgoal_accuracy"))
             lines.append(f"| {label} | {stage.frames:,}, {stage.target:.2f} | {arm} | {_fmt(*frames, digits=0)} | "
                          f"{reached}/{len(done)} | {ratio} | {_fmt(*alone)} | {teacher} | {zero_shot} |")
     failures = json.loads((root / FAILURES).read_text()) if (root / FAILURES).is_file() else {}

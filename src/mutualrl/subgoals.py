@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
 from minigrid.envs.babyai.core.verifier import ObjDesc, PutNextInstr
-from minigrid.utils.baby_ai_bot import (BabyAIBot, DropSubgoal, GoNextToSubgoal, OpenSubgoal,
-                                        PickupSubgoal)
+from minigrid.utils.baby_ai_bot import (BabyAIBot, DisappearedBoxError, DropSubgoal, ExploreSubgoal,
+                                        GoNextToSubgoal, OpenSubgoal, PickupSubgoal)
 
-from mutualrl.envs import Situation, object_name
+from mutualrl.envs import FULL_ACTIONS, Situation, object_name
 
 #: The verbs a subgoal may carry, in the order of the student's verb input.
 VERBS: tuple[str, ...] = ("go to", "pick up", "put next to", "open", "explore")
@@ -201,3 +201,54 @@ def stack_subgoals(bot: BabyAIBot, env: Any, image: np.ndarray) -> list[Subgoal]
             "pick up" if isinstance(below, PickupSubgoal) else "go to")
         return _in_view(verb, top.datum, image)
     return [Subgoal(EXPLORE)]
+
+
+# ------------------------------------------------------------------ a subgoal teacher acting alone
+
+
+class _ExploreUntilTold(ExploreSubgoal):
+    """Explore that stays on the bot's stack until another subgoal replaces it (the bot drops its
+    own exploration as soon as its plan no longer needs it)."""
+
+    def is_exploratory(self) -> bool:
+        return False
+
+
+def bot_plan(bot: BabyAIBot, subgoal: Subgoal, env: Any) -> list:
+    """The subgoal as a stack of the bot's own subgoals (the top is the last)."""
+    if subgoal.verb == EXPLORE:
+        return [_ExploreUntilTold(bot)]
+    desc = ObjDesc(IDX_TO_OBJECT[subgoal.obj[0]], IDX_TO_COLOR[subgoal.obj[1]])
+    desc.find_matching_objs(env)
+    return {"go to": lambda: [GoNextToSubgoal(bot, desc)],
+            "pick up": lambda: [PickupSubgoal(bot), GoNextToSubgoal(bot, desc)],
+            "put next to": lambda: [DropSubgoal(bot), GoNextToSubgoal(bot, desc, reason="PutNext")],
+            "open": lambda: [OpenSubgoal(bot), GoNextToSubgoal(bot, desc, reason="Open")]}[subgoal.verb]()
+
+
+class SubgoalHands:
+    """The BabyAI bot's planner carrying out the subgoals it is told, not its own: how a subgoal
+    teacher acts alone. The teacher chooses what to do; the bot only finds the way."""
+
+    def __init__(self) -> None:
+        self._bots: dict[int, BabyAIBot] = {}
+        self._doing: dict[int, Subgoal | None] = {}
+
+    def act(self, env: Any, subgoal: Subgoal, last_action: str | None) -> str:
+        """The action towards `subgoal` in the live `env` (`last_action` None at an episode's start)."""
+        key = id(env)
+        if last_action is None or key not in self._bots:
+            self._bots[key], self._doing[key], taken = BabyAIBot(env), None, None
+        else:
+            taken = env.actions(FULL_ACTIONS.index(last_action))
+        bot = self._bots[key]
+        if subgoal != self._doing[key]:
+            bot.stack, self._doing[key] = bot_plan(bot, subgoal, env), subgoal
+        try:
+            action = bot.replan(taken)
+        except (AssertionError, DisappearedBoxError):  # nothing the planner can do for it here
+            bot.stack, self._doing[key] = [], None
+            return "done"
+        if not bot.stack:  # done: the next step follows whatever the teacher says then
+            self._doing[key] = None
+        return FULL_ACTIONS[int(action)]

@@ -145,6 +145,14 @@ class RunDir:
             return state
         raise AssertionError("unreachable: the oldest checkpoint either loads or raises")
 
+    def teacher_state(self, name: str) -> dict[str, Any]:
+        """The learnt state of this run's teacher (adapter or memory), which must be a `name` teacher."""
+        state = self.require().load_checkpoint()
+        used = TrainConfig.from_dict(state.get("config", {})).teacher.name
+        if used != name or state.get("teacher") is None:
+            raise MutualRLError(f"run {str(self.path)!r} has no {name!r} teacher to start from (it used {used!r})")
+        return state["teacher"]
+
     def load_student(self):
         """The config and student of this saved run, for evaluation."""
         from mutualrl.envs import task_actions

@@ -25,12 +25,15 @@ _API = {
     "evaluate_teacher": "mutualrl.evaluation",
     "evaluate_subgoals": "mutualrl.evaluation",
     "run_comparison": "mutualrl.compare",
+    "Curriculum": "mutualrl.curriculum",
+    "run_curriculum": "mutualrl.curriculum",
 }
 __all__ = list(_API)
 
 if TYPE_CHECKING:
     from mutualrl.compare import run_comparison
     from mutualrl.config import EvalConfig, GuidanceConfig, PPOConfig, TeacherConfig, TrainConfig
+    from mutualrl.curriculum import Curriculum, run_curriculum
     from mutualrl.envs import make_env
     from mutualrl.evaluation import evaluate_student, evaluate_subgoals, evaluate_teacher
     from mutualrl.loop import Trainer

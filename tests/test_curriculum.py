@@ -115,6 +115,7 @@ def test_a_killed_curriculum_resumes_where_it_stopped(killed_at, tmp_path, monke
     ({"stages": [{"env_id": "BabyAI-GoToLocal-v0", "frames": 100, "target": 1.5}]}, "stage 0 target must be"),
     ({"stages": [{"env_id": "BabyAI-Nope-v0", "frames": 100, "target": 0.9}]}, "stage 0 (BabyAI-Nope-v0): unknown environment"),
     ({"eval_every": 0}, "target_success=0.9 needs held-out evaluations"),
+    ({"guidance": {"advice": "action"}}, "curriculum key advice='action': a curriculum runs with advice: subgoal"),
 ])
 def test_a_bad_curriculum_is_refused_with_one_clear_message(values, message):
     with pytest.raises(MutualRLError) as err:

@@ -65,6 +65,8 @@ DEFAULT_STAGES = (
 )
 #: keys a curriculum sets per stage or per arm, so a file may not set them
 PER_STAGE_KEYS = ("env_id", "frames", "target_success", "mode", "seed", "student_from", "teacher_from")
+#: what every stage runs with
+FIXED = {"action_space": "full", "advice": "subgoal"}
 #: the curriculum as run, kept in its directory so that the report and a resume read the same one
 SAVED_AS = "curriculum.yaml"
 
@@ -78,7 +80,7 @@ class Curriculum:
     stages: tuple[Stage, ...] = DEFAULT_STAGES
 
     def __post_init__(self) -> None:
-        self.base = self.base.replace(action_space="full", advice="subgoal")
+        self.base = self.base.replace(**FIXED)
         if not self.stages:
             raise MutualRLError("a curriculum needs at least one stage")
         for i, stage in enumerate(self.stages):  # each stage's settings, checked before any work
@@ -96,6 +98,10 @@ class Curriculum:
             if base.get(key) != default.get(key):
                 raise MutualRLError(f"curriculum key {key!r} is set by each stage or arm; remove it "
                                     "(a stage is {env_id: ..., frames: ..., target: ...})")
+        for key, required in FIXED.items():
+            if base.get(key) not in (default.get(key), required):
+                raise MutualRLError(f"curriculum key {key}={base.get(key)!r}: a curriculum runs with {key}: {required} "
+                                    "on every stage, so that a student's weights fit every level")
         return cls(base, DEFAULT_STAGES if stages is None else _stages(stages))
 
     @classmethod

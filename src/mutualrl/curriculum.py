@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from mutualrl.config import FLAT_KEYS, TrainConfig
+from mutualrl.config import FLAT_FIELDS, FLAT_KEYS, TrainConfig
 from mutualrl.errors import MutualRLError
 
 
@@ -99,9 +99,12 @@ class Curriculum:
                 raise MutualRLError(f"curriculum key {key!r} is set by each stage or arm; remove it "
                                     "(a stage is {env_id: ..., frames: ..., target: ...})")
         for key, required in FIXED.items():
-            if base.get(key) not in (default.get(key), required):
-                raise MutualRLError(f"curriculum key {key}={base.get(key)!r}: a curriculum runs with {key}: {required} "
-                                    "on every stage, so that a student's weights fit every level")
+            section, field = FLAT_FIELDS[key]
+            nested = values.get(section) if section else None
+            for given in (values.get(key), nested.get(field.name) if isinstance(nested, dict) else None):
+                if given not in (None, required):
+                    raise MutualRLError(f"curriculum key {key}={given!r}: a curriculum runs with {key}: {required} "
+                                        "on every stage, so that a student's weights fit every level")
         return cls(base, DEFAULT_STAGES if stages is None else _stages(stages))
 
     @classmethod

@@ -38,6 +38,21 @@ def test_a_run_that_misses_its_target_spends_its_budget(tmp_path):
     assert not summary["reached_target"] and summary["frames"] == 512
 
 
+def test_a_stage_hands_over_once_its_target_is_reached(tmp_path):
+    """Stage 0's budget would allow 48 iterations; the student reaches the target sooner (measured:
+    after 24 on Empty-5x5 with all seven actions), and stage 1 starts from it then."""
+    empty = {"env_id": "MiniGrid-Empty-5x5-v0", "frames": 12288, "target": 0.25}
+    curriculum = Curriculum.from_dict({"num_envs": 8, "num_steps": 32, "eval_every": 1, "eval_episodes": 8,
+                                       "stages": [empty, {**empty, "frames": 256}]})
+    run_curriculum(curriculum, ["rl-carry"], seeds=1, out=tmp_path, quiet=True)
+    first, second = stage_dirs(tmp_path, "rl-carry", 0, curriculum)
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["reached_target"] and summary["frames"] < 12288
+    assert RunDir(first).read_metrics()[-1][ALONE] >= 0.25
+    assert RunDir(second).read_config().student_from == str(first)
+    assert json.loads((second / "summary.json").read_text())["frames"] == 256
+
+
 def test_two_stage_curriculum_with_the_tiny_teacher_end_to_end_carries_what_each_arm_says(tmp_path):
     curriculum = Curriculum.from_dict(TWO_STAGES)  # its time is measured by `pytest --durations`, not asserted
     report = run_curriculum(curriculum, list(ARMS), seeds=1, out=tmp_path, quiet=True)

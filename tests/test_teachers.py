@@ -156,6 +156,24 @@ def test_the_bot_teacher_plans_on_after_the_agent_opens_a_box():
     assert bot.observe([env], ["toggle"])[0] in FULL_ACTIONS
 
 
+def test_the_bot_teacher_plans_on_after_the_agent_picks_up_what_the_plan_did_not_expect():
+    """The bot asserts that its agent's hands are empty before it picks up; a student may already hold something."""
+    import gymnasium as gym
+
+    env = gym.make("BabyAI-PickupLoc-v0").unwrapped
+    env.reset(seed=0)
+    bot, last = BotTeacher(), None
+    while (last := bot.observe([env], [last])[0]) != "pick up":  # the bot walks to its object
+        env.step(FULL_ACTIONS.index(last))
+    env.carrying = env.grid.get(*env.front_pos)  # the student picked it up in the bot's stead ...
+    env.grid.set(*env.front_pos, None)
+    last = "turn left"  # ... and turned away; the bot turns back, to pick up with full hands
+    for _ in range(3):
+        env.step(FULL_ACTIONS.index(last))
+        last = bot.observe([env], [last])[0]
+        assert last in FULL_ACTIONS
+
+
 def test_tiny_teacher_runs_alone_through_make_teacher():
     teacher = make_teacher("tiny")
     result = evaluate_teacher(teacher, "BabyAI-GoToRedBallNoDists-v0", episodes=2, seed=0)

@@ -42,13 +42,22 @@ class BotTeacher(Teacher):
                 taken = None
             else:
                 taken = env.actions(FULL_ACTIONS.index(last))
-            try:
-                action = self._bots[key].replan(taken)
-            except DisappearedBoxError:  # the agent opened a box (it may, with all seven actions): plan anew from here
-                self._bots[key] = BabyAIBot(env)
-                action = self._bots[key].replan(None)
-            suggested.append(FULL_ACTIONS[int(action)])
+            suggested.append(FULL_ACTIONS[int(self._replan(key, env, taken))])
         return suggested
+
+    def _replan(self, key: int, env: Any, taken: Any) -> Any:
+        """The bot's next action; where the agent's own acts broke the bot's plan (with all seven
+        actions it may open a box, or pick up or drop what the plan did not expect, which the bot
+        asserts against), a new bot plans from here, and one that cannot either has no plan."""
+        try:
+            return self._bots[key].replan(taken)
+        except (AssertionError, DisappearedBoxError):
+            self._bots[key] = BabyAIBot(env)
+        try:
+            return self._bots[key].replan(None)
+        except (AssertionError, DisappearedBoxError):
+            self._bots[key].stack = []
+            return env.actions.done
 
     def expert_actions(self, situations: Sequence[Situation], envs: Sequence[Any] | None) -> list[str]:
         """The bot's action text for each situation, planned from its live environment."""

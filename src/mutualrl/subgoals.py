@@ -247,7 +247,7 @@ class SubgoalHands:
         try:
             action = bot.replan(taken)
         except (AssertionError, DisappearedBoxError):  # nothing the planner can do for it here
-            bot.stack, self._doing[key] = [], None
+            del self._bots[key]  # the next step starts a new bot
             return "done"
         if not bot.stack:  # done: the next step follows whatever the teacher says then
             self._doing[key] = None

@@ -29,6 +29,7 @@ class BotTeacher(Teacher):
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.smoothing = smoothing
         self._bots: dict[int, BabyAIBot] = {}
+        self._lost: set[int] = set()  # environments whose bot could not plan at the last step
 
     def observe(self, envs: Sequence[Any], last_actions: Sequence[str | None]) -> list[str]:
         """Keep one bot per live environment in step with it (a new bot where an episode starts,
@@ -37,8 +38,9 @@ class BotTeacher(Teacher):
         suggested = []
         for env, last in zip(envs, last_actions):
             key = id(env)
-            if last is None or key not in self._bots:
+            if last is None or key not in self._bots or key in self._lost:
                 self._bots[key] = BabyAIBot(env)
+                self._lost.discard(key)
                 taken = None
             else:
                 taken = env.actions(FULL_ACTIONS.index(last))
@@ -48,7 +50,8 @@ class BotTeacher(Teacher):
     def _replan(self, key: int, env: Any, taken: Any) -> Any:
         """The bot's next action; where the agent's own acts broke the bot's plan (with all seven
         actions it may open a box, or pick up or drop what the plan did not expect, which the bot
-        asserts against), a new bot plans from here, and one that cannot either has no plan."""
+        asserts against), a new bot plans from here; one that cannot either has no plan for this
+        step, and the next step starts another."""
         try:
             return self._bots[key].replan(taken)
         except (AssertionError, DisappearedBoxError):
@@ -57,6 +60,7 @@ class BotTeacher(Teacher):
             return self._bots[key].replan(None)
         except (AssertionError, DisappearedBoxError):
             self._bots[key].stack = []
+            self._lost.add(key)
             return env.actions.done
 
     def expert_actions(self, situations: Sequence[Situation], envs: Sequence[Any] | None) -> list[str]:

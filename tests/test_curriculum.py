@@ -144,6 +144,13 @@ def test_arms_are_checked_by_name():
         parse_arms("rl,mutual-car")
 
 
+def test_failures_of_arms_not_run_again_are_kept(tmp_path):
+    curriculum = Curriculum.from_dict(TWO_STAGES)
+    (tmp_path / "failures.json").write_text(json.dumps({"bot_seed0": "Boom", "rl_seed0": "Old"}))
+    run_curriculum(curriculum, ["rl"], seeds=1, out=tmp_path, quiet=True)
+    assert json.loads((tmp_path / "failures.json").read_text()) == {"bot_seed0": "Boom"}
+
+
 def test_a_curriculum_directory_holds_one_curriculum(tmp_path):
     curriculum = Curriculum.from_dict(TWO_STAGES)
     run_curriculum(curriculum, ["rl"], seeds=1, out=tmp_path, quiet=True)

@@ -180,7 +180,8 @@ def run_chain(curriculum: Curriculum, arm: str, seed: int, out: Path, quiet: boo
 
 
 def zero_shot(curriculum: Curriculum, seed: int, out: Path) -> None:
-    """The untaught teacher's subgoal accuracy on every level (the yardstick of transfer), once."""
+    """The untaught teacher on every level, alone and its subgoal accuracy (the yardstick of
+    transfer); levels already measured are kept."""
     from mutualrl.envs import task_actions
     from mutualrl.evaluation import evaluate_subgoals
     from mutualrl.teachers import make_teacher
@@ -232,7 +233,9 @@ def run_curriculum(curriculum: Curriculum, arms: list[str], seeds: int, out: Pat
             for done, future in enumerate(as_completed(pending), 1):
                 failures.update(future.result())
                 console.print(f"[{done}/{len(jobs)}] {pending[future][0]} seed {pending[future][1]} ended")
-    (out / FAILURES).write_text(json.dumps(failures, indent=2))
+    ran = {f"{name}_seed{seed}" for name, seed in jobs}  # failures of jobs not run this time still stand
+    earlier = json.loads((out / FAILURES).read_text()) if (out / FAILURES).is_file() else {}
+    (out / FAILURES).write_text(json.dumps({**{k: v for k, v in earlier.items() if k not in ran}, **failures}, indent=2))
     return build_curriculum_report(out)
 
 

@@ -236,16 +236,21 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise MutualRLError(f"config file {str(path)!r} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise MutualRLError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
-        if not isinstance(values, dict):
-            raise MutualRLError(f"config file {str(path)!r} must hold a mapping of keys to values")
-        return cls.from_dict(values)
+        return cls.from_dict(read_yaml_mapping(path, "config file"))
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The mapping a YAML file holds; one line naming `what` and the path if it cannot."""
+    path = Path(path)
+    if not path.is_file():
+        raise MutualRLError(f"{what} {str(path)!r} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise MutualRLError(f"{what} {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise MutualRLError(f"{what} {str(path)!r} must hold a mapping of keys to values")
+    return values
 
 
 def _flat_key(f: dataclasses.Field) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from mutualrl.config import FLAT_FIELDS, FLAT_KEYS, TrainConfig
+from mutualrl.config import FLAT_FIELDS, FLAT_KEYS, TrainConfig, read_yaml_mapping
 from mutualrl.errors import MutualRLError
 
 
@@ -109,16 +109,7 @@ class Curriculum:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Curriculum":
-        path = Path(path)
-        if not path.is_file():
-            raise MutualRLError(f"curriculum file {str(path)!r} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise MutualRLError(f"curriculum file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
-        if not isinstance(values, dict):
-            raise MutualRLError(f"curriculum file {str(path)!r} must hold a mapping of keys to values")
-        return cls.from_dict(values)
+        return cls.from_dict(read_yaml_mapping(path, "curriculum file"))
 
     def to_dict(self) -> dict[str, Any]:
         """Flat settings (those a stage or arm sets left out) and the stages: what `from_dict` reads."""

@@ -157,3 +157,15 @@ def test_a_curriculum_directory_holds_one_curriculum(tmp_path):
     other = Curriculum.from_dict({**TWO_STAGES, "num_envs": 8})
     with pytest.raises(MutualRLError, match="holds another curriculum"):
         run_curriculum(other, ["rl"], seeds=1, out=tmp_path, quiet=True)
+
+
+def test_a_student_is_carried_only_into_a_run_of_the_same_action_space(tmp_path):
+    small = {"num_envs": 4, "num_steps": 16, "eval_episodes": 2}
+    Trainer(TrainConfig(frames=64).replace(**small), tmp_path / "task", quiet=True).train()
+    with pytest.raises(MutualRLError, match="this run needs 7 actions and 'action' advice"):
+        Trainer(TrainConfig(frames=64, action_space="full", student_from=str(tmp_path / "task")).replace(**small),
+                tmp_path / "full", quiet=True)
+    carried = Trainer(TrainConfig(frames=64, student_from=str(tmp_path / "task")).replace(**small), tmp_path / "same",
+                      quiet=True)
+    learnt = RunDir(tmp_path / "task").load_checkpoint()["model"]
+    assert all(torch.equal(carried.student.state_dict()[k], v) for k, v in learnt.items())

@@ -155,13 +155,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         check_env_id(env_id)
         if args.advice not in ADVICE_KINDS:
             raise MutualRLError(f"unknown advice {args.advice!r}; allowed: {', '.join(ADVICE_KINDS)}")
+        if args.action_space not in ACTION_SPACES:  # checked before any model is loaded
+            raise MutualRLError(f"unknown action_space {args.action_space!r}; allowed: {', '.join(ACTION_SPACES)}")
         teacher = make_teacher(args.teacher, device=_device(args.device), seed=args.seed)
         if args.teacher_from:
             from mutualrl.tracking import RunDir
 
             teacher.load_state_dict(RunDir(args.teacher_from).teacher_state(args.teacher))
-        if args.action_space not in ACTION_SPACES:
-            raise MutualRLError(f"unknown action_space {args.action_space!r}; allowed: {', '.join(ACTION_SPACES)}")
         judge = evaluate_subgoals if args.advice == "subgoal" else evaluate_teacher
         result = judge(teacher, env_id, args.episodes, args.seed, task_actions(env_id, args.action_space))
         label = (f"teacher {args.teacher}{' from ' + args.teacher_from if args.teacher_from else ''} on {env_id}"

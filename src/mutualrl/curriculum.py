@@ -195,7 +195,7 @@ def run_curriculum(curriculum: Curriculum, arms: list[str], seeds: int, out: Pat
                    workers: int = 1) -> Path:
     """Every arm x seed through the curriculum under `out`, then `out/report.md`. With `workers > 1`,
     that many chains train at once, each in its own process with one torch thread."""
-    from mutualrl.report import FAILURES, build_curriculum_report
+    from mutualrl.report import FAILURES, build_curriculum_report, read_failures
     from mutualrl.tracking import RunDir
 
     if workers < 1:
@@ -225,7 +225,7 @@ def run_curriculum(curriculum: Curriculum, arms: list[str], seeds: int, out: Pat
                 failures.update(future.result())
                 console.print(f"[{done}/{len(jobs)}] {pending[future][0]} seed {pending[future][1]} ended")
     ran = {f"{name}_seed{seed}" for name, seed in jobs}  # failures of jobs not run this time still stand
-    earlier = json.loads((out / FAILURES).read_text()) if (out / FAILURES).is_file() else {}
+    earlier = read_failures(out)
     (out / FAILURES).write_text(json.dumps({**{k: v for k, v in earlier.items() if k not in ran}, **failures}, indent=2))
     return build_curriculum_report(out)
 

@@ -300,14 +300,13 @@ class Trainer:
 
     def _adopt_student(self, run_dir: str) -> None:
         """Start from the student another run trained (its weights; a fresh optimizer)."""
-        state = RunDir(run_dir).require().load_checkpoint()
-        theirs = TrainConfig.from_dict(state.get("config", {}))
+        theirs, student = RunDir(run_dir).load_student()
         ours = (len(self.actions), self.config.guidance.advice)
-        if (len(task_actions(theirs.env_id, theirs.action_space)), theirs.guidance.advice) != ours:
+        if (student.num_actions, theirs.guidance.advice) != ours:
             raise MutualRLError(f"the student of {run_dir!r} has {theirs.action_space!r} actions on {theirs.env_id} and "
                                 f"{theirs.guidance.advice!r} advice; this run needs {ours[0]} actions and {ours[1]!r} "
                                 "advice (use action_space: full on every level to carry a student)")
-        self.student.load_state_dict(state["model"])
+        self.student.load_state_dict(student.state_dict())
 
     def _restore(self, state: dict[str, Any]) -> None:
         try:

@@ -23,6 +23,12 @@ from mutualrl.tracking import ALONE, TIMERS, RunDir, frames_to_success
 FAILURES = "failures.json"
 
 
+def read_failures(root: Path) -> dict[str, str]:
+    """The runs (or chains) under `root` that failed twice, {name: error}; empty if none were recorded."""
+    path = root / FAILURES
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_runs(root: Path) -> dict[str, list[dict[str, Any]]]:
     """Finished runs under `root`, grouped by mode: config, metrics rows and summary."""
     if not root.is_dir():
@@ -160,7 +166,7 @@ def build_report(root: Path) -> Path:
     for mode, runs in runs_by_mode.items():
         totals = [np.mean([sum(row.get(k, 0.0) for row in r["rows"]) for r in runs]) for k in TIMERS]
         lines.append(f"| {mode} | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
-    failures = json.loads((root / FAILURES).read_text()) if (root / FAILURES).is_file() else {}
+    failures = read_failures(root)
     if failures:
         lines += ["", f"Missing runs ({len(failures)}): they failed twice; the figures above are without them. "
                   "Re-running the same command retries them.", ""]
@@ -279,7 +285,7 @@ def build_curriculum_report(root: Path) -> Path:
                                    for key in ("success_rate", "subgoal_accuracy"))
             lines.append(f"| {label} | {stage.frames:,}, {stage.target:.2f} | {arm} | {_fmt(*frames, digits=0)} | "
                          f"{reached}/{len(done)} | {ratio} | {_fmt(*alone)} | {teacher} | {zero_shot} |")
-    failures = json.loads((root / FAILURES).read_text()) if (root / FAILURES).is_file() else {}
+    failures = read_failures(root)
     if failures:
         lines += ["", f"Failed twice ({len(failures)}); re-running the same command retries them:", ""]
         lines += [f"- `{name}`: {error}" for name, error in sorted(failures.items())]

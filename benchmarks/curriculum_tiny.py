@@ -1,5 +1,5 @@
 """Wall time of a two-stage curriculum with the tiny teacher, all five arms, one seed: what the
-end-to-end curriculum test runs (issue 10 asks for it in under 30 s on 2 cores).
+end-to-end curriculum test runs.
 
     python benchmarks/curriculum_tiny.py
 """

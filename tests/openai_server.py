@@ -2,7 +2,8 @@
 
 `/v1/completions` with `echo` returns true token log-probabilities of the prompt computed by a
 (tiny) causal language model; `/v1/chat/completions` returns `n` answers from a fixed list. The
-`behaviour` attribute switches it to the failures a client must survive.
+`behaviour` attribute switches it to the failures a client must survive; `delay` and `serial`
+make it slow the way llama.cpp's server is on a small CPU (seconds per request, one at a time).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import torch
 
 
 class OpenAICompatibleServer:
-    def __init__(self, model, tokenizer, chat_answers=("go forward",)):
+    def __init__(self, model, tokenizer, chat_answers=("go forward",), port: int = 0):
         self.model, self.tokenizer, self.chat_answers = model, tokenizer, list(chat_answers)
         self.behaviour = "ok"  # ok | slow | error | malformed | no_logprobs | no_lists
+        self.delay, self.serial = 0.0, False  # seconds added to every request; answer one request at a time
+        self._one_at_a_time = threading.Lock()
         self.requests = 0
+        self.list_requests = 0
         self.chat_requests = 0
         self.max_concurrent = 0
         self._in_flight = 0
@@ -36,7 +40,13 @@ class OpenAICompatibleServer:
                     server._in_flight += 1
                     server.max_concurrent = max(server.max_concurrent, server._in_flight)
                 try:
-                    code, data = self._answer()
+                    if server.serial:
+                        with server._one_at_a_time:
+                            time.sleep(server.delay)
+                            code, data = self._answer()
+                    else:
+                        time.sleep(server.delay)
+                        code, data = self._answer()
                 finally:  # counted out before the reply leaves: the client may send its next at once
                     with server._lock:
                         server._in_flight -= 1
@@ -53,6 +63,9 @@ class OpenAICompatibleServer:
                 if self.path.endswith("/completions") and "chat" not in self.path:
                     if server.behaviour == "no_logprobs":
                         return (400, b'{"error": "echo is not supported"}')
+                    if isinstance(body["prompt"], list):
+                        with server._lock:
+                            server.list_requests += 1
                     if isinstance(body["prompt"], str):  # one prompt: llama.cpp's server answers these
                         time.sleep(0.01)  # long enough for requests sent together to overlap
                         reply = {"choices": [server.complete(body["prompt"], 0)]}
@@ -78,7 +91,7 @@ class OpenAICompatibleServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

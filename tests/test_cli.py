@@ -88,16 +88,17 @@ def test_unwritable_out_is_one_line():
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_library_chatter_only_with_verbose(tmp_path, verbose):
-    """On a level with distractors BabyAI prints rejected layouts, and transformers warns."""
-    args = ["train", "--mode", "mutual", "--teacher", "tiny", "--env", "BabyAI-GoToLocal-v0", "--frames", "256",
-            "--num-envs", "4", "--num-steps", "32", "--eval-episodes", "4", "--eval-every", "1",
+    """On a level with distractors BabyAI prints rejected layouts: only with --verbose."""
+    args = ["train", "--mode", "mutual", "--teacher", "tiny", "--env", "BabyAI-GoToLocal-v0", "--frames", "128",
+            "--num-envs", "4", "--num-steps", "32", "--eval-episodes", "2", "--eval-every", "1",
             "--teacher-update-every", "1", "--out", str(tmp_path / "run")] + (["--verbose"] if verbose else [])
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     shown = result.stdout + result.stderr
-    chatter = ("Sampling rejected" in shown, "FutureWarning" in shown)
-    assert chatter == ((True, True) if verbose else (False, False))
-    assert "before -> after" in result.stdout  # our table is always there
+    assert ("Sampling rejected" in shown) == verbose
+    assert "Warning" not in shown  # no library warning, whatever the verbosity: none of our calls is deprecated
+    assert "before -> after" in result.stdout  # our table is always there, its header naming action advice's accuracy
+    assert "accuracy" in result.stdout and "subgoal" not in result.stdout
 
 
 def test_eval_judges_the_teacher_a_run_learnt(tmp_path):

@@ -34,6 +34,10 @@ def test_bad_keys_and_values_name_themselves(values, message):
     ({"teacher_lr": -1.0}, "teacher_lr must be > 0, got -1.0"),
     ({"advice_prob": 2.0}, "advice_prob must be in [0, 1], got 2.0"),
     ({"action_space": "some"}, "unknown action_space 'some'; allowed: task, full"),
+    ({"endpoint_timeout": 0.0}, "endpoint_timeout must be > 0, got 0.0"),
+    ({"endpoint_in_flight": 0}, "endpoint_in_flight must be > 0, got 0"),
+    ({"endpoint_retries": -1}, "endpoint_retries must be >= 0, got -1"),
+    ({"endpoint_cooldown": -5.0}, "endpoint_cooldown must be >= 0, got -5.0"),
 ])
 def test_validation_names_the_flat_key(values, message):
     with pytest.raises(MutualRLError, match=message.replace("[", r"\[").replace("]", r"\]")):

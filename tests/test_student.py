@@ -4,8 +4,7 @@ import torch
 from mutualrl.config import PPOConfig, TrainConfig
 from mutualrl.evaluation import evaluate_student
 from mutualrl.loop import Trainer
-from mutualrl.student import ActorCritic, PPOBatch, compute_gae, ppo_update
-from mutualrl.tracking import RunDir
+from mutualrl.student import ActorCritic, PPOBatch, compute_gae, load_student, ppo_update
 
 ONE_PASS = PPOConfig(update_epochs=1, minibatches=1, ent_coef=0.0)
 
@@ -33,7 +32,7 @@ def test_short_training_run_learns_empty_room(tmp_path):
     summary = Trainer(config, tmp_path / "run", quiet=True).train()
     assert before.success_rate < 0.5
     assert summary["student_after"]["success_rate"] >= 0.9
-    _, model = RunDir(tmp_path / "run").load_student()
+    _, model = load_student(tmp_path / "run")
     assert evaluate_student(model, config.env_id, 20, seed=0).success_rate >= 0.9
 
 

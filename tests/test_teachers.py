@@ -212,8 +212,10 @@ def test_endpoint_falls_back_to_votes(tiny_causal):
     assert advice.probs[NAVIGATION_ACTIONS.index("go forward")] > advice.probs[NAVIGATION_ACTIONS.index("turn left")]
 
 
-@pytest.mark.parametrize("behaviour", ["slow", "error", "malformed"])
-def test_endpoint_degrades_without_crash_or_hang(behaviour, tiny_causal, caplog):
+@pytest.mark.parametrize("behaviour, requests", [("slow", 1), ("error", 1), ("malformed", 3)])
+def test_endpoint_degrades_without_crash_or_hang(behaviour, requests, tiny_causal, caplog):
+    """No answer within the full bound: down at once. An error answer: refused, never asked again.
+    A reply cut short: tried again (twice), then down. Then the cooldown: no request at all."""
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0), ("BabyAI-GoToRedBallNoDists-v0", 1)])
     with OpenAICompatibleServer(*tiny_causal) as server:
         server.behaviour = behaviour
@@ -223,12 +225,35 @@ def test_endpoint_degrades_without_crash_or_hang(behaviour, tiny_causal, caplog)
             first = teacher.advise(sits)
             second = teacher.advise(sits)  # within the cooldown: answered at once, no request
         elapsed = time.monotonic() - start
-        requests = server.requests
+        sent = server.requests
     assert all(not a.available and np.allclose(a.probs, 1 / 3) for a in first + second)
-    assert teacher.stats()["teacher_failures"] == 4
-    assert requests == 3  # one request and two bounded retries, then the cooldown
+    stats = teacher.stats()
+    assert stats["teacher_failures"] == 4 and stats["teacher_unadvised"] == 4
+    assert "server down" in stats["teacher_unadvised_reason"]
+    assert sent == requests
     assert elapsed < 5
     assert sum("unavailable" in r.message for r in caplog.records) == 1
+
+
+def test_a_slow_server_is_waited_for_not_declared_down(tiny_causal, caplog):
+    """llama.cpp's server on a small CPU: seconds per request, one at a time, lists refused. With
+    four requests in flight the last would wait past the bound; the teacher measures the first
+    request, sends the others so that none waits past it, and advises."""
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
+    with OpenAICompatibleServer(*tiny_causal) as server:
+        server.behaviour, server.delay, server.serial = "no_lists", 2.0, True
+        teacher = EndpointTeacher(server.url, timeout=5, retries=0, max_in_flight=4)
+        with caplog.at_level(logging.INFO, logger="mutualrl"):
+            advice = teacher.advise(sits)
+        lists, singles = server.list_requests, server.requests - server.list_requests
+    stats = teacher.stats(frames=64)
+    assert advice[0].available and teacher.method == "single"
+    assert (lists, singles) == (1, 3)
+    assert stats["teacher_failures"] == 0 and stats["teacher_unadvised"] == 0
+    assert 2.0 <= stats["teacher_latency_s"] < 5 and stats["teacher_requests"] == 3
+    assert stats["teacher_wait_per_1024_frames"] >= 16 * 8.0  # 8 s of waiting over 64 frames
+    assert not any("unavailable" in r.message for r in caplog.records)
+    assert any("s per prompt measured" in r.message for r in caplog.records)
 
 
 def test_endpoint_learns_through_its_prompt(tiny_causal):
@@ -260,6 +285,7 @@ def test_endpoint_keeps_logprob_scoring_on_a_server_that_refuses_lists(tiny_caus
             scores = teacher.score(sits)
             teacher.score(sits)
         assert server.chat_requests == 0  # never fell back to votes
+        assert server.list_requests == 1  # the refusal was not asked again
         assert 2 <= server.max_concurrent <= 3  # in flight together, and never more than allowed
     assert teacher.method == "single" and teacher.stats()["teacher_scoring"] == "single"
     assert np.allclose(scores, expected, atol=1e-5)

@@ -45,6 +45,16 @@ def _eval_parser(sub) -> None:
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
 
 
+def _grid_flags(p: argparse.ArgumentParser, what: str) -> None:
+    """Where a grid runs: the same flags for every grid."""
+    p.add_argument("--workers", type=int, default=1,
+                   help=f"{what} trained at once; > 1 spreads the grid over Ray (pip install -e '.[ray]') (default: 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (and Ray CPUs) per task (default: all cores with 1 worker, else cores / workers)")
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. ray://head:10001 or auto)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each task asks Ray for (default: 1 with --device cuda)")
+
+
 def _compare_parser(sub) -> None:
     p = sub.add_parser("compare", help="run every mode x seed and write DIR/report.md")
     p.add_argument("--env", default=None, help=f"environment (default: the config's, else {DEFAULT_ENV})")
@@ -54,12 +64,7 @@ def _compare_parser(sub) -> None:
     p.add_argument("--teacher", default=None, help="teacher for the modes that have one")
     p.add_argument("--config", help="YAML file of TrainConfig fields shared by every run")
     p.add_argument("--out", required=True)
-    p.add_argument("--workers", type=int, default=1,
-                   help="runs trained at once; > 1 spreads the grid over Ray (pip install -e '.[ray]') (default: 1)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads (and Ray CPUs) per run (default: all cores with 1 worker, else cores / workers)")
-    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. ray://head:10001 or auto)")
-    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each run asks Ray for (default: 1 with --device cuda)")
+    _grid_flags(p, "runs")
     p.add_argument("--device", default=None, help="cpu | cuda for every run (default: the config's)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
@@ -74,9 +79,7 @@ def _curriculum_parser(sub) -> None:
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms of {', '.join(ARMS)} (default: all)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1) (default: 3)")
     p.add_argument("--out", required=True, help="directory of the runs and the report; the same command resumes there")
-    p.add_argument("--workers", type=int, default=1, help="chains (arm x seed) trained at once, each in its own "
-                                                          "process with one thread (default: 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads with one worker (default: torch's choice)")
+    _grid_flags(p, "chains (arm x seed)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
 
@@ -119,19 +122,17 @@ def print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    judged = summary.get("teacher_before") or {}
+    accuracy = "subgoal_accuracy" if "subgoal_accuracy" in judged else "advice_accuracy"
     table = Table(title="before -> after (held-out seeds, greedy)")
     for col in ("who", "success before", "success after", "return before", "return after",
-                "advice (subgoal) accuracy before", "after"):
+                f"{accuracy.replace('_', ' ')} before", "after"):
         table.add_column(col)
     for who in ("student", "teacher"):
         before, after = summary.get(f"{who}_before"), summary.get(f"{who}_after")
         if not before or not after:
             continue
-        def acc(r: dict) -> str:
-            if "subgoal_accuracy" in r:
-                return f"({r['subgoal_accuracy']:.2f})"
-            return f"{r['advice_accuracy']:.2f}" if "advice_accuracy" in r else "-"
-
+        acc = lambda r: f"{r[accuracy]:.2f}" if r.get(accuracy) is not None else "-"  # noqa: E731
         table.add_row(who, f"{before['success_rate']:.2f}", f"{after['success_rate']:.2f}", f"{before['mean_return']:.3f}",
                       f"{after['mean_return']:.3f}", acc(before), acc(after))
     Console().print(table)
@@ -168,9 +169,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
                  + (" (its subgoals, carried out by the bot's planner)" if args.advice == "subgoal" else ""))
     elif args.run_dir:
         from mutualrl.envs import task_actions
-        from mutualrl.tracking import RunDir
+        from mutualrl.student import load_student
 
-        config, model = RunDir(args.run_dir).load_student()
+        config, model = load_student(args.run_dir)
         device = _device(args.device)
         result = evaluate_student(model.to(device), config.env_id, args.episodes, args.seed, device,
                                   task_actions(config.env_id, config.action_space))
@@ -227,23 +228,18 @@ def cmd_curriculum(args: argparse.Namespace) -> None:
     arms = parse_arms(args.arms)
     if args.seeds <= 0:
         raise MutualRLError(f"--seeds must be > 0, got {args.seeds}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise MutualRLError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
     curriculum = Curriculum.from_yaml(args.config) if args.config else Curriculum(TrainConfig())
-    report = run_curriculum(curriculum, arms, args.seeds, Path(args.out), quiet=args.quiet, workers=args.workers)
+    report = run_curriculum(curriculum, arms, args.seeds, Path(args.out), quiet=args.quiet, workers=args.workers,
+                            threads=args.threads, ray_address=args.ray_address, gpus_per_run=args.gpus_per_run)
     print(f"report: {report}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from mutualrl.curriculum import SAVED_AS
     from mutualrl.report import build_curriculum_report, build_report
+    from mutualrl.tracking import CURRICULUM_FILE
 
     root = Path(args.dir)
-    build = build_curriculum_report if (root / SAVED_AS).is_file() else build_report
+    build = build_curriculum_report if (root / CURRICULUM_FILE).is_file() else build_report
     print(f"report: {build(root)}")
 
 

@@ -107,12 +107,21 @@ class TeacherConfig:
     kl_coef: float = _field(0.05, "weight of KL(teacher || original model) in the teacher update", key="teacher_kl")
     lora_rank: int = _field(16, "LoRA rank of the teacher adapter")
     lora_layers: int = _field(1, "adapt only the top N transformer layers")
+    endpoint_timeout: float = _field(120.0, "endpoint teacher: seconds without an answer after which the server "
+                                     "counts as down (shorter timeouts are set from its measured latency)")
+    endpoint_in_flight: int = _field(4, "endpoint teacher: requests in flight at most (fewer where its latency "
+                                     "would make them wait past the timeout)")
+    endpoint_retries: int = _field(2, "endpoint teacher: retries of a lost connection or busy answer before the "
+                                   "server counts as down")
+    endpoint_cooldown: float = _field(30.0, "endpoint teacher: seconds without advice after the server went down, "
+                                      "before it is tried again")
 
     def validate(self) -> None:
         if self.feedback_signal not in FEEDBACK_SIGNALS:
             raise MutualRLError(f"unknown feedback_signal {self.feedback_signal!r}; allowed: {', '.join(FEEDBACK_SIGNALS)}")
-        _check(self, positive=("update_every", "update_steps", "batch_size", "lr", "lora_rank", "lora_layers"),
-               non_negative=("kl_coef",))
+        _check(self, positive=("update_every", "update_steps", "batch_size", "lr", "lora_rank", "lora_layers",
+                               "endpoint_timeout", "endpoint_in_flight"),
+               non_negative=("kl_coef", "endpoint_retries", "endpoint_cooldown"))
 
 
 @dataclass

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Console
 
 from mutualrl.config import FLAT_FIELDS, FLAT_KEYS, TrainConfig, read_yaml_mapping
 from mutualrl.errors import MutualRLError
+from mutualrl.grid import GridTask, Placement, run_grid, train_run
+from mutualrl.report import build_curriculum_report
+from mutualrl.tracking import CURRICULUM_FILE, RunDir, stage_label
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,7 @@ class Stage:
     target: float
 
     def label(self, index: int) -> str:
-        level = self.env_id.removeprefix("BabyAI-").removeprefix("MiniGrid-").removesuffix("-v0")
-        return f"stage{index}_{level}"
+        return stage_label(index, self.env_id)
 
 
 DEFAULT_STAGES = (
@@ -67,8 +68,6 @@ DEFAULT_STAGES = (
 PER_STAGE_KEYS = ("env_id", "frames", "target_success", "mode", "seed", "student_from", "teacher_from")
 #: what every stage runs with
 FIXED = {"action_space": "full", "advice": "subgoal"}
-#: the curriculum as run, kept in its directory so that the report and a resume read the same one
-SAVED_AS = "curriculum.yaml"
 
 
 @dataclass
@@ -160,29 +159,30 @@ def stage_dirs(out: Path, arm: str, seed: int, curriculum: Curriculum) -> list[P
     return [out / f"{arm}_seed{seed}" / stage.label(i) for i, stage in enumerate(curriculum.stages)]
 
 
-def run_chain(curriculum: Curriculum, arm: str, seed: int, out: Path, quiet: bool = False) -> None:
-    """Train one arm x seed through every stage, each from the last (finished stages are kept)."""
-    from mutualrl.compare import train_run
-
+def run_chain(curriculum: dict[str, Any], arm: str, seed: int, out: str, quiet: bool = False) -> None:
+    """Train one arm x seed through every stage, each from the last (finished stages are kept).
+    Takes plain values, so that it runs in a Ray worker too."""
+    plan = Curriculum.from_dict(curriculum)
     previous = None
-    for index, directory in enumerate(stage_dirs(out, arm, seed, curriculum)):
-        train_run(directory, curriculum.stage_config(ARMS[arm], seed, index, previous), quiet=quiet)
+    for index, directory in enumerate(stage_dirs(Path(out), arm, seed, plan)):
+        train_run(directory, plan.stage_config(ARMS[arm], seed, index, previous).to_dict(), quiet=quiet)
         previous = directory
 
 
-def zero_shot(curriculum: Curriculum, seed: int, out: Path) -> None:
+def zero_shot(curriculum: dict[str, Any], seed: int, out: str, quiet: bool = False) -> None:
     """The untaught teacher on every level, alone and its subgoal accuracy (the yardstick of
     transfer); levels already measured are kept."""
     from mutualrl.envs import task_actions
     from mutualrl.evaluation import evaluate_subgoals
     from mutualrl.teachers import make_teacher
 
-    path = out / "zero_shot" / f"seed{seed}.json"
+    plan = Curriculum.from_dict(curriculum)
+    path = Path(out) / "zero_shot" / f"seed{seed}.json"
     done = json.loads(path.read_text()) if path.is_file() else {}
-    todo = [(i, s) for i, s in enumerate(curriculum.stages) if s.label(i) not in done]
+    todo = [(i, s) for i, s in enumerate(plan.stages) if s.label(i) not in done]
     if not todo:
         return
-    cfg = curriculum.base
+    cfg = plan.base
     teacher = make_teacher(cfg.teacher.name, config=cfg.teacher, device=cfg.device, seed=seed)
     for index, stage in todo:
         result = evaluate_subgoals(teacher, stage.env_id, cfg.evaluation.episodes, seed, task_actions(stage.env_id, "full"))
@@ -191,62 +191,31 @@ def zero_shot(curriculum: Curriculum, seed: int, out: Path) -> None:
         path.write_text(json.dumps(done, indent=2))
 
 
-def run_curriculum(curriculum: Curriculum, arms: list[str], seeds: int, out: Path, quiet: bool = False,
-                   workers: int = 1) -> Path:
-    """Every arm x seed through the curriculum under `out`, then `out/report.md`. With `workers > 1`,
-    that many chains train at once, each in its own process with one torch thread."""
-    from mutualrl.report import FAILURES, build_curriculum_report, read_failures
-    from mutualrl.tracking import RunDir
+def curriculum_grid(curriculum: Curriculum, arms: list[str], seeds: int, out: Path) -> list[GridTask]:
+    """The zero-shot teacher of each seed (where an arm carries a teacher), then one chain per arm x
+    seed, the arms with a teacher first."""
+    plan, out = curriculum.to_dict(), out.resolve()
+    tasks = [GridTask(f"zero_shot_seed{seed}", zero_shot, (plan, seed, str(out))) for seed in range(seeds)
+             if any(ARMS[arm].carry_teacher for arm in arms)]
+    for arm in sorted(arms, key=lambda a: ARMS[a].mode != "mutual"):
+        for seed in range(seeds):
+            runs = tuple((d, s.frames) for d, s in zip(stage_dirs(out, arm, seed, curriculum), curriculum.stages))
+            tasks.append(GridTask(f"{arm}_seed{seed}", run_chain, (plan, arm, seed, str(out)), runs))
+    return tasks
 
-    if workers < 1:
-        raise MutualRLError(f"--workers must be >= 1, got {workers}")
+
+def run_curriculum(curriculum: Curriculum, arms: list[str], seeds: int, out: Path, quiet: bool = False, *,
+                   workers: int = 1, threads: int | None = None, ray_address: str | None = None,
+                   gpus_per_run: float = 0.0) -> Path:
+    """Every arm x seed through the curriculum under `out`, then `out/report.md`. Each chain is one
+    task of the grid runner: in turn in this process, or `workers` at once on Ray (or a cluster
+    at `ray_address`)."""
+    placement = Placement(workers, threads, ray_address, gpus_per_run).for_device(curriculum.base.device)
     out = Path(out)
     RunDir(out).create()
-    saved = out / SAVED_AS
+    saved = out / CURRICULUM_FILE
     if saved.is_file() and Curriculum.from_yaml(saved).to_dict() != curriculum.to_dict():
-        raise MutualRLError(f"{str(out)!r} holds another curriculum ({SAVED_AS}); use another --out")
+        raise MutualRLError(f"{str(out)!r} holds another curriculum ({CURRICULUM_FILE}); use another --out")
     saved.write_text(yaml.safe_dump(curriculum.to_dict(), sort_keys=False))
-    jobs = [("zero_shot", seed) for seed in range(seeds) if any(ARMS[arm].carry_teacher for arm in arms)]
-    jobs += [(arm, seed) for arm in sorted(arms, key=lambda a: ARMS[a].mode != "mutual") for seed in range(seeds)]
-    console = Console(stderr=True, quiet=quiet)
-    failures: dict[str, str] = {}
-    if workers == 1:
-        for job in jobs:
-            console.print(f"[bold]{job[0]}[/] seed {job[1]}")
-            failures.update(_run_job(curriculum.to_dict(), *job, out, quiet=quiet))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        console.print(f"{len(jobs)} jobs on {workers} workers; each trains quietly and is listed when it ends")
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pending = {pool.submit(_run_job, curriculum.to_dict(), *job, out, True, 1): job for job in jobs}
-            for done, future in enumerate(as_completed(pending), 1):
-                failures.update(future.result())
-                console.print(f"[{done}/{len(jobs)}] {pending[future][0]} seed {pending[future][1]} ended")
-    ran = {f"{name}_seed{seed}" for name, seed in jobs}  # failures of jobs not run this time still stand
-    earlier = read_failures(out)
-    (out / FAILURES).write_text(json.dumps({**{k: v for k, v in earlier.items() if k not in ran}, **failures}, indent=2))
+    run_grid(curriculum_grid(curriculum, arms, seeds, out), out, placement, quiet=quiet)
     return build_curriculum_report(out)
-
-
-def _run_job(curriculum: dict[str, Any], name: str, seed: int, out: Path, quiet: bool,
-             threads: int | None = None) -> dict[str, str]:
-    """One arm x seed chain, or the zero-shot teacher (`name` "zero_shot") of one seed; returns
-    {job: error} if it failed twice. Takes plain values so that it runs in a worker process too."""
-    from mutualrl.compare import with_retry
-
-    if threads is not None:
-        import torch
-
-        from mutualrl import output
-
-        torch.set_num_threads(threads)
-        output.configure()
-    plan = Curriculum.from_dict(curriculum)
-    failures: dict[str, str] = {}
-    if name == "zero_shot":
-        with_retry(f"zero_shot_seed{seed}", lambda: zero_shot(plan, seed, out), failures)
-    else:
-        with_retry(f"{name}_seed{seed}", lambda: run_chain(plan, name, seed, out, quiet), failures)
-    return failures

@@ -25,7 +25,7 @@ from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals,
 from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
 from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout
-from mutualrl.student import ActorCritic, PPOBatch, compute_gae, obs_to_tensors, ppo_update
+from mutualrl.student import ActorCritic, PPOBatch, compute_gae, load_student, obs_to_tensors, ppo_update
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
@@ -160,7 +160,7 @@ class Trainer:
         row.update(iteration=self.iteration, frames=self.frames, **self.episodes.row(), **timer.row(),
                    fps=cfg.frames_per_iteration / elapsed, wall_time=self.wall_time)
         if self.teacher is not None:
-            row.update(self.teacher.stats(), teacher_version=self.teacher.version)
+            row.update(self.teacher.stats(cfg.frames_per_iteration), teacher_version=self.teacher.version)
         return row
 
     def collect_rollout(self, timer: Timer) -> Rollout:
@@ -300,7 +300,7 @@ class Trainer:
 
     def _adopt_student(self, run_dir: str) -> None:
         """Start from the student another run trained (its weights; a fresh optimizer)."""
-        theirs, student = RunDir(run_dir).load_student()
+        theirs, student = load_student(run_dir)
         ours = (len(self.actions), self.config.guidance.advice)
         if (student.num_actions, theirs.guidance.advice) != ours:
             raise MutualRLError(f"the student of {run_dir!r} has {theirs.action_space!r} actions on {theirs.env_id} and "

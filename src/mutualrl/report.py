@@ -1,4 +1,5 @@
-"""The comparison report: `report.md` and plots from the finished runs under a directory.
+"""Reports: `report.md` and plots of a comparison or a curriculum, from its run directories alone
+(this module imports nothing that trains, so a report can be rebuilt anywhere the runs are).
 
 Across 3 or more seeds, aggregates are interquartile means with 95% percentile-bootstrap
 confidence intervals (the recipe of `rliable`, Agarwal et al. 2021); with fewer seeds, plain
@@ -9,25 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import trim_mean
 
-from mutualrl.config import MODES
+from mutualrl.config import MODES, TrainConfig, read_yaml_mapping
 from mutualrl.errors import MutualRLError
-from mutualrl.tracking import ALONE, TIMERS, RunDir, frames_to_success
-
-#: the runs of a grid that failed twice, {run: error}, written beside the report
-FAILURES = "failures.json"
-
-
-def read_failures(root: Path) -> dict[str, str]:
-    """The runs (or chains) under `root` that failed twice, {name: error}; empty if none were recorded."""
-    path = root / FAILURES
-    return json.loads(path.read_text()) if path.is_file() else {}
-
+from mutualrl.tracking import ALONE, CURRICULUM_FILE, TIMERS, RunDir, frames_to_success, read_failures, stage_label
 
 def load_runs(root: Path) -> dict[str, list[dict[str, Any]]]:
     """Finished runs under `root`, grouped by mode: config, metrics rows and summary."""
@@ -54,6 +46,8 @@ def aggregate_columns(matrix: np.ndarray, reps: int = 2000) -> tuple[np.ndarray,
     The bootstrap is our own, seeded, so a report rebuilds identically: rliable 1.2 over arch 7
     ignores the random state it is given (measured: the same data gave different intervals).
     """
+    from scipy.stats import trim_mean  # here: scipy.stats takes a second to import, and `mutualrl --help` none
+
     x = np.asarray(matrix, dtype=float)
     if len(x) < 3:
         return x.mean(0), x.min(0), x.max(0)
@@ -191,23 +185,38 @@ def _load_stage(directory: Path, budget: int) -> dict[str, Any] | None:
             "to_target": values["frames"] if values.get("reached_target") else budget}
 
 
-def load_chains(root: Path) -> tuple[Any, dict[str, list[list[dict[str, Any] | None]]]]:
-    """The curriculum run under `root` and, per arm, each seed's finished stages (None where not yet)."""
-    from mutualrl.curriculum import ARMS, SAVED_AS, Curriculum, stage_dirs
+@dataclass(frozen=True)
+class SavedStage:
+    """A curriculum stage as its saved file tells it."""
 
-    if not (root / SAVED_AS).is_file():
-        raise MutualRLError(f"{str(root)!r} holds no curriculum run (no {SAVED_AS})")
-    curriculum = Curriculum.from_yaml(root / SAVED_AS)
+    label: str
+    frames: int
+    target: float
+
+
+def load_chains(root: Path) -> tuple[str, list[SavedStage], dict[str, list[list[dict[str, Any] | None]]]]:
+    """The teacher and stages of the curriculum run under `root` and, per arm (baselines first),
+    each seed's finished stages (None where not yet), read from its directories alone."""
+    path = root / CURRICULUM_FILE
+    if not path.is_file():
+        raise MutualRLError(f"{str(root)!r} holds no curriculum run (no {CURRICULUM_FILE})")
+    saved = read_yaml_mapping(path, "curriculum file")
+    stages = [SavedStage(stage_label(i, s["env_id"]), int(s["frames"]), float(s["target"]))
+              for i, s in enumerate(saved.get("stages") or [])]
+    teacher = TrainConfig.from_dict({k: v for k, v in saved.items() if k != "stages"}).teacher.name
+    found: dict[str, list[int]] = {}
+    for chain in root.iterdir():
+        match = re.fullmatch(r"(.+)_seed(\d+)", chain.name)
+        if match and chain.is_dir():
+            found.setdefault(match.group(1), []).append(int(match.group(2)))
     chains: dict[str, list[list[dict[str, Any] | None]]] = {}
-    for arm in ARMS:
-        seeds = sorted(int(p.name.rsplit("seed", 1)[1]) for p in root.glob(f"{arm}_seed*") if p.name[len(arm) + 5:].isdigit())
-        for seed in seeds:
-            stages = [_load_stage(d, s.frames) for d, s in zip(stage_dirs(root, arm, seed, curriculum), curriculum.stages)]
-            chains.setdefault(arm, []).append(stages)
-    return curriculum, chains
+    for arm in sorted(found, key=lambda a: (a not in BASELINES.values(), a)):
+        for seed in sorted(found[arm]):
+            chains.setdefault(arm, []).append([_load_stage(root / f"{arm}_seed{seed}" / s.label, s.frames) for s in stages])
+    return teacher, stages, chains
 
 
-def _plot_curriculum(curriculum, chains, path: Path) -> None:
+def _plot_curriculum(levels: list[SavedStage], chains, path: Path) -> None:
     """Student alone (held-out) against cumulative frames, one line per seed, stage ends marked."""
     import matplotlib
 
@@ -234,7 +243,7 @@ def _plot_curriculum(curriculum, chains, path: Path) -> None:
                 ax.scatter(*zip(*ends), color=colour, marker="|", s=250)
     ax.set_xlabel("cumulative frames (| marks the end of a stage)")
     ax.set_ylabel("student alone, held-out success")
-    ax.set_title("Curriculum: " + " -> ".join(s.label(i).split("_", 1)[1] for i, s in enumerate(curriculum.stages)))
+    ax.set_title("Curriculum: " + " -> ".join(level.label.split("_", 1)[1] for level in levels))
     ax.set_ylim(-0.02, 1.02)
     ax.legend()
     fig.tight_layout()
@@ -244,13 +253,13 @@ def _plot_curriculum(curriculum, chains, path: Path) -> None:
 
 def build_curriculum_report(root: Path) -> Path:
     """Write `root/report.md` and `root/curriculum_success.png` from a curriculum run's finished stages."""
-    curriculum, chains = load_chains(root)
+    teacher_name, stages, chains = load_chains(root)
     zero = {}
     for file in sorted((root / "zero_shot").glob("seed*.json")):
         for label, result in json.loads(file.read_text()).items():
             zero.setdefault(label, []).append(result)
     lines = ["# mutualrl curriculum", "",
-             f"Teacher `{curriculum.base.teacher.name}`, subgoal advice, all seven actions on every level. Arms and "
+             f"Teacher `{teacher_name}`, subgoal advice, all seven actions on every level. Arms and "
              "seeds: " + ", ".join(f"{arm}: {len(seeds)}" for arm, seeds in chains.items()) + ".",
              "A stage ends when the student alone (held-out, greedy, no advice) reaches its target at an evaluation, "
              "or when its frames are spent; a stage that missed its target counts as its budget. Aggregates: "
@@ -260,13 +269,13 @@ def build_curriculum_report(root: Path) -> Path:
              "bot's stack means, along the bot's held-out episodes. *Before*: the carried teacher on the new level "
              "before training on it; *zero-shot*: the untaught teacher there.", ""]
     if chains:
-        _plot_curriculum(curriculum, chains, root / "curriculum_success.png")
+        _plot_curriculum(stages, chains, root / "curriculum_success.png")
         lines += ["![student alone against cumulative frames](curriculum_success.png)", ""]
     lines += ["| stage | budget, target | arm | frames to target | reached | vs baseline | student alone at the end | "
               "teacher alone before -> after | teacher accuracy before -> after | zero-shot teacher alone | "
               "zero-shot accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for i, stage in enumerate(curriculum.stages):
-        label, centres = stage.label(i), {}
+    for i, stage in enumerate(stages):
+        label, centres = stage.label, {}
         for arm, seeds in chains.items():
             done = [s[i] for s in seeds if s[i] is not None]
             if not done:

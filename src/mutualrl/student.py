@@ -11,16 +11,19 @@ distils the advice into the network, so the student also acts well without a tea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from mutualrl.config import PPOConfig
-from mutualrl.envs import MISSION_VOCAB, encode_mission
+from mutualrl.config import PPOConfig, TrainConfig
+from mutualrl.envs import MISSION_VOCAB, encode_mission, task_actions
+from mutualrl.errors import MutualRLError
 from mutualrl.rollout import Rollout, flatten
 from mutualrl.subgoals import SUBGOAL_DIM, VERBS
+from mutualrl.tracking import RunDir
 
 _NUM_OBJECTS, _NUM_COLORS, _NUM_STATES = 11, 6, 3
 _CARRIED_CELL = 3 * 7 + 6  # the agent's own cell (column 3, bottom row) in the flattened view
@@ -142,6 +145,20 @@ class ActorCritic(nn.Module):
         mask_logits, verb_logits = self.grounding(*self._inputs(obs))
         mask = nn.functional.binary_cross_entropy_with_logits(mask_logits, target[:, :49], reduction="none").sum(-1)
         return mask - (target[:, 49:] * torch.log_softmax(verb_logits, -1)).sum(-1)
+
+
+def load_student(run_dir: str | Path) -> tuple[TrainConfig, ActorCritic]:
+    """The config and trained student of a saved run (its newest checkpoint)."""
+    run = RunDir(run_dir).require()
+    state = run.load_checkpoint()
+    config = TrainConfig.from_dict(state["config"])
+    model = ActorCritic(len(task_actions(config.env_id, config.action_space)), advice=config.guidance.advice)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as err:
+        raise MutualRLError(f"checkpoint in {str(run.checkpoint_dir)!r} does not hold a student "
+                            f"({type(err).__name__})") from None
+    return config, model
 
 
 def obs_to_tensors(obs: dict, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:

@@ -20,10 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-
-import torch
 import yaml
-from torch.utils.tensorboard import SummaryWriter
 
 from mutualrl.config import TrainConfig
 from mutualrl.errors import MutualRLError
@@ -41,6 +38,10 @@ _TEACHER_KEYS = {"lambda", "teacher_calls", "cache_hit_rate", "advice_accuracy",
                  "subgoal_accuracy", "advised_fraction", "reads_per_1024_frames", "prompts_per_1024_frames",
                  "subgoals_reached_rate", "subgoals_per_1024_frames", "advice_followed_rate"}
 _CHECKPOINT = re.compile(r"ckpt_(\d+)\.pt$")
+#: a curriculum's settings and stages, kept in its directory so that a resume and the report read the same
+CURRICULUM_FILE = "curriculum.yaml"
+#: a grid's tasks that failed twice, {task: error}, written beside its runs and report
+FAILURES = "failures.json"
 
 
 def tensorboard_tag(key: str) -> str:
@@ -119,6 +120,8 @@ class RunDir:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         target = self.checkpoint_dir / f"ckpt_{iteration:07d}.pt"
         tmp = target.with_suffix(".tmp")
+        import torch  # here, not at the top: reading a run's metrics and reports needs no torch
+
         torch.save(state, tmp)
         os.replace(tmp, target)
         for old in self.checkpoints()[:-keep]:
@@ -130,6 +133,8 @@ class RunDir:
         one warning line; a clear error if there is none or none can be read.
 
         Checkpoints hold plain values and tensors only, so they load with `weights_only=True`."""
+        import torch
+
         found = self.checkpoints()
         if not found:
             raise MutualRLError(f"no checkpoint in {str(self.checkpoint_dir)!r}")
@@ -153,21 +158,6 @@ class RunDir:
             raise MutualRLError(f"run {str(self.path)!r} has no {name!r} teacher to start from (it used {used!r})")
         return state["teacher"]
 
-    def load_student(self):
-        """The config and student of this saved run, for evaluation."""
-        from mutualrl.envs import task_actions
-        from mutualrl.student import ActorCritic
-
-        state = self.require().load_checkpoint()
-        config = TrainConfig.from_dict(state["config"])
-        model = ActorCritic(len(task_actions(config.env_id, config.action_space)), advice=config.guidance.advice)
-        try:
-            model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError) as err:
-            raise MutualRLError(f"checkpoint in {str(self.checkpoint_dir)!r} does not hold a student "
-                                f"({type(err).__name__})") from None
-        return config, model
-
 
 class MetricsLogger:
     """Appends one JSON row per iteration and mirrors numeric values to TensorBoard."""
@@ -175,6 +165,8 @@ class MetricsLogger:
     def __init__(self, run: RunDir, purge_step: int | None = None):
         run.path.mkdir(parents=True, exist_ok=True)
         self._file = open(run.metrics_path, "a", buffering=1)
+        from torch.utils.tensorboard import SummaryWriter
+
         self._tb = SummaryWriter(str(run.path / "tb"), purge_step=purge_step)
 
     def log(self, row: dict[str, Any]) -> None:
@@ -188,6 +180,22 @@ class MetricsLogger:
     def close(self) -> None:
         self._file.close()
         self._tb.close()
+
+
+def stage_label(index: int, env_id: str) -> str:
+    """The directory name of a curriculum's stage `index` inside each chain: `stage2_GoToLocal`."""
+    level = env_id.removeprefix("BabyAI-").removeprefix("MiniGrid-").removesuffix("-v0")
+    return f"stage{index}_{level}"
+
+
+def read_failures(root: Path) -> dict[str, str]:
+    """The tasks of the grid under `root` that failed twice, {name: error}; empty if none were recorded."""
+    path = Path(root) / FAILURES
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_failures(root: Path, failures: dict[str, str]) -> None:
+    _atomic_write_bytes(Path(root) / FAILURES, json.dumps(failures, indent=2).encode())
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -11,7 +11,8 @@ TEACHER_NAMES = "smollm2 | bot | tiny | hf:PATH | endpoint:URL[#MODEL]"
 
 
 def make_teacher(name: str, *, config: TeacherConfig | None = None, device: str = "cpu", seed: int = 0) -> Teacher:
-    """A teacher from its name; `config` holds how a local model learns (LoRA and update settings)."""
+    """A teacher from its name; `config` holds how a local model learns (LoRA and update settings)
+    and how an endpoint is waited for."""
     if name == "bot":
         return BotTeacher()
     if name.startswith("endpoint:"):
@@ -20,7 +21,9 @@ def make_teacher(name: str, *, config: TeacherConfig | None = None, device: str 
         url, _, model = name[len("endpoint:"):].partition("#")
         if not url.startswith(("http://", "https://")):
             raise MutualRLError(f"endpoint teacher URL {url!r} must start with http:// or https://")
-        return EndpointTeacher(url, model=model or None)
+        config = config or TeacherConfig()
+        return EndpointTeacher(url, model=model or None, timeout=config.endpoint_timeout, retries=config.endpoint_retries,
+                               cooldown=config.endpoint_cooldown, max_in_flight=config.endpoint_in_flight)
     if name in ("smollm2", "tiny") or name.startswith("hf:"):
         from mutualrl.teachers import hf, models
 

@@ -70,8 +70,8 @@ class Teacher(ABC):
         With `refresh`, the teacher re-reads the feedback's prompts afterwards (it will be asked again)."""
         return {}
 
-    def stats(self) -> dict[str, float]:
-        """Counters for the metrics (calls, cache hits, failures)."""
+    def stats(self, frames: int = 0) -> dict[str, Any]:
+        """Counters for the metrics (calls, cache hits, failures); `frames`: those run since the last call."""
         return {}
 
     def state_dict(self) -> dict[str, Any]:

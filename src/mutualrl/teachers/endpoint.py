@@ -5,10 +5,16 @@ Scores come from the server's token log-probabilities (`/completions` with `echo
 a list of prompts (llama.cpp's server answers HTTP 500), one prompt per request with a bounded
 number in flight (`single`). Only where a server gives no log-probabilities at all do scores
 come from votes of sampled chat answers (`votes`). `auto` probes in that order on the first
-batch and says once which method it uses; the metrics record it as `teacher_scoring`. A server
-that stays down never stops the run: requests time out, are retried a bounded number of times
-with backoff, and then the teacher answers "no advice" (counted, and said once in the log)
-and waits `cooldown` seconds before it tries the server again.
+batch and says once which method it uses, with the latency it measured; the metrics record it
+as `teacher_scoring`.
+
+Slow is not down. The first request is sent alone, with the generous bound `timeout`, and its
+latency sets how many requests go in flight at once and how long each may take (never more than
+`timeout`). A request that outlives its measured timeout is sent again with the full bound; only
+a failure to connect, or no answer within the full bound, counts as the server being down. An
+HTTP error answer refuses that way of asking and is never retried (429 and 503 say "busy" and
+are). A server that is down never stops the run: the teacher answers "no advice" (counted with
+its reason), says so once in the log, and tries the server again after `cooldown` seconds.
 
 It cannot change its weights, so it learns from feedback through its prompt: a per-situation
 memory of the actions the student found good or bad.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -36,16 +43,45 @@ log = logging.getLogger(__name__)
 
 
 SCORING_METHODS = ("auto", "batch", "single", "votes")
+#: HTTP answers that mean "busy, ask again later", not "this way of asking is refused"
+BUSY_CODES = (429, 503)
+#: a measured timeout is this many times the expected wait, and never under MIN_TIMEOUT seconds
+TIMEOUT_MARGIN, MIN_TIMEOUT = 4.0, 5.0
+#: the teacher sets the run's pace (and says so, once) where waiting for it is more than this share of the time
+TOO_SLOW_SHARE = 0.5
 
 
 class EndpointError(Exception):
     """The server could not give an answer we can use. `refused`: it answered, but not with what
     this way of asking needs (an error status, or no log-probabilities): another way may work.
-    Otherwise it could not be reached or its reply was cut short."""
+    Otherwise it could not be reached, or gave no answer within the full bound."""
 
     def __init__(self, message: str, refused: bool = False):
         super().__init__(message)
         self.refused = refused
+
+
+class Latency:
+    """What the requests took: a moving average of seconds per prompt sets the next timeouts,
+    and the sums since the last report become the metrics."""
+
+    def __init__(self) -> None:
+        self.per_prompt: float | None = None  # None until the first answer
+        self.requests, self.seconds, self.waited = 0, 0.0, 0.0  # since the last report
+        self.since = time.monotonic()
+
+    def record(self, seconds: float, prompts: int) -> None:
+        value = seconds / max(1, prompts)
+        self.per_prompt = value if self.per_prompt is None else 0.8 * self.per_prompt + 0.2 * value
+        self.requests += 1
+        self.seconds += seconds
+
+    def report(self) -> tuple[int, float, float, float]:
+        """(requests, mean seconds per request, seconds the caller waited, wall seconds) since the last report."""
+        now = time.monotonic()
+        out = (self.requests, self.seconds / max(1, self.requests), self.waited, now - self.since)
+        self.requests, self.seconds, self.waited, self.since = 0, 0.0, 0.0, now
+        return out
 
 
 class EndpointTeacher(TextTeacher):
@@ -56,7 +92,7 @@ class EndpointTeacher(TextTeacher):
         model: str | None = None,
         method: str = "auto",
         samples: int = 8,
-        timeout: float = 10.0,
+        timeout: float = 120.0,
         retries: int = 2,
         backoff: float = 0.5,
         cooldown: float = 30.0,
@@ -71,9 +107,12 @@ class EndpointTeacher(TextTeacher):
         self.method = method
         self.samples, self.timeout, self.retries, self.backoff, self.cooldown = samples, timeout, retries, backoff, cooldown
         self.max_in_flight = max_in_flight
+        self.latency = Latency()
         self.failures = 0
+        self.unadvised, self.unadvised_reason = 0, ""  # states without advice since the last report, and why
         self._down_until = 0.0
-        self._warned = False
+        self._down_reason = ""
+        self._said: set[str] = set()  # notices already given once
         self.memory: dict[str, dict[str, float]] = {}
         self.outcomes: dict[str, list[int]] = {}  # prompt key -> [episodes succeeded, finished] through it
         self.name = f"endpoint:{url}"
@@ -97,21 +136,33 @@ class EndpointTeacher(TextTeacher):
 
     def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
         if time.monotonic() < self._down_until:
-            self.failures += len(situations)
-            return self._no_advice(situations)
+            return self._no_advice(situations, f"server down ({self._down_reason}); tried again after the cooldown")
+        start = time.monotonic()
         try:
-            return super().advise(situations)
+            advice = super().advise(situations)
         except EndpointError as err:
-            self.failures += len(situations)
-            self._down_until = time.monotonic() + self.cooldown
-            if not self._warned:
-                log.warning("teacher endpoint %s unavailable (%s); going on without advice", self.url, err)
-                self._warned = True
-            return self._no_advice(situations)
+            if not self._down_reason:  # said at each fall, not at each failed try during one
+                log.warning("teacher endpoint %s unavailable (%s); going on without advice, trying again every %.0f s",
+                            self.url, err, self.cooldown)
+            self._down_until, self._down_reason = time.monotonic() + self.cooldown, str(err)
+            return self._no_advice(situations, f"server down ({err})")
+        finally:
+            self.latency.waited += time.monotonic() - start
+        if self._down_reason:
+            log.warning("teacher endpoint %s answers again; advising", self.url)
+            self._down_reason = ""
+        return advice
 
-    @staticmethod
-    def _no_advice(situations: Sequence[Situation]) -> list[Advice]:
+    def _no_advice(self, situations: Sequence[Situation], reason: str) -> list[Advice]:
+        self.failures += len(situations)
+        self.unadvised += len(situations)
+        self.unadvised_reason = reason
         return [Advice(probs=np.full(len(s.actions), 1 / len(s.actions)), available=False) for s in situations]
+
+    def _say_once(self, what: str, level: int, message: str, *args: Any) -> None:
+        if what not in self._said:
+            self._said.add(what)
+            log.log(level, message, *args)
 
     def score(self, situations: Sequence[Situation]) -> np.ndarray:
         if self.method != "auto":
@@ -124,7 +175,9 @@ class EndpointTeacher(TextTeacher):
                     raise  # unreachable: try again later with the same probe, not a worse method
                 continue
             self.method = method
-            log.info("teacher endpoint %s: scoring by %s", self.url, _METHOD_WORDS[method])
+            self._say_once("method", logging.INFO, "teacher endpoint %s: scoring by %s; %.2f s per prompt measured, "
+                           "at most %d requests in flight", self.url, _METHOD_WORDS[method], self.latency.per_prompt or 0.0,
+                           self._in_flight())
             return scores
         raise AssertionError("unreachable: votes either return or raise")
 
@@ -155,16 +208,33 @@ class EndpointTeacher(TextTeacher):
         return np.array([_action_loglik(c, span) for c, span in zip(choices, spans)]).reshape(len(situations), -1)
 
     def _single_scores(self, situations: Sequence[Situation]) -> np.ndarray:
-        """One prompt per request, at most `max_in_flight` at once (llama.cpp's server)."""
+        """One prompt per request (llama.cpp's server): the first alone while the latency is unknown,
+        then at most `_in_flight()` at once."""
         prompts, spans = self._prompts(situations)
 
         def one(prompt: str, span: tuple[int, int]) -> float:
             choices = self._post("/completions", self._logprob_request(prompt)).get("choices") or [{}]
             return _action_loglik(choices[0], span)
 
-        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
-            scores = list(pool.map(one, prompts, spans))
+        scores = [one(prompts[0], spans[0])] if self.latency.per_prompt is None else []
+        with ThreadPoolExecutor(max_workers=self._in_flight()) as pool:
+            scores += list(pool.map(one, prompts[len(scores):], spans[len(scores):]))
         return np.array(scores).reshape(len(situations), -1)
+
+    def _in_flight(self) -> int:
+        """Requests sent at once: as many as a server that answers one at a time clears well within
+        the full timeout, at most `max_in_flight`; one while the latency is unknown."""
+        if self.latency.per_prompt is None:
+            return 1
+        return int(np.clip(self.timeout // (2 * TIMEOUT_MARGIN * self.latency.per_prompt), 1, self.max_in_flight))
+
+    def _timeout(self, prompts: int) -> float:
+        """How long a request of `prompts` prompts may take before it is sent again with the full
+        bound: a margin over the measured wait behind the other requests in flight."""
+        if self.latency.per_prompt is None:
+            return self.timeout
+        expected = self.latency.per_prompt * prompts * self._in_flight()
+        return float(np.clip(TIMEOUT_MARGIN * expected, MIN_TIMEOUT, self.timeout))
 
     def _vote_scores(self, situations: Sequence[Situation]) -> np.ndarray:
         rows = []
@@ -184,28 +254,42 @@ class EndpointTeacher(TextTeacher):
         return np.array(rows)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST with a timeout and `retries` retries with exponential backoff."""
+        """POST and wait. A refusal (an HTTP error answer) raises at once. A request that outlives
+        its measured timeout is sent again with the full bound; no answer within the full bound
+        raises as the server being down. A busy answer or a lost connection is tried again
+        `retries` times with backoff before it raises."""
         data = json.dumps(body).encode()
-        last, refused = "no attempt", False
+        prompts = len(body["prompt"]) if isinstance(body.get("prompt"), list) else 1
+        timeout, last = self._timeout(prompts), "no attempt"
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+            start = time.monotonic()
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
                     reply = json.loads(response.read().decode())
-                if not isinstance(reply, dict):
-                    raise EndpointError("reply is not a JSON object")
-                return reply
             except urllib.error.HTTPError as err:
-                last, refused = f"HTTP {err.code}", True
-                if 400 <= err.code < 500 and err.code != 429:
-                    raise EndpointError(last, refused=True) from None  # the request itself is wrong: retrying will not help
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
-                last, refused = type(err).__name__ if not isinstance(err, urllib.error.URLError) else str(err.reason), False
-            except (json.JSONDecodeError, UnicodeDecodeError, EndpointError) as err:
-                last, refused = f"malformed reply ({type(err).__name__})", False
-        raise EndpointError(f"{last} after {self.retries + 1} attempts", refused=refused)
+                if err.code not in BUSY_CODES:
+                    raise EndpointError(f"HTTP {err.code}", refused=True) from None  # asking again will not help
+                last = f"HTTP {err.code} (busy)"
+            except (TimeoutError, socket.timeout, urllib.error.URLError) as err:
+                if isinstance(err, urllib.error.URLError) and not isinstance(err.reason, (TimeoutError, socket.timeout)):
+                    last = f"cannot connect ({err.reason})"
+                elif timeout >= self.timeout:  # no answer within the full bound: down, whatever the retries
+                    raise EndpointError(f"no answer within {self.timeout:g} s") from None
+                else:  # past the measured timeout only: slow, so wait the full bound this time
+                    last, timeout = f"no answer within {timeout:.0f} s", self.timeout
+            except (ConnectionError, OSError) as err:
+                last = f"connection lost ({type(err).__name__})"
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                last = f"malformed reply ({type(err).__name__})"
+            else:
+                if not isinstance(reply, dict):
+                    raise EndpointError("reply is not a JSON object", refused=True)
+                self.latency.record(time.monotonic() - start, prompts)
+                return reply
+        raise EndpointError(f"{last}, {self.retries + 1} attempts")
 
     # ----------------------------------------------------------------- learning
 
@@ -226,8 +310,24 @@ class EndpointTeacher(TextTeacher):
                 tally[1] += record.finished
         return {"teacher_memory_situations": len(self.memory)}
 
-    def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "teacher_failures": self.failures, "teacher_scoring": self.method}
+    def stats(self, frames: int = 0) -> dict[str, Any]:
+        """Counters, and since the last call: requests, their mean latency, the seconds spent
+        waiting for the server per 1,024 of the `frames` run meanwhile, and the states left
+        without advice and why."""
+        requests, mean, waited, wall = self.latency.report()
+        row = {**super().stats(), "teacher_failures": self.failures, "teacher_scoring": self.method,
+               "teacher_requests": requests, "teacher_latency_s": mean, "teacher_unadvised": self.unadvised,
+               "teacher_unadvised_reason": self.unadvised_reason}
+        if frames:
+            row["teacher_wait_per_1024_frames"] = waited * 1024 / frames
+        if wall > 0 and waited / wall > TOO_SLOW_SHARE and requests:
+            self._say_once("slow", logging.WARNING, "teacher endpoint %s sets this run's pace: %.1f s per request, "
+                           "%d in flight, %.0f%% of the time spent waiting for it (%.0f s per 1,024 frames). To go "
+                           "faster: --teacher-budget N (reads per iteration), a server that scores a list of prompts "
+                           "in one request (vLLM), or a GPU server", self.url, mean, self._in_flight(),
+                           100 * waited / wall, waited * 1024 / frames if frames else float("nan"))
+        self.unadvised, self.unadvised_reason = 0, ""
+        return row
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "memory": self.memory, "outcomes": self.outcomes, "method": self.method}

@@ -8,6 +8,7 @@ term.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -57,7 +58,11 @@ class HFTeacher(TextTeacher):
         top = (list(range(max(0, layers - self.config.lora_layers), layers))
                if layers and not self.scorer.is_seq2seq else None)
         lora = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, layers_to_transform=top)
-        self.scorer.model = get_peft_model(model, lora).eval()
+        with warnings.catch_warnings():
+            # peft's own code reads `model.is_gradient_checkpointing`, which transformers deprecates
+            # (FutureWarning); nothing of ours calls it, so the user need not see it
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            self.scorer.model = get_peft_model(model, lora).eval()
         trainable = [p for p in self.scorer.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=self.config.lr)
 

@@ -142,10 +142,10 @@ class PrefixSharedScorer:
         key = "input_ids" if inputs.dtype == torch.long else "inputs_embeds"
         with self._stage(stage) as decoder:
             out = decoder(**{key: inputs}, attention_mask=attention, position_ids=positions,
-                          past_key_values=kv if kv is not None else DynamicCache(), use_cache=True)
+                          cache=kv if kv is not None else DynamicCache(), use_cache=True)
         if stage != "upper":  # count each token once per pass through the whole stack
             self.tokens_processed += int(attention[:, -inputs.shape[1]:].sum())
-        return out.last_hidden_state, out.past_key_values
+        return out.last_hidden_state, out.cache
 
     def _traverse(self, stage: str, header_kv, h: int, rests: list[torch.Tensor], follow: torch.Tensor | None, n_actions: int):
         """Run every situation's own text after the shared header, then the action tokens.

@@ -87,7 +87,7 @@ class TextTeacher(Teacher):
         self.version += 1
         self.cache.drop_versions_below(self.version)
 
-    def stats(self) -> dict[str, float]:
+    def stats(self, frames: int = 0) -> dict[str, Any]:
         return {
             "teacher_calls": self.calls,
             "cache_hits": self.cache.hits,

@@ -1,5 +1,6 @@
-"""The grid on Ray: same results as in turn, a killed worker resumed, failures reported, one
-served teacher for many runs. Ray is an optional extra; these tests need it."""
+"""The grid runner on Ray, for comparisons and curricula: same results as in turn, a killed worker
+resumed, failures reported, one served teacher for many runs. Ray is an optional extra; these
+tests need it."""
 
 import json
 import os
@@ -14,6 +15,7 @@ import pytest
 
 from mutualrl.compare import run_comparison
 from mutualrl.config import TrainConfig
+from mutualrl.curriculum import Curriculum, run_curriculum, stage_dirs
 from mutualrl.tracking import RunDir
 
 from openai_server import OpenAICompatibleServer
@@ -75,21 +77,24 @@ def test_two_workers_give_the_same_runs_and_report_as_one(tmp_path, local_ray):
     assert report_without_times(tmp_path / "on_ray") == report_without_times(tmp_path / "in_turn")
 
 
-def test_a_killed_worker_is_retried_and_its_run_resumed(tmp_path, local_ray):
-    config = base(frames=4096, checkpoint_every=1)
-    grid = threading.Thread(target=run_comparison, args=(config, ["rl"], 2, tmp_path), daemon=True,
-                            kwargs=dict(quiet=True, threads=1, workers=2))
-    grid.start()
-    run = RunDir(tmp_path / "rl_seed0")
+def _kill_one_worker_once(run: RunDir, grid: threading.Thread) -> None:
+    """Wait until `run` has logged 3 iterations, SIGKILL one Ray worker, then wait for the grid to end."""
     deadline = time.monotonic() + 120
     while len(run.read_metrics()) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     workers = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _is_run_worker(pid)]
     assert workers, "no Ray worker found training a run"
-    for pid in workers[:1]:
-        os.kill(pid, signal.SIGKILL)
+    os.kill(workers[0], signal.SIGKILL)
     grid.join(timeout=240)
     assert not grid.is_alive()
+
+
+def test_a_killed_worker_is_retried_and_its_run_resumed(tmp_path, local_ray):
+    config = base(frames=4096, checkpoint_every=1)
+    grid = threading.Thread(target=run_comparison, args=(config, ["rl"], 2, tmp_path), daemon=True,
+                            kwargs=dict(quiet=True, threads=1, workers=2))
+    grid.start()
+    _kill_one_worker_once(RunDir(tmp_path / "rl_seed0"), grid)
     summaries = [json.loads((tmp_path / f"rl_seed{s}" / "summary.json").read_text()) for s in (0, 1)]
     assert sum(bool(s.get("resumed_at_frames")) for s in summaries) == 1  # the killed run went on from its checkpoint
     for seed in (0, 1):
@@ -100,7 +105,7 @@ def test_a_killed_worker_is_retried_and_its_run_resumed(tmp_path, local_ray):
 
 def _is_run_worker(pid: int) -> bool:
     try:
-        return b"train_in_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"work_in_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 
@@ -128,3 +133,48 @@ def test_one_served_teacher_for_every_run_of_a_grid(tmp_path, local_ray, tiny_ca
         assert state["teacher"]["version"] >= 1 and state["teacher"]["method"] == "batch"
         memories.append(state["teacher"]["memory"])
     assert memories[0] and memories[1] and memories[0] != memories[1]  # each run keeps its own memory
+
+
+#: a two-stage curriculum on empty rooms, the student only (no model to load in the workers); its one
+#: evaluation mid-chain is at the end of stage 0, so neither stage ends early
+EMPTY_ROOMS = {"num_envs": 4, "num_steps": 32, "eval_every": 12, "eval_episodes": 2, "checkpoint_every": 1,
+               "stages": [{"env_id": "MiniGrid-Empty-5x5-v0", "frames": 1536, "target": 1.0},
+                          {"env_id": "MiniGrid-Empty-6x6-v0", "frames": 512, "target": 1.0}]}
+
+
+def chain_figures(root: Path, curriculum: Curriculum, arm: str, seeds: int) -> list:
+    """Every stage's metrics (timings aside) and held-out results, per seed."""
+    out = []
+    for seed in range(seeds):
+        for directory in stage_dirs(root, arm, seed, curriculum):
+            rows = [{k: v for k, v in r.items() if not k.startswith("time_") and k not in ("fps", "wall_time")}
+                    for r in RunDir(directory).read_metrics()]
+            out.append((rows, json.loads((directory / "summary.json").read_text())["student_after"]))
+    return out
+
+
+def test_curriculum_chains_on_ray_match_chains_in_turn(tmp_path, local_ray):
+    curriculum = Curriculum.from_dict(EMPTY_ROOMS)
+    run_curriculum(curriculum, ["rl-carry"], 2, tmp_path / "in_turn", quiet=True, threads=1)
+    run_curriculum(curriculum, ["rl-carry"], 2, tmp_path / "on_ray", quiet=True, threads=1, workers=2)
+    on_ray = chain_figures(tmp_path / "on_ray", curriculum, "rl-carry", 2)
+    assert len(on_ray) == 4 and on_ray == chain_figures(tmp_path / "in_turn", curriculum, "rl-carry", 2)
+    assert json.loads((tmp_path / "on_ray" / "failures.json").read_text()) == {}
+
+
+def test_a_curriculum_chain_whose_worker_is_killed_resumes_its_stage(tmp_path, local_ray):
+    curriculum = Curriculum.from_dict(EMPTY_ROOMS)
+    grid = threading.Thread(target=run_curriculum, args=(curriculum, ["rl"], 2, tmp_path), daemon=True,
+                            kwargs=dict(quiet=True, threads=1, workers=2))
+    grid.start()
+    first = stage_dirs(tmp_path, "rl", 0, curriculum)[0]
+    _kill_one_worker_once(RunDir(first), grid)
+    resumed = []
+    for seed in (0, 1):
+        for directory, frames in zip(stage_dirs(tmp_path, "rl", seed, curriculum), (1536, 512)):
+            rows = RunDir(directory).read_metrics()
+            assert [r["iteration"] for r in rows] == list(range(1, frames // 128 + 1))  # none lost, none repeated
+            resumed.append(bool(json.loads((directory / "summary.json").read_text()).get("resumed_at_frames")))
+    assert sum(resumed) == 1  # the killed chain went on from its stage's checkpoint
+    assert json.loads((tmp_path / "failures.json").read_text()) == {}
+    assert "| stage1_Empty-6x6 | 512, 1.00 | rl |" in (tmp_path / "report.md").read_text()

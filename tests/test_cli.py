@@ -4,13 +4,23 @@ import sys
 
 import pytest
 
+from mutualrl.cli import main
 from mutualrl.config import TrainConfig
 from mutualrl.loop import Trainer
 from mutualrl.tracking import RunDir
 
 
 def run_cli(*args, timeout=300):
+    """The command as a user runs it, in a process of its own (for what the terminal shows)."""
     return subprocess.run([sys.executable, "-m", "mutualrl.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def cli(capsys, *args) -> subprocess.CompletedProcess:
+    """The same command in this process (no start-up of its own): its exit code, stdout and stderr."""
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -26,8 +36,8 @@ def run_cli(*args, timeout=300):
     (["curriculum", "--config", "missing.yaml", "--out", "X"], "curriculum file 'missing.yaml' does not exist"),
     (["train", "--target-success", "0.5", "--eval-every", "0", "--out", "X"], "target_success=0.5 needs held-out"),
 ])
-def test_bad_input_is_one_clear_line(args, expected, tmp_path):
-    result = run_cli(*[str(tmp_path / a) if a == "X" else a for a in args])
+def test_bad_input_is_one_clear_line(args, expected, tmp_path, capsys):
+    result = cli(capsys, *[str(tmp_path / a) if a == "X" else a for a in args])
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -43,39 +53,39 @@ def test_corrupt_checkpoint_cli(tmp_path):
     assert "corrupt" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_train_then_eval_json(tmp_path):
+def test_train_then_eval_json(tmp_path, capsys):
     out = tmp_path / "run"
-    train = run_cli("train", "--mode", "rl", "--frames", "2048", "--num-envs", "8", "--num-steps", "32",
+    train = cli(capsys, "train", "--mode", "rl", "--frames", "2048", "--num-envs", "8", "--num-steps", "32",
                     "--eval-episodes", "4", "--out", str(out), "--quiet")
     assert train.returncode == 0, train.stderr
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and {"frames", "success_rate", "mean_return", "fps"} <= rows[0].keys()
     assert list((out / "tb").glob("events.out.tfevents.*"))
-    result = run_cli("eval", str(out), "--episodes", "6", "--json")
+    result = cli(capsys, "eval", str(out), "--episodes", "6", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["episodes"] == 6 and set(data) >= {"success_rate", "mean_return", "mean_length", "episodes"}
     assert 0.0 <= data["success_rate"] <= 1.0
 
 
-def test_compare_keeps_the_config_files_environment(tmp_path):
+def test_compare_keeps_the_config_files_environment(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("env_id: MiniGrid-Empty-5x5-v0\nframes: 128\nnum_envs: 4\nnum_steps: 32\neval_episodes: 2\n")
-    result = run_cli("compare", "--config", str(config), "--modes", "rl", "--seeds", "1", "--out", str(tmp_path / "out"),
+    result = cli(capsys, "compare", "--config", str(config), "--modes", "rl", "--seeds", "1", "--out", str(tmp_path / "out"),
                      "--quiet")
     assert result.returncode == 0, result.stderr
     assert RunDir(tmp_path / "out" / "rl_seed0").read_config().env_id == "MiniGrid-Empty-5x5-v0"
-    result = run_cli("compare", "--config", str(config), "--env", "BabyAI-GoToRedBallNoDists-v0", "--modes", "rl",
+    result = cli(capsys, "compare", "--config", str(config), "--env", "BabyAI-GoToRedBallNoDists-v0", "--modes", "rl",
                      "--seeds", "1", "--out", str(tmp_path / "flag"), "--quiet")
     assert RunDir(tmp_path / "flag" / "rl_seed0").read_config().env_id == "BabyAI-GoToRedBallNoDists-v0"
 
 
-def test_eval_of_a_run_reads_device(tmp_path):
+def test_eval_of_a_run_reads_device(tmp_path, capsys):
     Trainer(TrainConfig(mode="rl", frames=128, num_envs=4).replace(num_steps=32, eval_episodes=2), tmp_path,
             quiet=True).train()
-    result = run_cli("eval", str(tmp_path), "--episodes", "2", "--device", "tpu")
+    result = cli(capsys, "eval", str(tmp_path), "--episodes", "2", "--device", "tpu")
     assert result.returncode == 2 and "unknown device 'tpu'; allowed: cpu, cuda" in result.stderr
-    result = run_cli("eval", str(tmp_path), "--episodes", "2", "--device", "cpu", "--json")
+    result = cli(capsys, "eval", str(tmp_path), "--episodes", "2", "--device", "cpu", "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["episodes"] == 2
 
 
@@ -101,13 +111,13 @@ def test_library_chatter_only_with_verbose(tmp_path, verbose):
     assert "accuracy" in result.stdout and "subgoal" not in result.stdout
 
 
-def test_eval_judges_the_teacher_a_run_learnt(tmp_path):
+def test_eval_judges_the_teacher_a_run_learnt(tmp_path, capsys):
     config = TrainConfig(mode="feedback", frames=128, num_envs=4, action_space="full").replace(
         num_steps=32, eval_episodes=2, teacher="tiny", advice="subgoal", teacher_update_every=1)
     Trainer(config, tmp_path, quiet=True).train()
-    result = run_cli("eval", "--teacher", "tiny", "--teacher-from", str(tmp_path), "--advice", "subgoal",
+    result = cli(capsys, "eval", "--teacher", "tiny", "--teacher-from", str(tmp_path), "--advice", "subgoal",
                      "--action-space", "full", "--episodes", "2", "--json")
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)) >= {"success_rate", "subgoal_accuracy"}
-    wrong = run_cli("eval", "--teacher", "smollm2", "--teacher-from", str(tmp_path))
+    wrong = cli(capsys, "eval", "--teacher", "smollm2", "--teacher-from", str(tmp_path))
     assert wrong.returncode == 2 and "has no 'smollm2' teacher to start from (it used 'tiny')" in wrong.stderr

@@ -298,3 +298,37 @@ def test_endpoint_that_is_down_does_not_give_up_log_probabilities(tiny_causal):
     teacher = EndpointTeacher("http://127.0.0.1:9/v1", timeout=0.2, retries=0, cooldown=0)
     assert not teacher.advise(sits)[0].available
     assert teacher.method == "auto"
+
+
+def test_a_run_goes_on_while_its_server_is_down_and_is_advised_again_when_it_returns(tiny_causal, tmp_path, monkeypatch):
+    """The server stops after the first iteration and comes back on the same port after the third."""
+    from mutualrl.config import TrainConfig
+    from mutualrl.loop import Trainer
+
+    servers = [OpenAICompatibleServer(*tiny_causal).__enter__()]
+    port = int(servers[0].url.rsplit(":", 1)[1].split("/")[0])
+    config = TrainConfig(mode="guided", frames=4 * 32, num_envs=2, teacher=TeacherConfig(
+        name=f"endpoint:{servers[0].url}", endpoint_cooldown=0.0, endpoint_retries=0)).replace(
+        num_steps=16, eval_every=0, eval_episodes=1)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    iterate = Trainer.iterate
+
+    def with_outage(self):
+        if self.iteration == 1:
+            servers[0].__exit__()
+        if self.iteration == 3:
+            servers.append(OpenAICompatibleServer(*tiny_causal, port=port).__enter__())
+        return iterate(self)
+
+    monkeypatch.setattr(Trainer, "iterate", with_outage)
+    try:
+        trainer.train()
+    finally:
+        servers[-1].__exit__()
+    rows = trainer.run.read_metrics()
+    assert len(rows) == 4
+    assert rows[0]["advised_fraction"] > 0 and rows[0]["teacher_unadvised"] == 0
+    for row in rows[1:3]:  # down: states new to the teacher go without advice, and the reason is recorded
+        assert row["teacher_unadvised"] > 0 and "server down" in row["teacher_unadvised_reason"]
+    assert rows[3]["teacher_unadvised"] == 0 and rows[3]["teacher_requests"] > 0  # advised again
+    assert all(r["teacher_scoring"] == "batch" and "teacher_latency_s" in r for r in rows)

@@ -235,7 +235,7 @@ def test_endpoint_degrades_without_crash_or_hang(behaviour, requests, tiny_causa
     assert sum("unavailable" in r.message for r in caplog.records) == 1
 
 
-def test_a_slow_server_is_waited_for_not_declared_down(tiny_causal, caplog):
+def test_a_slow_server_is_waited_for_not_declared_down(tiny_causal, caplog, monkeypatch):
     """llama.cpp's server on a small CPU: seconds per request, one at a time, lists refused. With
     four requests in flight the last would wait past the bound; the teacher measures the first
     request, sends the others so that none waits past it, and advises."""
@@ -243,6 +243,7 @@ def test_a_slow_server_is_waited_for_not_declared_down(tiny_causal, caplog):
     with OpenAICompatibleServer(*tiny_causal) as server:
         server.behaviour, server.delay, server.serial = "no_lists", 2.0, True
         teacher = EndpointTeacher(server.url, timeout=5, retries=0, max_in_flight=4)
+        monkeypatch.setattr("mutualrl.teachers.endpoint.SLOW_AFTER", 1.0)  # say so after 1 s of waiting, not 10
         with caplog.at_level(logging.INFO, logger="mutualrl"):
             advice = teacher.advise(sits)
         lists, singles = server.list_requests, server.requests - server.list_requests
@@ -253,7 +254,9 @@ def test_a_slow_server_is_waited_for_not_declared_down(tiny_causal, caplog):
     assert 2.0 <= stats["teacher_latency_s"] < 5 and stats["teacher_requests"] == 3
     assert stats["teacher_wait_per_1024_frames"] >= 16 * 8.0  # 8 s of waiting over 64 frames
     assert not any("unavailable" in r.message for r in caplog.records)
-    assert any("s per prompt measured" in r.message for r in caplog.records)
+    assert sum("s per prompt measured" in r.getMessage() for r in caplog.records) == 1
+    assert sum("sets this run's pace" in r.getMessage() and "--teacher-budget" in r.getMessage()
+               for r in caplog.records) == 1
 
 
 def test_endpoint_learns_through_its_prompt(tiny_causal):

@@ -103,8 +103,8 @@ class Trainer:
         returns the before/after summary."""
         cfg = self.config
         logger = MetricsLogger(self.run, purge_step=self.frames if self.iteration else None)
-        if self.iteration == 0:
-            self.summary = self._evaluate_all("before")
+        if self.iteration == 0:  # a teacher that will not learn here is judged once, at the end: the same figures,
+            self.summary = self._evaluate_all("before", teacher=self.config.teacher_learns)  # and advice from the start
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                             TextColumn("{task.completed:,.0f}/{task.total:,.0f} frames"),
                             TextColumn("{task.fields[fps]:>5.0f} fps"), TextColumn("success {task.fields[success]:.2f}"),
@@ -124,6 +124,8 @@ class Trainer:
             logger.close()
             self.envs.close()
         self.summary.update(self._evaluate_all("after"))
+        if "teacher_after" in self.summary:
+            self.summary.setdefault("teacher_before", self.summary["teacher_after"])
         rows = self.run.read_metrics()
         self.summary.update(frames=self.frames, iterations=self.iteration, wall_time=self.wall_time,
                             reached_target=self.reached_target,
@@ -269,12 +271,12 @@ class Trainer:
         judge = evaluate_subgoals if self.subgoals else evaluate_teacher
         return judge(self.teacher, self.config.env_id, self.config.evaluation.episodes, self.config.seed, self.actions)
 
-    def _evaluate_all(self, when: str) -> dict[str, Any]:
-        """Held-out student (and teacher) results, for the before/after summary."""
+    def _evaluate_all(self, when: str, teacher: bool = True) -> dict[str, Any]:
+        """Held-out student (and, with `teacher`, teacher) results, for the before/after summary."""
         cfg = self.config
         out = {f"student_{when}": evaluate_student(self.student, cfg.env_id, cfg.evaluation.episodes, cfg.seed,
                                                    cfg.device, self.actions).to_dict()}
-        if self.teacher is not None:
+        if self.teacher is not None and teacher:
             out[f"teacher_{when}"] = self._judge_teacher().to_dict()
         return out
 

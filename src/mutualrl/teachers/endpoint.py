@@ -49,6 +49,8 @@ BUSY_CODES = (429, 503)
 TIMEOUT_MARGIN, MIN_TIMEOUT = 4.0, 5.0
 #: the teacher sets the run's pace (and says so, once) where waiting for it is more than this share of the time
 TOO_SLOW_SHARE = 0.5
+#: ... once it has waited this many seconds since the last report (an iteration)
+SLOW_AFTER = 10.0
 
 
 class EndpointError(Exception):
@@ -76,11 +78,10 @@ class Latency:
         self.requests += 1
         self.seconds += seconds
 
-    def report(self) -> tuple[int, float, float, float]:
-        """(requests, mean seconds per request, seconds the caller waited, wall seconds) since the last report."""
-        now = time.monotonic()
-        out = (self.requests, self.seconds / max(1, self.requests), self.waited, now - self.since)
-        self.requests, self.seconds, self.waited, self.since = 0, 0.0, 0.0, now
+    def report(self) -> tuple[int, float, float]:
+        """(requests, mean seconds per request, seconds the caller waited) since the last report."""
+        out = (self.requests, self.seconds / max(1, self.requests), self.waited)
+        self.requests, self.seconds, self.waited, self.since = 0, 0.0, 0.0, time.monotonic()
         return out
 
 
@@ -148,6 +149,7 @@ class EndpointTeacher(TextTeacher):
             return self._no_advice(situations, f"server down ({err})")
         finally:
             self.latency.waited += time.monotonic() - start
+            self._check_pace()
         if self._down_reason:
             log.warning("teacher endpoint %s answers again; advising", self.url)
             self._down_reason = ""
@@ -314,20 +316,23 @@ class EndpointTeacher(TextTeacher):
         """Counters, and since the last call: requests, their mean latency, the seconds spent
         waiting for the server per 1,024 of the `frames` run meanwhile, and the states left
         without advice and why."""
-        requests, mean, waited, wall = self.latency.report()
+        requests, mean, waited = self.latency.report()
         row = {**super().stats(), "teacher_failures": self.failures, "teacher_scoring": self.method,
                "teacher_requests": requests, "teacher_latency_s": mean, "teacher_unadvised": self.unadvised,
                "teacher_unadvised_reason": self.unadvised_reason}
         if frames:
             row["teacher_wait_per_1024_frames"] = waited * 1024 / frames
-        if wall > 0 and waited / wall > TOO_SLOW_SHARE and requests:
-            self._say_once("slow", logging.WARNING, "teacher endpoint %s sets this run's pace: %.1f s per request, "
-                           "%d in flight, %.0f%% of the time spent waiting for it (%.0f s per 1,024 frames). To go "
-                           "faster: --teacher-budget N (reads per iteration), a server that scores a list of prompts "
-                           "in one request (vLLM), or a GPU server", self.url, mean, self._in_flight(),
-                           100 * waited / wall, waited * 1024 / frames if frames else float("nan"))
         self.unadvised, self.unadvised_reason = 0, ""
         return row
+
+    def _check_pace(self) -> None:
+        """Say once, as soon as it shows, that waiting for the server sets the run's pace, and what to change."""
+        waited, wall = self.latency.waited, time.monotonic() - self.latency.since
+        if waited > SLOW_AFTER and waited > TOO_SLOW_SHARE * wall and self.latency.per_prompt is not None:
+            self._say_once("slow", logging.WARNING, "teacher endpoint %s sets this run's pace: %.1f s per prompt, %d "
+                           "in flight, %.0f%% of the time spent waiting for it. To go faster: --teacher-budget N "
+                           "(reads per iteration), a server that scores a list of prompts in one request (vLLM), "
+                           "or a GPU server", self.url, self.latency.per_prompt, self._in_flight(), 100 * waited / wall)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "memory": self.memory, "outcomes": self.outcomes, "method": self.method}

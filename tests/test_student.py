@@ -1,10 +1,14 @@
-
+import numpy as np
+import pytest
 import torch
 
 from mutualrl.config import PPOConfig, TrainConfig
+from mutualrl.envs import encode_mission
+from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import evaluate_student
 from mutualrl.loop import Trainer
-from mutualrl.student import ActorCritic, PPOBatch, compute_gae, load_student, ppo_update
+from mutualrl.student import STUDENTS, ActorCritic, PPOBatch, compute_gae, load_student, make_student, ppo_update
+from mutualrl.tracking import RunDir
 
 ONE_PASS = PPOConfig(update_epochs=1, minibatches=1, ent_coef=0.0)
 
@@ -36,11 +40,12 @@ def test_short_training_run_learns_empty_room(tmp_path):
     assert evaluate_student(model, config.env_id, 20, seed=0).success_rate >= 0.9
 
 
-def test_ppo_ratios_include_the_advice_logits_the_student_acted_with():
+@pytest.mark.parametrize("architecture", list(STUDENTS))
+def test_ppo_ratios_include_the_advice_logits_the_student_acted_with(architecture):
     """The acting policy is softmax(logits + advice_logits); PPO must score the same policy, so the
-    first pass over the rollout (no parameter change yet) has ratio 1 everywhere."""
+    first pass over the rollout (no parameter change yet) has ratio 1 everywhere, with every student."""
     torch.manual_seed(0)
-    model = ActorCritic(3)
+    model = make_student(architecture, 3, "action")
     with torch.no_grad():
         model.actor.weight.normal_()  # a non-uniform policy, so that a missing term would show
     n = 64
@@ -61,11 +66,12 @@ def test_ppo_ratios_include_the_advice_logits_the_student_acted_with():
     assert stats["approx_kl"] > 1e-3
 
 
-def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row():
+@pytest.mark.parametrize("architecture", list(STUDENTS))
+def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row(architecture):
     """gate 1: the teacher's subgoal is the input; gate 0: the student's own grounding (as alone);
     in between, the mixture; each row as if computed on its own."""
     torch.manual_seed(0)
-    model = ActorCritic(3, advice="subgoal")
+    model = make_student(architecture, 3, "subgoal")
     n = 4
     obs = {"image": torch.randint(0, 6, (n, 7, 7, 3)), "direction": torch.randint(0, 4, (n,)),
            "mission": torch.randint(0, 5, (n, 8))}
@@ -80,3 +86,58 @@ def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row(
         own = model.own_subgoal(*model._inputs(obs))
     half, _ = model(obs, 0.5 * advice + 0.5 * own)
     assert torch.allclose(mixed[2], half[2], atol=1e-6)
+
+
+def test_the_film_student_reads_word_order_and_the_mlp_student_does_not():
+    missions = ["put the red ball next to the blue key", "put the blue key next to the red ball"]
+    words = torch.as_tensor(np.stack([encode_mission(m) for m in missions]))
+    obs = {"image": torch.zeros(2, 7, 7, 3, dtype=torch.long), "direction": torch.zeros(2, dtype=torch.long),
+           "mission": words}
+    torch.manual_seed(0)
+    film, mlp = make_student("film", 7, "subgoal"), make_student("mlp", 7, "subgoal")
+    with torch.no_grad():
+        read = film._inputs(obs)[1]
+        bag = mlp._inputs(obs)[1]
+    assert not torch.allclose(read[0], read[1], atol=1e-4)
+    assert torch.allclose(bag[0], bag[1])  # the same words: the same bag
+
+
+def _small_run(tmp_path, name: str, **values) -> TrainConfig:
+    config = TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=128, num_envs=4).replace(
+        num_steps=32, eval_episodes=2, **values)
+    Trainer(config, tmp_path / name, quiet=True).train()
+    return config
+
+
+def test_a_checkpoint_from_before_the_choice_of_student_loads_and_evaluates(tmp_path):
+    _small_run(tmp_path, "old")
+    run = RunDir(tmp_path / "old")
+    newest = run.checkpoints()[-1]
+    state = torch.load(newest, weights_only=True)
+    del state["student_architecture"], state["config"]["student"]  # as checkpoints were written before
+    torch.save(state, newest)
+    config, model = load_student(tmp_path / "old")
+    assert config.student == "mlp" and isinstance(model, ActorCritic)
+    assert evaluate_student(model, config.env_id, 2, seed=0).episodes == 2
+    assert Trainer.resume(tmp_path / "old", frames=256, quiet=True).train()["frames"] == 256
+
+
+def test_a_student_of_one_architecture_is_not_loaded_into_the_other(tmp_path):
+    _small_run(tmp_path, "film", student="film")
+    config, model = load_student(tmp_path / "film")
+    assert config.student == "film" and model.architecture == "film"
+    with pytest.raises(MutualRLError, match="is a 'film' student .* this run needs a 'mlp' student"):
+        Trainer(TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=128, num_envs=4, student_from=str(tmp_path / "film")),
+                tmp_path / "mlp", quiet=True)
+    run = RunDir(tmp_path / "film")
+    newest = run.checkpoints()[-1]
+    state = torch.load(newest, weights_only=True)
+    state["student_architecture"] = "mlp"  # a checkpoint that says one thing and holds another
+    torch.save(state, newest)
+    with pytest.raises(MutualRLError, match="does not hold a 'mlp' student"):
+        load_student(tmp_path / "film")
+
+
+def test_an_unknown_student_is_one_clear_line():
+    with pytest.raises(MutualRLError, match="unknown student 'cnn'; allowed: mlp, film"):
+        TrainConfig(student="cnn").validate()

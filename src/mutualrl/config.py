@@ -26,6 +26,7 @@ DEVICES = ("cpu", "cuda")
 ACTION_SPACES = ("task", "full")
 FEEDBACK_SIGNALS = ("advantage", "td_error")
 ADVICE_KINDS = ("action", "subgoal")
+STUDENT_ARCHITECTURES = ("mlp", "film")
 
 
 def _field(default: Any, help: str, key: str | None = None) -> Any:
@@ -157,8 +158,10 @@ class TrainConfig:
     device: str = _field("cpu", "cpu | cuda")
     action_space: str = _field("task", "task (only the actions the level needs) | full (all seven MiniGrid actions)")
     checkpoint_every: int = _field(5, "iterations between checkpoints")
-    student_from: str = _field("", "run directory whose student's weights this run starts from (same action space "
-                               "and advice kind)")
+    student_from: str = _field("", "run directory whose student's weights this run starts from (same action space, "
+                               "advice kind and student)")
+    student: str = _field("mlp", "the student's network: mlp (bag of words, MLP over the view) | film (GRU over "
+                          "the mission, FiLM-conditioned convolutions over the view)")
     ppo: PPOConfig = field(default_factory=PPOConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -185,7 +188,8 @@ class TrainConfig:
         from mutualrl.envs import check_env_id
 
         check_env_id(self.env_id)
-        for name, allowed in (("mode", MODES), ("device", DEVICES), ("action_space", ACTION_SPACES)):
+        for name, allowed in (("mode", MODES), ("device", DEVICES), ("action_space", ACTION_SPACES),
+                              ("student", STUDENT_ARCHITECTURES)):
             if getattr(self, name) not in allowed:
                 raise MutualRLError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         _check(self, positive=("frames", "num_envs", "checkpoint_every"), non_negative=("seed",))

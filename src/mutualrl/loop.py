@@ -25,7 +25,7 @@ from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals,
 from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
 from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout
-from mutualrl.student import ActorCritic, PPOBatch, compute_gae, load_student, obs_to_tensors, ppo_update
+from mutualrl.student import PPOBatch, compute_gae, load_student, make_student, obs_to_tensors, ppo_update
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
@@ -49,7 +49,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.subgoals = config.guidance.advice == "subgoal"
-        self.student = ActorCritic(len(self.actions), advice=config.guidance.advice).to(self.device)
+        self.student = make_student(config.student, len(self.actions), config.guidance.advice).to(self.device)
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.ppo.learning_rate, eps=1e-5)
         self.teacher = teacher
         if self.teacher is None and config.uses_teacher:
@@ -89,6 +89,7 @@ class Trainer:
         run = RunDir(out).require()
         checkpoint = run.load_checkpoint()
         config = TrainConfig.from_dict(checkpoint["config"])
+        config.student = checkpoint.get("student_architecture", "mlp")  # what it trained, whatever today's default
         if frames is not None:
             config.frames = frames
             run.write_config(config)
@@ -287,7 +288,8 @@ class Trainer:
         state = {
             "config": self.config.to_dict(), "iteration": self.iteration, "frames": self.frames,
             "wall_time": self.wall_time, "reached_target": self.reached_target,
-            "model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": self.student.state_dict(), "student_architecture": self.student.architecture,
+            "optimizer": self.optimizer.state_dict(),
             "episodes": self.episodes.state_dict(),
             "trust": self.guidance.trust.state_dict() if self.guidance is not None else {},
             "pending_feedback": [record.to_dict() for record in self.pending_feedback.values()],
@@ -303,11 +305,12 @@ class Trainer:
     def _adopt_student(self, run_dir: str) -> None:
         """Start from the student another run trained (its weights; a fresh optimizer)."""
         theirs, student = load_student(run_dir)
-        ours = (len(self.actions), self.config.guidance.advice)
-        if (student.num_actions, theirs.guidance.advice) != ours:
-            raise MutualRLError(f"the student of {run_dir!r} has {theirs.action_space!r} actions on {theirs.env_id} and "
-                                f"{theirs.guidance.advice!r} advice; this run needs {ours[0]} actions and {ours[1]!r} "
-                                "advice (use action_space: full on every level to carry a student)")
+        ours = (len(self.actions), self.config.guidance.advice, self.config.student)
+        if (student.num_actions, theirs.guidance.advice, theirs.student) != ours:
+            raise MutualRLError(f"the student of {run_dir!r} is a {theirs.student!r} student with {theirs.action_space!r} "
+                                f"actions on {theirs.env_id} and {theirs.guidance.advice!r} advice; this run needs a "
+                                f"{ours[2]!r} student with {ours[0]} actions and {ours[1]!r} advice (use action_space: "
+                                "full on every level to carry a student)")
         self.student.load_state_dict(student.state_dict())
 
     def _restore(self, state: dict[str, Any]) -> None:

@@ -29,8 +29,10 @@ _NUM_OBJECTS, _NUM_COLORS, _NUM_STATES = 11, 6, 3
 _CARRIED_CELL = 3 * 7 + 6  # the agent's own cell (column 3, bottom row) in the flattened view
 
 
-class ActorCritic(nn.Module):
-    """Policy and value over (image, direction, mission words, advice).
+class Student(nn.Module):
+    """What every student architecture shares: the advice input, its own grounding head, actor and
+    critic, and how it acts. A subclass reads the observation (`_inputs`: cell embeddings and a
+    mission vector) and turns it into features (`_trunk`).
 
     With `advice="action"` the advice input is a distribution over the task's text actions (all
     zeros when there is none), so a student trained alone and one trained with a teacher share
@@ -42,43 +44,41 @@ class ActorCritic(nn.Module):
     The input is gate * advice + (1 - gate) * own grounding, gate in [0, 1] per step.
     """
 
-    def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action"):
-        super().__init__()
+    #: the name checkpoints and the `student` config field record
+    architecture = ""
+
+    def _advice_parts(self, num_actions: int, advice: str, cell_dim: int, mission_dim: int) -> None:
         self.num_actions = num_actions
         self.advice_kind = advice
         self.advice_dim = SUBGOAL_DIM if advice == "subgoal" else num_actions
-        self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
-        self.color_emb = nn.Embedding(_NUM_COLORS, cell_dim)
-        self.state_emb = nn.Embedding(_NUM_STATES, cell_dim)
-        self.direction_emb = nn.Embedding(4, 8)
-        self.word_emb = nn.Embedding(len(MISSION_VOCAB) + 1, 16, padding_idx=len(MISSION_VOCAB))
-        features = 7 * 7 * cell_dim + 8 + 16 + self.advice_dim
-        self.trunk = nn.Sequential(
-            nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
-        )
-        self.actor = nn.Linear(hidden, num_actions)
-        self.critic = nn.Linear(hidden, 1)
-        nn.init.orthogonal_(self.actor.weight, 0.01)
-        nn.init.zeros_(self.actor.bias)
         if advice == "subgoal":  # per cell: does the mission (given what is carried) mean this object?
-            self.ground_cells = nn.Sequential(nn.Linear(2 * cell_dim + 16, 32), nn.Tanh(), nn.Linear(32, 1))
-            self.ground_verb = nn.Sequential(nn.Linear(cell_dim + 16, 32), nn.Tanh(), nn.Linear(32, len(VERBS)))
+            self.ground_cells = nn.Sequential(nn.Linear(2 * cell_dim + mission_dim, 32), nn.Tanh(), nn.Linear(32, 1))
+            self.ground_verb = nn.Sequential(nn.Linear(cell_dim + mission_dim, 32), nn.Tanh(), nn.Linear(32, len(VERBS)))
             # the subgoal's object is also marked in the view's cells, as its type and colour are: one
             # vector learnt from every position (measured: the mask as a flat input alone is learnt far slower)
             self.mark_emb = nn.Parameter(torch.randn(cell_dim))
 
+    def _heads(self, hidden: int) -> None:
+        self.actor = nn.Linear(hidden, self.num_actions)
+        self.critic = nn.Linear(hidden, 1)
+        nn.init.orthogonal_(self.actor.weight, 0.01)
+        nn.init.zeros_(self.actor.bias)
+
+    def _cells(self, image: torch.Tensor) -> torch.Tensor:
+        """Cell embeddings (B, 7, 7, cell_dim): the sum of each cell's object, colour and state vectors."""
+        image = image.long()
+        return (self.object_emb(image[..., 0].clamp(max=_NUM_OBJECTS - 1))
+                + self.color_emb(image[..., 1].clamp(max=_NUM_COLORS - 1))
+                + self.state_emb(image[..., 2].clamp(max=_NUM_STATES - 1)))
+
     def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cell embeddings (B, 7, 7, cell_dim) and the mission's mean word embedding (B, 16)."""
-        image = obs["image"].long()
-        cells = (
-            self.object_emb(image[..., 0].clamp(max=_NUM_OBJECTS - 1))
-            + self.color_emb(image[..., 1].clamp(max=_NUM_COLORS - 1))
-            + self.state_emb(image[..., 2].clamp(max=_NUM_STATES - 1))
-        )
-        words = obs["mission"]  # word ids, -1 = padding
-        present = (words >= 0).float().sum(1, keepdim=True).clamp(min=1)
-        mission = self.word_emb(words.masked_fill(words < 0, len(MISSION_VOCAB))).sum(1) / present
-        return cells, mission
+        """Cell embeddings (B, 7, 7, cell_dim) and the mission as one vector (B, mission_dim)."""
+        raise NotImplementedError
+
+    def _trunk(self, cells: torch.Tensor, direction: torch.Tensor, mission: torch.Tensor,
+               advice: torch.Tensor) -> torch.Tensor:
+        """Features (B, hidden) of the view, direction, mission and the advice input."""
+        raise NotImplementedError
 
     def grounding(self, cells: torch.Tensor, mission: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The student's own subgoal as logits: per cell of the view (B, 49) and per verb (B, V)."""
@@ -105,8 +105,7 @@ class ActorCritic(nn.Module):
                 advice = advice.index_add(0, rows, (1 - gate[rows, None]) * own)
         if self.advice_kind == "subgoal":
             cells = cells + advice[:, :49].view(-1, 7, 7, 1) * self.mark_emb
-        x = torch.cat([cells.flatten(1), self.direction_emb(obs["direction"].long()), mission, advice], dim=1)
-        return self.trunk(x)
+        return self._trunk(cells, obs["direction"].long(), mission, advice)
 
     def forward(self, obs: dict[str, torch.Tensor], advice: torch.Tensor,
                 gate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,16 +146,118 @@ class ActorCritic(nn.Module):
         return mask - (target[:, 49:] * torch.log_softmax(verb_logits, -1)).sum(-1)
 
 
-def load_student(run_dir: str | Path) -> tuple[TrainConfig, ActorCritic]:
-    """The config and trained student of a saved run (its newest checkpoint)."""
+class ActorCritic(Student):
+    """The small student: the mission as the mean of its word vectors (a bag of words), and a
+    two-layer MLP over the flattened view, direction, mission and advice."""
+
+    architecture = "mlp"
+
+    def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action"):
+        super().__init__()
+        self.num_actions = num_actions
+        self.advice_dim = SUBGOAL_DIM if advice == "subgoal" else num_actions
+        self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
+        self.color_emb = nn.Embedding(_NUM_COLORS, cell_dim)
+        self.state_emb = nn.Embedding(_NUM_STATES, cell_dim)
+        self.direction_emb = nn.Embedding(4, 8)
+        self.word_emb = nn.Embedding(len(MISSION_VOCAB) + 1, 16, padding_idx=len(MISSION_VOCAB))
+        features = 7 * 7 * cell_dim + 8 + 16 + self.advice_dim
+        self.trunk = nn.Sequential(
+            nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
+        )
+        self._heads(hidden)  # (modules in this order: the initial weights of a seed stay as they were)
+        self._advice_parts(num_actions, advice, cell_dim, mission_dim=16)
+
+    def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        words = obs["mission"]  # word ids, -1 = padding
+        present = (words >= 0).float().sum(1, keepdim=True).clamp(min=1)
+        mission = self.word_emb(words.masked_fill(words < 0, len(MISSION_VOCAB))).sum(1) / present
+        return self._cells(obs["image"]), mission
+
+    def _trunk(self, cells, direction, mission, advice):
+        return self.trunk(torch.cat([cells.flatten(1), self.direction_emb(direction), mission, advice], dim=1))
+
+
+class FiLMBlock(nn.Module):
+    """A 3x3 convolution whose channels are scaled and shifted by the conditioning vector (FiLM,
+    Perez et al. 2018), with a residual connection where the shapes allow."""
+
+    def __init__(self, channels_in: int, channels: int, cond_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels_in, channels, 3, padding=1)
+        self.film = nn.Linear(cond_dim, 2 * channels)
+        self.residual = channels_in == channels
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(cond)[..., None, None].chunk(2, dim=1)
+        y = torch.relu(self.conv(x) * (1 + gamma) + beta)
+        return x + y if self.residual else y
+
+
+class FiLMActorCritic(Student):
+    """BabyAI's reference student, sized for a CPU: a GRU reads the mission's words in order;
+    FiLM-conditioned convolutions over the 7x7 cell embeddings see where things are. With subgoal
+    advice the subgoal's mask is an input plane of the grid and its verb joins the mission in the
+    conditioning vector."""
+
+    architecture = "film"
+
+    def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action",
+                 channels: int = 16, mission_dim: int = 32):
+        super().__init__()
+        self._advice_parts(num_actions, advice, cell_dim, mission_dim)
+        self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
+        self.color_emb = nn.Embedding(_NUM_COLORS, cell_dim)
+        self.state_emb = nn.Embedding(_NUM_STATES, cell_dim)
+        self.direction_emb = nn.Embedding(4, 8)
+        self.word_emb = nn.Embedding(len(MISSION_VOCAB) + 1, 16, padding_idx=len(MISSION_VOCAB))
+        self.reader = nn.GRU(16, mission_dim, batch_first=True)
+        subgoals = advice == "subgoal"
+        cond_dim = mission_dim + (len(VERBS) if subgoals else 0)
+        self.blocks = nn.ModuleList([FiLMBlock(cell_dim + int(subgoals), channels, cond_dim),
+                                     FiLMBlock(channels, channels, cond_dim)])
+        rest = 0 if subgoals else self.advice_dim  # action advice joins after the convolutions
+        self.trunk = nn.Sequential(nn.Linear(channels * 49 + 8 + rest, hidden), nn.Tanh())
+        self._heads(hidden)
+
+    def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        words = obs["mission"]  # word ids, -1 = padding
+        states, _ = self.reader(self.word_emb(words.masked_fill(words < 0, len(MISSION_VOCAB))))
+        last = (words >= 0).sum(1).clamp(min=1) - 1  # the state after the last word (padding comes after it)
+        return self._cells(obs["image"]), states[torch.arange(len(words), device=words.device), last]
+
+    def _trunk(self, cells, direction, mission, advice):
+        grid = cells.permute(0, 3, 1, 2)  # (B, cell_dim, 7, 7)
+        if self.advice_kind == "subgoal":
+            grid = torch.cat([grid, advice[:, :49].view(-1, 1, 7, 7)], 1)
+            cond, rest = torch.cat([mission, advice[:, 49:]], -1), []
+        else:
+            cond, rest = mission, [advice]
+        for block in self.blocks:
+            grid = block(grid, cond)
+        return self.trunk(torch.cat([grid.flatten(1), self.direction_emb(direction), *rest], -1))
+
+
+#: the student architectures by the name the `student` config field gives
+STUDENTS: dict[str, type[Student]] = {"mlp": ActorCritic, "film": FiLMActorCritic}
+
+
+def make_student(architecture: str, num_actions: int, advice: str) -> Student:
+    return STUDENTS[architecture](num_actions, advice=advice)
+
+
+def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
+    """The config and trained student of a saved run (its newest checkpoint), in the architecture
+    the checkpoint records (checkpoints from before there was a choice hold the MLP student)."""
     run = RunDir(run_dir).require()
     state = run.load_checkpoint()
     config = TrainConfig.from_dict(state["config"])
-    model = ActorCritic(len(task_actions(config.env_id, config.action_space)), advice=config.guidance.advice)
+    config.student = state.get("student_architecture", "mlp")
+    model = make_student(config.student, len(task_actions(config.env_id, config.action_space)), config.guidance.advice)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as err:
-        raise MutualRLError(f"checkpoint in {str(run.checkpoint_dir)!r} does not hold a student "
+        raise MutualRLError(f"checkpoint in {str(run.checkpoint_dir)!r} does not hold a {config.student!r} student "
                             f"({type(err).__name__})") from None
     return config, model
 
@@ -233,7 +334,7 @@ class PPOBatch:
 
 
 def ppo_update(
-    model: ActorCritic,
+    model: Student,
     optimizer: torch.optim.Optimizer,
     batch: PPOBatch,
     config: PPOConfig,

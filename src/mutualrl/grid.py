@@ -192,7 +192,7 @@ class _LiveLines:
     """One live line per task: status, frames over its runs, and the current run's rolling success."""
 
     def __init__(self, tasks: list[GridTask], quiet: bool):
-        self.tasks_ = tasks
+        self.grid_tasks = tasks
         self.ended: set[str] = set()
         width = max(len(t.name) for t in tasks) if tasks else 10
         self.progress = Progress(TextColumn(f"{{task.description:<{width}}}"), BarColumn(),
@@ -212,7 +212,7 @@ class _LiveLines:
         self.progress.__exit__(*exc)
 
     def refresh(self, failures: dict[str, str]) -> None:
-        for task in self.tasks_:
+        for task in self.grid_tasks:
             completed, last = 0, {}
             for directory, budget in task.runs:
                 if (directory / "summary.json").is_file():

@@ -172,10 +172,11 @@ def reached(subgoal: Subgoal, image: np.ndarray, start_objects: Sequence[Obj]) -
 
 
 def _in_view(verb: str, desc: ObjDesc, image: np.ndarray) -> list[Subgoal]:
-    """The subgoal on every visible object the description matches (any colour where it names
-    none); explore where none is in view."""
-    kind, colour = OBJECT_TO_IDX[desc.type], None if desc.color is None else COLOR_TO_IDX[desc.color]
-    found = [Subgoal(verb, obj) for obj in visible_objects(image) if obj[0] == kind and colour in (None, obj[1])]
+    """The subgoal on every visible object the description matches (any type or colour where it
+    names none: "pick up a red object", "go to the ball"); explore where none is in view."""
+    kind = None if desc.type is None else OBJECT_TO_IDX[desc.type]
+    colour = None if desc.color is None else COLOR_TO_IDX[desc.color]
+    found = [Subgoal(verb, obj) for obj in visible_objects(image) if kind in (None, obj[0]) and colour in (None, obj[1])]
     return found or [Subgoal(EXPLORE)]
 
 

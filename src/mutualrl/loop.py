@@ -89,7 +89,7 @@ class Trainer:
         run = RunDir(out).require()
         checkpoint = run.load_checkpoint()
         config = TrainConfig.from_dict(checkpoint["config"])
-        config.student = checkpoint.get("student_architecture", "mlp")  # what it trained, whatever today's default
+        config.student = checkpoint.get("student_architecture", "mlp")  # what it trained, whatever the default
         if frames is not None:
             config.frames = frames
             run.write_config(config)

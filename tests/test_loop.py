@@ -10,7 +10,7 @@ from mutualrl.loop import Trainer
 from mutualrl.student import compute_gae
 from mutualrl.tracking import RunDir, Timer
 
-BUDGET = dict(env_id="BabyAI-GoToRedBallNoDists-v0", frames=8192, num_envs=8, num_steps=64, eval_episodes=10, eval_every=0)
+BUDGET = dict(env_id="BabyAI-GoToRedBallNoDists-v0", frames=4096, num_envs=8, num_steps=64, eval_episodes=10, eval_every=0)
 TINY_MUTUAL = dict(mode="mutual", teacher="tiny", seed=0, frames=1024, num_envs=4, num_steps=32, eval_episodes=2,
                    eval_every=4, teacher_update_every=4, teacher_update_steps=1, teacher_batch=4)
 

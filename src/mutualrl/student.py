@@ -58,8 +58,8 @@ class Student(nn.Module):
             # vector learnt from every position (measured: the mask as a flat input alone is learnt far slower)
             self.mark_emb = nn.Parameter(torch.randn(cell_dim))
 
-    def _heads(self, hidden: int) -> None:
-        self.actor = nn.Linear(hidden, self.num_actions)
+    def _heads(self, hidden: int, num_actions: int) -> None:
+        self.actor = nn.Linear(hidden, num_actions)
         self.critic = nn.Linear(hidden, 1)
         nn.init.orthogonal_(self.actor.weight, 0.01)
         nn.init.zeros_(self.actor.bias)
@@ -154,18 +154,16 @@ class ActorCritic(Student):
 
     def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action"):
         super().__init__()
-        self.num_actions = num_actions
-        self.advice_dim = SUBGOAL_DIM if advice == "subgoal" else num_actions
         self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
         self.color_emb = nn.Embedding(_NUM_COLORS, cell_dim)
         self.state_emb = nn.Embedding(_NUM_STATES, cell_dim)
         self.direction_emb = nn.Embedding(4, 8)
         self.word_emb = nn.Embedding(len(MISSION_VOCAB) + 1, 16, padding_idx=len(MISSION_VOCAB))
-        features = 7 * 7 * cell_dim + 8 + 16 + self.advice_dim
+        features = 7 * 7 * cell_dim + 8 + 16 + (SUBGOAL_DIM if advice == "subgoal" else num_actions)
         self.trunk = nn.Sequential(
             nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
         )
-        self._heads(hidden)  # (modules in this order: the initial weights of a seed stay as they were)
+        self._heads(hidden, num_actions)  # (modules in this order: the initial weights of a seed stay as they were)
         self._advice_parts(num_actions, advice, cell_dim, mission_dim=16)
 
     def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,7 +216,7 @@ class FiLMActorCritic(Student):
                                      FiLMBlock(channels, channels, cond_dim)])
         rest = 0 if subgoals else self.advice_dim  # action advice joins after the convolutions
         self.trunk = nn.Sequential(nn.Linear(channels * 49 + 8 + rest, hidden), nn.Tanh())
-        self._heads(hidden)
+        self._heads(hidden, num_actions)
 
     def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         words = obs["mission"]  # word ids, -1 = padding

@@ -335,3 +335,21 @@ def test_a_run_goes_on_while_its_server_is_down_and_is_advised_again_when_it_ret
         assert row["teacher_unadvised"] > 0 and "server down" in row["teacher_unadvised_reason"]
     assert rows[3]["teacher_unadvised"] == 0 and rows[3]["teacher_requests"] > 0  # advised again
     assert all(r["teacher_scoring"] == "batch" and "teacher_latency_s" in r for r in rows)
+
+
+def test_a_server_slower_than_measured_is_waited_for_with_the_full_bound(tiny_causal, monkeypatch):
+    """Past its measured timeout a request is sent again with the full bound, and that spends no
+    retry: with none allowed, the teacher still advises."""
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
+    monkeypatch.setattr("mutualrl.teachers.endpoint.MIN_TIMEOUT", 0.2)  # measured timeouts that a test can outlive
+    with OpenAICompatibleServer(*tiny_causal) as server:
+        teacher = EndpointTeacher(server.url, timeout=30, retries=0, method="batch", max_in_flight=1)
+        assert teacher.advise(sits[:1])[0].available
+        measured = teacher._timeout(3)  # from the fast first answer, well under the full bound
+        assert measured < 10
+        server.delay = measured + 0.5  # now slower than that, within the bound
+        sent = server.requests
+        advice = teacher.advise(real_situations([("BabyAI-GoToRedBallNoDists-v0", 1)]))
+        resent = server.requests - sent
+    assert advice[0].available and teacher.stats()["teacher_failures"] == 0
+    assert resent == 2  # cut off at the measured timeout, then answered within the full bound

@@ -257,15 +257,13 @@ class EndpointTeacher(TextTeacher):
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST and wait. A refusal (an HTTP error answer) raises at once. A request that outlives
-        its measured timeout is sent again with the full bound; no answer within the full bound
-        raises as the server being down. A busy answer or a lost connection is tried again
-        `retries` times with backoff before it raises."""
+        its measured timeout is sent again with the full bound (slow, not failed: no retry is
+        spent); no answer within the full bound raises as the server being down. A busy answer, a
+        lost connection or a reply cut short is tried again `retries` times with backoff."""
         data = json.dumps(body).encode()
         prompts = len(body["prompt"]) if isinstance(body.get("prompt"), list) else 1
-        timeout, last = self._timeout(prompts), "no attempt"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        timeout, failed = self._timeout(prompts), 0
+        while True:
             request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
             start = time.monotonic()
             try:
@@ -280,8 +278,9 @@ class EndpointTeacher(TextTeacher):
                     last = f"cannot connect ({err.reason})"
                 elif timeout >= self.timeout:  # no answer within the full bound: down, whatever the retries
                     raise EndpointError(f"no answer within {self.timeout:g} s") from None
-                else:  # past the measured timeout only: slow, so wait the full bound this time
-                    last, timeout = f"no answer within {timeout:.0f} s", self.timeout
+                else:  # past the measured timeout only: slow, not failed; wait the full bound this time
+                    timeout = self.timeout
+                    continue
             except (ConnectionError, OSError) as err:
                 last = f"connection lost ({type(err).__name__})"
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -291,7 +290,10 @@ class EndpointTeacher(TextTeacher):
                     raise EndpointError("reply is not a JSON object", refused=True)
                 self.latency.record(time.monotonic() - start, prompts)
                 return reply
-        raise EndpointError(f"{last}, {self.retries + 1} attempts")
+            failed += 1
+            if failed > self.retries:
+                raise EndpointError(f"{last}, {failed} attempts")
+            time.sleep(self.backoff * 2 ** (failed - 1))
 
     # ----------------------------------------------------------------- learning
 

@@ -20,7 +20,7 @@ from mutualrl import output
 from mutualrl.config import TrainConfig
 from mutualrl.grid import GridTask, Placement, run_grid, train_run
 from mutualrl.report import aggregate
-from mutualrl.tracking import ALONE, RunDir, frames_to_success
+from mutualrl.tracking import ALONE, RunDir, frames_to_success, seeded_name
 
 LEVELS = ("GoToRedBallNoDists", "GoToRedBall", "GoToLocal", "PickupLoc", "PutNextLocal")
 BUDGETS = {"GoToLocal": 1_000_000}
@@ -35,7 +35,7 @@ def grid(students: list[str], levels: list[str], seeds: int, out: Path, frames: 
                 config = TrainConfig(env_id=f"BabyAI-{level}-v0", mode="rl", student=student, seed=seed,
                                      frames=frames or BUDGETS.get(level, DEFAULT_BUDGET)).replace(
                     eval_every=10, eval_episodes=20, target_success=0.9, checkpoint_every=20).validate()
-                directory = (out / f"{student}_{level}_seed{seed}").resolve()
+                directory = (out / seeded_name(f"{student}_{level}", seed)).resolve()
                 tasks.append(GridTask(directory.name, train_run, (str(directory), config.to_dict()),
                                       ((directory, config.frames),)))
     return tasks

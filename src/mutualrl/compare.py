@@ -8,14 +8,14 @@ from pathlib import Path
 from mutualrl.config import TrainConfig
 from mutualrl.grid import GridTask, Placement, run_grid, train_run
 from mutualrl.report import build_report
-from mutualrl.tracking import RunDir
+from mutualrl.tracking import RunDir, seeded_name
 
 
 def comparison_grid(base: TrainConfig, modes: list[str], seeds: int, out: Path) -> list[GridTask]:
     tasks = []
     for mode in modes:
         for seed in range(seeds):
-            name, config = f"{mode}_seed{seed}", base.replace(mode=mode, seed=seed)
+            name, config = seeded_name(mode, seed), base.replace(mode=mode, seed=seed)
             directory = (out / name).resolve()
             tasks.append(GridTask(name, train_run, (str(directory), config.to_dict()), ((directory, config.frames),)))
     return tasks

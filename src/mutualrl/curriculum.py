@@ -24,7 +24,7 @@ from mutualrl.config import FLAT_FIELDS, FLAT_KEYS, TrainConfig, read_yaml_mappi
 from mutualrl.errors import MutualRLError
 from mutualrl.grid import GridTask, Placement, run_grid, train_run
 from mutualrl.report import build_curriculum_report
-from mutualrl.tracking import CURRICULUM_FILE, RunDir, stage_label
+from mutualrl.tracking import CURRICULUM_FILE, RunDir, seeded_name, stage_label
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def parse_arms(text: str) -> list[str]:
 
 
 def stage_dirs(out: Path, arm: str, seed: int, curriculum: Curriculum) -> list[Path]:
-    return [out / f"{arm}_seed{seed}" / stage.label(i) for i, stage in enumerate(curriculum.stages)]
+    return [out / seeded_name(arm, seed) / stage.label(i) for i, stage in enumerate(curriculum.stages)]
 
 
 def run_chain(curriculum: dict[str, Any], arm: str, seed: int, out: str, quiet: bool = False) -> None:
@@ -195,12 +195,12 @@ def curriculum_grid(curriculum: Curriculum, arms: list[str], seeds: int, out: Pa
     """The zero-shot teacher of each seed (where an arm carries a teacher), then one chain per arm x
     seed, the arms with a teacher first."""
     plan, out = curriculum.to_dict(), out.resolve()
-    tasks = [GridTask(f"zero_shot_seed{seed}", zero_shot, (plan, seed, str(out))) for seed in range(seeds)
+    tasks = [GridTask(seeded_name("zero_shot", seed), zero_shot, (plan, seed, str(out))) for seed in range(seeds)
              if any(ARMS[arm].carry_teacher for arm in arms)]
     for arm in sorted(arms, key=lambda a: ARMS[a].mode != "mutual"):
         for seed in range(seeds):
             runs = tuple((d, s.frames) for d, s in zip(stage_dirs(out, arm, seed, curriculum), curriculum.stages))
-            tasks.append(GridTask(f"{arm}_seed{seed}", run_chain, (plan, arm, seed, str(out)), runs))
+            tasks.append(GridTask(seeded_name(arm, seed), run_chain, (plan, arm, seed, str(out)), runs))
     return tasks
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,9 @@ import numpy as np
 
 from mutualrl.config import MODES, TrainConfig, read_yaml_mapping
 from mutualrl.errors import MutualRLError
-from mutualrl.tracking import ALONE, CURRICULUM_FILE, TIMERS, RunDir, frames_to_success, read_failures, stage_label
+from mutualrl.tracking import (ALONE, CURRICULUM_FILE, TIMERS, RunDir, frames_to_success, parse_seeded_name,
+                               read_failures, seeded_name, stage_label)
+
 
 def load_runs(root: Path) -> dict[str, list[dict[str, Any]]]:
     """Finished runs under `root`, grouped by mode: config, metrics rows and summary."""
@@ -206,13 +207,13 @@ def load_chains(root: Path) -> tuple[str, list[SavedStage], dict[str, list[list[
     teacher = TrainConfig.from_dict({k: v for k, v in saved.items() if k != "stages"}).teacher.name
     found: dict[str, list[int]] = {}
     for chain in root.iterdir():
-        match = re.fullmatch(r"(.+)_seed(\d+)", chain.name)
-        if match and chain.is_dir():
-            found.setdefault(match.group(1), []).append(int(match.group(2)))
+        parsed = parse_seeded_name(chain.name)
+        if parsed and chain.is_dir():
+            found.setdefault(parsed[0], []).append(parsed[1])
     chains: dict[str, list[list[dict[str, Any] | None]]] = {}
     for arm in sorted(found, key=lambda a: (a not in BASELINES.values(), a)):
         for seed in sorted(found[arm]):
-            chains.setdefault(arm, []).append([_load_stage(root / f"{arm}_seed{seed}" / s.label, s.frames) for s in stages])
+            chains.setdefault(arm, []).append([_load_stage(root / seeded_name(arm, seed) / s.label, s.frames) for s in stages])
     return teacher, stages, chains
 
 

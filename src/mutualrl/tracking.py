@@ -182,6 +182,17 @@ class MetricsLogger:
         self._tb.close()
 
 
+def seeded_name(name: str, seed: int) -> str:
+    """A grid member's directory (and task) name: a mode, arm or run kind and its seed, `mutual_seed2`."""
+    return f"{name}_seed{seed}"
+
+
+def parse_seeded_name(text: str) -> tuple[str, int] | None:
+    """(name, seed) of a `seeded_name`, or None for any other name."""
+    match = re.fullmatch(r"(.+)_seed(\d+)", text)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
 def stage_label(index: int, env_id: str) -> str:
     """The directory name of a curriculum's stage `index` inside each chain: `stage2_GoToLocal`."""
     level = env_id.removeprefix("BabyAI-").removeprefix("MiniGrid-").removesuffix("-v0")

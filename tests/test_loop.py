@@ -122,3 +122,27 @@ def test_public_api_example_from_the_readme(tmp_path):
     exec(compile(code, "README.md", "exec"), namespace)
     assert (tmp_path / "api" / "summary.json").is_file()
     assert namespace["summary"]["teacher_after"]["advice_accuracy"] == 1.0  # the bot agrees with itself
+
+
+@pytest.mark.parametrize("advice", ["action", "subgoal"])
+def test_a_student_with_memory_carries_it_across_rollouts_and_resets_it_where_episodes_start(tmp_path, advice):
+    """The memory a rollout begins with is the one the last rollout ended with; re-reading a
+    rollout from it, resetting at its episode starts, gives back the values the student acted on."""
+    trainer = Trainer(config(env_id="BabyAI-GoToRedBallNoDists-v0", mode="guided", teacher="bot", advice=advice,
+                             student="film", student_memory=8, num_envs=4, num_steps=64, frames=512, seed=0),
+                      tmp_path, quiet=True)
+    first = trainer.collect_rollout(Timer())
+    assert not first.memory.any() and first.starts[0].all()  # fresh episodes everywhere
+    assert first.starts[1:].sum() > 0  # some episodes ended inside the rollout (the bot's advice is good)
+    second = trainer.collect_rollout(Timer())
+    assert second.memory.abs().sum() > 0 and torch.equal(second.starts[0], first.dones[-1])
+    for rollout in (first, second):
+        flat = rollout.advice.flat()
+        with torch.no_grad():
+            _, values, _ = trainer.student(rollout.flat_obs, flat.shown, flat.gate, rollout.memory,
+                                           rollout.starts.flatten())
+            _, forgetful, _ = trainer.student(rollout.flat_obs, flat.shown, flat.gate)  # each step as a fresh episode
+        assert torch.allclose(values, rollout.values.flatten(), atol=1e-5)
+        starts = rollout.starts.flatten().bool()
+        assert torch.allclose(values[starts], forgetful[starts], atol=1e-5)
+        assert not torch.allclose(values[~starts], forgetful[~starts], atol=1e-3)

@@ -10,8 +10,6 @@ from mutualrl.loop import Trainer
 from mutualrl.student import STUDENTS, ActorCritic, PPOBatch, compute_gae, load_student, make_student, ppo_update
 from mutualrl.tracking import RunDir
 
-ONE_PASS = PPOConfig(update_epochs=1, minibatches=1, ent_coef=0.0)
-
 
 def test_gae_matches_hand_computed_example():
     # one env, 3 steps, the episode ends after step 1 (index 1); gamma=0.9, lambda=0.5
@@ -40,30 +38,67 @@ def test_short_training_run_learns_empty_room(tmp_path):
     assert evaluate_student(model, config.env_id, 20, seed=0).success_rate >= 0.9
 
 
-@pytest.mark.parametrize("architecture", list(STUDENTS))
-def test_ppo_ratios_include_the_advice_logits_the_student_acted_with(architecture):
+def _random_obs(rows: int, words: int = 4) -> dict[str, torch.Tensor]:
+    return {"image": torch.randint(0, 6, (rows, 7, 7, 3)), "direction": torch.randint(0, 4, (rows,)),
+            "mission": torch.randint(0, 5, (rows, words))}
+
+
+STUDENT_KINDS = [(architecture, 0) for architecture in STUDENTS] + [("film", 16), ("mlp", 16)]
+
+
+@pytest.mark.parametrize("architecture,memory", STUDENT_KINDS)
+def test_ppo_ratios_include_the_advice_logits_the_student_acted_with(architecture, memory):
     """The acting policy is softmax(logits + advice_logits); PPO must score the same policy, so the
-    first pass over the rollout (no parameter change yet) has ratio 1 everywhere, with every student."""
+    first pass over the rollout (no parameter change yet) has ratio 1 everywhere, with every
+    student: with memory, PPO re-reads whole sequences from the memory the rollout began with,
+    resetting where episodes began, as the student did while acting step by step."""
     torch.manual_seed(0)
-    model = make_student(architecture, 3, "action")
+    model = make_student(architecture, 3, "action", memory)
     with torch.no_grad():
         model.actor.weight.normal_()  # a non-uniform policy, so that a missing term would show
-    n = 64
-    obs = {"image": torch.randint(0, 6, (n, 7, 7, 3)), "direction": torch.randint(0, 4, (n,)),
-           "mission": torch.randint(0, 5, (n, 4))}
+    steps, envs = 16, 4
+    n = steps * envs
+    obs = _random_obs(n)
     advice = torch.softmax(torch.randn(n, 3) * 3, -1)
     advice_logits = 2.0 * advice.log()
+    starts = (torch.rand(n) < 0.2).float()
+    memory = model.initial_memory(envs)
+    if memory is not None:
+        memory.normal_()  # the memory a copy carried in from the last rollout
+    first_memory, acted = memory, []
     with torch.no_grad():
-        actions, logprobs, values, _ = model.act(obs, advice, advice_logits)
+        for t in range(steps):
+            rows = slice(t * envs, (t + 1) * envs)
+            step = model.act({k: v[rows] for k, v in obs.items()}, advice[rows], advice_logits[rows],
+                             memory=memory, starts=starts[rows])
+            memory = step.memory
+            acted.append(step)
     batch = PPOBatch(obs=obs, advice=advice, gate=torch.ones(n), advice_logits=advice_logits, teacher_probs=advice,
-                     guidance_weight=torch.zeros(n), actions=actions, logprobs=logprobs,
-                     advantages=torch.randn(n), returns=torch.randn(n), values=values)
+                     guidance_weight=torch.zeros(n), actions=torch.cat([a.action for a in acted]),
+                     logprobs=torch.cat([a.logprob for a in acted]), advantages=torch.randn(n),
+                     returns=torch.randn(n), values=torch.cat([a.value for a in acted]), starts=starts,
+                     memory=first_memory)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    stats = ppo_update(model, optimizer, batch, ONE_PASS)
+    one_pass = PPOConfig(update_epochs=1, minibatches=2, ent_coef=0.0)
+    stats = ppo_update(model, optimizer, batch, one_pass)
     assert abs(stats["approx_kl"]) < 1e-6 and stats["clipfrac"] == 0.0
     batch.advice_logits = torch.zeros_like(advice_logits)  # scoring without them is another policy
-    stats = ppo_update(model, optimizer, batch, ONE_PASS)
+    stats = ppo_update(model, optimizer, batch, one_pass)
     assert stats["approx_kl"] > 1e-3
+
+
+@pytest.mark.parametrize("architecture", list(STUDENTS))
+def test_memory_is_reset_where_an_episode_starts_and_carried_elsewhere(architecture):
+    torch.manual_seed(0)
+    model = make_student(architecture, 3, "action", memory=16)
+    obs = _random_obs(2)
+    carried = torch.randn(2, 32)
+    with torch.no_grad():
+        logits, values, after = model.alone(obs, carried, starts=torch.tensor([1.0, 0.0]))
+        fresh_logits, fresh_values, _ = model.alone(obs)  # no memory given: a fresh episode
+    assert torch.equal(logits[0], fresh_logits[0]) and values[0] == fresh_values[0]
+    assert not torch.allclose(logits[1], fresh_logits[1]) and values[1] != fresh_values[1]
+    assert after.shape == (2, 32) and not torch.equal(after[1], carried[1])
 
 
 @pytest.mark.parametrize("architecture", list(STUDENTS))
@@ -77,14 +112,14 @@ def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row(
            "mission": torch.randint(0, 5, (n, 8))}
     advice = torch.rand(n, model.advice_dim)
     gate = torch.tensor([1.0, 0.0, 0.5, 0.0])
-    mixed, _ = model(obs, advice, gate)
-    shown, _ = model(obs, advice)
-    alone, _ = model.alone(obs)
+    mixed, _, _ = model(obs, advice, gate)
+    shown, _, _ = model(obs, advice)
+    alone, _, _ = model.alone(obs)
     assert torch.allclose(mixed[0], shown[0]) and torch.allclose(mixed[[1, 3]], alone[[1, 3]])
     assert not torch.allclose(mixed[2], shown[2]) and not torch.allclose(mixed[2], alone[2])
     with torch.no_grad():
         own = model.own_subgoal(*model._inputs(obs))
-    half, _ = model(obs, 0.5 * advice + 0.5 * own)
+    half, _, _ = model(obs, 0.5 * advice + 0.5 * own)
     assert torch.allclose(mixed[2], half[2], atol=1e-6)
 
 
@@ -114,7 +149,8 @@ def test_a_checkpoint_from_before_the_choice_of_student_loads_and_evaluates(tmp_
     run = RunDir(tmp_path / "old")
     newest = run.checkpoints()[-1]
     state = torch.load(newest, weights_only=True)
-    del state["student_architecture"], state["config"]["student"]  # as checkpoints were written before
+    del state["student_architecture"], state["student_memory"]  # as checkpoints were written before
+    del state["config"]["student"], state["config"]["student_memory"]
     torch.save(state, newest)
     config, model = load_student(tmp_path / "old")
     assert config.student == "mlp" and isinstance(model, ActorCritic)
@@ -136,6 +172,17 @@ def test_a_student_of_one_architecture_is_not_loaded_into_the_other(tmp_path):
     torch.save(state, newest)
     with pytest.raises(MutualRLError, match="does not hold a 'mlp' student"):
         load_student(tmp_path / "film")
+
+
+def test_a_student_with_memory_resumes_with_it_and_is_not_carried_into_one_without(tmp_path):
+    _small_run(tmp_path, "memory", student="film", student_memory=8)
+    config, model = load_student(tmp_path / "memory")
+    assert (config.student, config.student_memory, model.memory_size) == ("film", 8, 8)
+    assert evaluate_student(model, config.env_id, 2, seed=0).episodes == 2
+    assert Trainer.resume(tmp_path / "memory", frames=256, quiet=True).student.memory_size == 8
+    with pytest.raises(MutualRLError, match=r"\(memory 8\) .* this run needs a 'film' student \(memory 0\)"):
+        Trainer(TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=128, num_envs=4, student="film",
+                            student_from=str(tmp_path / "memory")), tmp_path / "none", quiet=True)
 
 
 def test_an_unknown_student_is_one_clear_line():

@@ -162,6 +162,8 @@ class TrainConfig:
                                "advice kind and student)")
     student: str = _field("mlp", "the student's network: mlp (bag of words, MLP over the view) | film (GRU over "
                           "the mission, FiLM-conditioned convolutions over the view)")
+    student_memory: int = _field(0, "size of the student's LSTM memory of the episode so far; 0 = none (a "
+                                 "feed-forward student)")
     ppo: PPOConfig = field(default_factory=PPOConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -192,11 +194,14 @@ class TrainConfig:
                               ("student", STUDENT_ARCHITECTURES)):
             if getattr(self, name) not in allowed:
                 raise MutualRLError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
-        _check(self, positive=("frames", "num_envs", "checkpoint_every"), non_negative=("seed",))
+        _check(self, positive=("frames", "num_envs", "checkpoint_every"), non_negative=("seed", "student_memory"))
         for section in SECTIONS:
             getattr(self, section).validate()
         if self.teacher.start_from and not self.uses_teacher:
             raise MutualRLError(f"teacher_from={self.teacher.start_from!r} needs a mode with a teacher, not {self.mode!r}")
+        if self.student_memory and self.ppo.minibatches > self.num_envs:
+            raise MutualRLError(f"minibatches={self.ppo.minibatches} exceeds num_envs={self.num_envs}: a student with "
+                                "memory learns from whole sequences, one or more copies per minibatch")
         if self.ppo.minibatches > self.frames_per_iteration:
             raise MutualRLError(
                 f"minibatches={self.ppo.minibatches} exceeds the {self.frames_per_iteration} frames of one iteration"

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from mutualrl.envs import FULL_ACTIONS, make_env, situations, task_actions, unwrapped_envs
-from mutualrl.student import ActorCritic, obs_to_tensors
+from mutualrl.student import Student, obs_to_tensors
 from mutualrl.subgoals import Subgoal, SubgoalHands, candidate_questions, choose
 from mutualrl.teachers.base import Teacher
 from mutualrl.teachers.bot import BotTeacher
@@ -41,15 +41,16 @@ def run_episodes(
     env_id: str,
     episodes: int,
     seed: int,
-    policy: Callable[[dict, list, list], np.ndarray],
+    policy: Callable[[dict, list, list, np.ndarray], np.ndarray],
     num_envs: int = 8,
     with_expert: bool = False,
     actions: tuple[str, ...] | None = None,
 ) -> EvalResult:
     """Run exactly `episodes` episodes (a fixed quota per copy, so short ones are not favoured).
 
-    `policy(obs, situations, envs)` returns action indices into `actions` (default: the task's);
-    `envs` are the live environments, for a privileged teacher. With
+    `policy(obs, situations, envs, starts)` returns action indices into `actions` (default: the
+    task's); `envs` are the live environments, for a privileged teacher, and `starts` is True where
+    an episode begins at this step (a student with memory forgets there). With
     `with_expert`, on BabyAI levels, the BabyAI bot's action is recorded at every visited state to
     measure how often the policy agreed with it.
     """
@@ -60,12 +61,13 @@ def run_episodes(
     obs, _ = envs.reset(seed=EVAL_SEED_BASE + seed * 10_000)
     expert = BotTeacher() if with_expert and env_id.startswith("BabyAI-") else None  # the bot plans BabyAI missions only
     last: list[str | None] = [None] * num_envs
+    starts = np.ones(num_envs, dtype=bool)
     done_count, returns, lengths, successes = [0] * num_envs, [], [], []
     running_return, running_length = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
     agree: dict[str, list[bool]] = {}
     while any(d < q for d, q in zip(done_count, quota)):
         sits, live = situations(obs, actions, last), unwrapped_envs(envs)
-        chosen = np.asarray(policy(obs, sits, live))
+        chosen = np.asarray(policy(obs, sits, live, starts))
         if expert is not None:
             for i, (want, pick) in enumerate(zip(expert.expert_actions(sits, live), chosen)):
                 if done_count[i] < quota[i] and want in actions:  # agreement only where the task offers it
@@ -73,6 +75,7 @@ def run_episodes(
         obs, reward, terminated, truncated, _ = envs.step(chosen)
         running_return += reward
         running_length += 1
+        starts = terminated | truncated
         for i in range(num_envs):
             last[i] = actions[chosen[i]]
             if terminated[i] or truncated[i]:
@@ -93,14 +96,17 @@ def run_episodes(
     return result
 
 
-def evaluate_student(model: ActorCritic, env_id: str, episodes: int, seed: int, device: str = "cpu",
+def evaluate_student(model: Student, env_id: str, episodes: int, seed: int, device: str = "cpu",
                      actions: tuple[str, ...] | None = None) -> EvalResult:
-    """The student alone: greedy actions, no action advice, its own subgoals (`ActorCritic.alone`)."""
+    """The student alone: greedy actions, no action advice, its own subgoals (`Student.alone`)."""
     model.eval()
+    memory = None
 
-    def policy(obs, _sits, _envs):
+    def policy(obs, _sits, _envs, starts):
+        nonlocal memory
         with torch.no_grad():
-            logits, _ = model.alone(obs_to_tensors(obs, device))
+            logits, _, memory = model.alone(obs_to_tensors(obs, device), memory,
+                                            torch.as_tensor(starts, dtype=torch.float32, device=device))
         return logits.argmax(-1).cpu().numpy()
 
     result = run_episodes(env_id, episodes, seed, policy, actions=actions)
@@ -112,7 +118,7 @@ def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
                      actions: tuple[str, ...] | None = None) -> EvalResult:
     """The teacher acting alone (its top action), with its agreement with the BabyAI bot."""
 
-    def policy(_obs, sits, envs):
+    def policy(_obs, sits, envs, _starts):
         return np.array([int(np.argmax(a.probs)) for a in teacher.advise(sits, envs=envs)])
 
     return run_episodes(env_id, episodes, seed, policy, with_expert=True, actions=actions)
@@ -139,13 +145,13 @@ def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
             chosen.append(choose(objects, questions, [a.probs for a in answers])[0])
         return chosen
 
-    def follow_the_bot(obs, sits, envs):
+    def follow_the_bot(obs, sits, envs, _starts):
         want = expert.observe(envs, [s.last_action for s in sits])
         for subgoal, image, env in zip(choices(obs, sits, envs), np.asarray(obs["image"]), envs):
             agree.append(subgoal in expert.expert_subgoals(env, image))
         return np.array([FULL_ACTIONS.index(w) for w in want])
 
-    def act_alone(obs, sits, envs):
+    def act_alone(obs, sits, envs, _starts):
         return np.array([FULL_ACTIONS.index(hands.act(env, subgoal, sit.last_action))
                          for subgoal, env, sit in zip(choices(obs, sits, envs), envs, sits)])
 

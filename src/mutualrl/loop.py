@@ -24,8 +24,9 @@ from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals, evaluate_teacher
 from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
 from mutualrl.guidance import ActionGuidance, SubgoalGuidance
-from mutualrl.rollout import AdviceRecord, Rollout
-from mutualrl.student import PPOBatch, compute_gae, load_student, make_student, obs_to_tensors, ppo_update
+from mutualrl.rollout import AdviceRecord, Rollout, flatten
+from mutualrl.student import (PPOBatch, compute_gae, load_student, make_student, obs_to_tensors, ppo_update,
+                              recorded_student)
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
@@ -49,7 +50,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.subgoals = config.guidance.advice == "subgoal"
-        self.student = make_student(config.student, len(self.actions), config.guidance.advice).to(self.device)
+        self.student = make_student(config.student, len(self.actions), config.guidance.advice,
+                                    config.student_memory).to(self.device)
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.ppo.learning_rate, eps=1e-5)
         self.teacher = teacher
         if self.teacher is None and config.uses_teacher:
@@ -81,6 +83,8 @@ class Trainer:
         self.obs, _ = self.envs.reset(seed=reset_seed)
         self.last_actions: list[str | None] = [None] * config.num_envs
         self.entropy = np.full(config.num_envs, np.log(len(self.actions)))  # the student's, at the last step
+        self.memory = self.student.initial_memory(config.num_envs, self.device)  # None without memory
+        self.starts = torch.ones(config.num_envs, device=self.device)  # 1 where the next step begins an episode
 
     @classmethod
     def resume(cls, out: str | Path, *, frames: int | None = None, teacher: Teacher | None = None,
@@ -89,7 +93,7 @@ class Trainer:
         run = RunDir(out).require()
         checkpoint = run.load_checkpoint()
         config = TrainConfig.from_dict(checkpoint["config"])
-        config.student = checkpoint.get("student_architecture", "mlp")  # what it trained, whatever the default
+        config.student, config.student_memory = recorded_student(checkpoint)  # what it trained, whatever the default
         if frames is not None:
             config.frames = frames
             run.write_config(config)
@@ -169,7 +173,8 @@ class Trainer:
     def collect_rollout(self, timer: Timer) -> Rollout:
         """Step every environment copy `num_steps` times, asking the teacher where the mode guides."""
         cfg, dev, guidance = self.config, self.device, self.guidance
-        obs, advice, actions, logprobs, values, rewards, dones, successes = [], [], [], [], [], [], [], []
+        obs, advice, actions, logprobs, values, rewards, dones, successes, starts = [], [], [], [], [], [], [], [], []
+        memory = self.memory
         texts: list[list] | None = [] if cfg.uses_teacher and not self.subgoals else None
         keys: list[list[str]] | None = [] if cfg.uses_teacher else None
         no_advice = AdviceRecord.none(cfg.num_envs, self.student.advice_dim, len(self.actions), dev)  # shared, never written
@@ -180,9 +185,10 @@ class Trainer:
             tensors = obs_to_tensors(self.obs, dev)
             step_advice = self._advise(t, texts, keys, timer) or no_advice
             with timer("student"), torch.no_grad():
-                action, logprob, value, entropy = self.student.act(tensors, step_advice.shown, step_advice.logits,
-                                                                   gate=step_advice.gate)
-            self.entropy = entropy.cpu().numpy()
+                step = self.student.act(tensors, step_advice.shown, step_advice.logits, gate=step_advice.gate,
+                                        memory=self.memory, starts=self.starts)
+            action, self.memory = step.action, step.memory
+            self.entropy = step.entropy.cpu().numpy()
             with timer("env"):
                 chosen = action.cpu().numpy()
                 self.obs, reward, terminated, truncated, info = self.envs.step(chosen)
@@ -195,18 +201,21 @@ class Trainer:
             obs.append(tensors)
             advice.append(step_advice)
             actions.append(action)
-            logprobs.append(logprob)
-            values.append(value)
+            logprobs.append(step.logprob)
+            values.append(step.value)
             rewards.append(torch.as_tensor(reward, dtype=torch.float32, device=dev))
-            dones.append(torch.as_tensor(done, dtype=torch.float32, device=dev))
+            starts.append(self.starts)
+            self.starts = torch.as_tensor(done, dtype=torch.float32, device=dev)
+            dones.append(self.starts)
             successes.append(success)
         with torch.no_grad():  # bootstrap value of the state after the rollout, seen without advice
-            next_value = self.student.alone(obs_to_tensors(self.obs, dev))[1]
+            next_value = self.student.alone(obs_to_tensors(self.obs, dev), self.memory, self.starts)[1]
         return Rollout(obs={k: torch.stack([o[k] for o in obs]) for k in obs[0]}, advice=AdviceRecord.stack(advice),
                        actions=torch.stack(actions), logprobs=torch.stack(logprobs), values=torch.stack(values),
                        rewards=torch.stack(rewards), dones=torch.stack(dones), successes=np.stack(successes),
                        next_value=next_value, situations=texts, keys=keys,
-                       decisions=guidance and guidance.decisions, hindsight=guidance and guidance.hindsight)
+                       decisions=guidance and guidance.decisions, hindsight=guidance and guidance.hindsight,
+                       starts=torch.stack(starts), memory=memory)
 
     def _advise(self, step: int, texts: list | None, keys: list | None, timer: Timer) -> AdviceRecord | None:
         """The teacher's part of one step: the states as text (action advice) and, where the mode
@@ -236,7 +245,8 @@ class Trainer:
             if self.subgoals:
                 records = build_subgoal_feedback(rollout, advantages, signal, gamma, self.teacher.key)
             else:
-                policy = self.student.own_policy(rollout.flat_obs).view(*rollout.actions.shape, -1)
+                policy = self.student.own_policy(rollout.flat_obs, rollout.memory, flatten(rollout.starts))
+                policy = policy.view(*rollout.actions.shape, -1)
                 records = build_feedback(rollout, advantages, policy, signal, gamma)
             self.pending_feedback = merge_feedback(self.pending_feedback, records)
         if self.iteration % self.config.teacher.update_every:
@@ -289,6 +299,7 @@ class Trainer:
             "config": self.config.to_dict(), "iteration": self.iteration, "frames": self.frames,
             "wall_time": self.wall_time, "reached_target": self.reached_target,
             "model": self.student.state_dict(), "student_architecture": self.student.architecture,
+            "student_memory": self.student.memory_size,
             "optimizer": self.optimizer.state_dict(),
             "episodes": self.episodes.state_dict(),
             "trust": self.guidance.trust.state_dict() if self.guidance is not None else {},
@@ -305,12 +316,13 @@ class Trainer:
     def _adopt_student(self, run_dir: str) -> None:
         """Start from the student another run trained (its weights; a fresh optimizer)."""
         theirs, student = load_student(run_dir)
-        ours = (len(self.actions), self.config.guidance.advice, self.config.student)
-        if (student.num_actions, theirs.guidance.advice, theirs.student) != ours:
-            raise MutualRLError(f"the student of {run_dir!r} is a {theirs.student!r} student with {theirs.action_space!r} "
-                                f"actions on {theirs.env_id} and {theirs.guidance.advice!r} advice; this run needs a "
-                                f"{ours[2]!r} student with {ours[0]} actions and {ours[1]!r} advice (use action_space: "
-                                "full on every level to carry a student)")
+        ours = (len(self.actions), self.config.guidance.advice, self.config.student, self.config.student_memory)
+        if (student.num_actions, theirs.guidance.advice, theirs.student, theirs.student_memory) != ours:
+            raise MutualRLError(f"the student of {run_dir!r} is a {theirs.student!r} student (memory "
+                                f"{theirs.student_memory}) with {theirs.action_space!r} actions on {theirs.env_id} and "
+                                f"{theirs.guidance.advice!r} advice; this run needs a {ours[2]!r} student (memory "
+                                f"{ours[3]}) with {ours[0]} actions and {ours[1]!r} advice (use action_space: full on "
+                                "every level to carry a student)")
         self.student.load_state_dict(student.state_dict())
 
     def _restore(self, state: dict[str, Any]) -> None:

@@ -77,6 +77,8 @@ class Rollout:
     keys: list[list[str]] | None  # each state's prompt key (with subgoals: the held subgoal's; '' if none)
     decisions: list[SubgoalDecision] | None = None  # with subgoal advice: when each copy asked, and what came of it
     hindsight: list[SubgoalDecision] | None = None  # the objects the student itself went to or picked up
+    starts: torch.Tensor | None = None  # 1 where an episode began at this step (its memory was reset)
+    memory: torch.Tensor | None = None  # (envs, ...) a recurrent student's memory before the first step
 
     @property
     def flat_obs(self) -> dict[str, torch.Tensor]:

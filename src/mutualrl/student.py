@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -42,10 +43,17 @@ class Student(nn.Module):
     a crisp subgoal of the same form, wherever the teacher's subgoal is not shown: acting alone,
     the student names its own subgoal and acts on it as on the teacher's.
     The input is gate * advice + (1 - gate) * own grounding, gate in [0, 1] per step.
+
+    With `memory` > 0 an LSTM cell between the features and the heads carries what the student saw
+    earlier in the episode (a memoryless greedy policy walks in circles where the target is out of
+    view). Its state is one tensor (B, 2 * memory), cell and hidden state side by side; rows of a
+    flat batch are in time order (step-major, as a rollout flattens), and `starts` marks the rows
+    where an episode begins, whose state is reset to zero before the step.
     """
 
     #: the name checkpoints and the `student` config field record
     architecture = ""
+    memory_size = 0
 
     def _advice_parts(self, num_actions: int, advice: str, cell_dim: int, mission_dim: int) -> None:
         self.num_actions = num_actions
@@ -58,11 +66,36 @@ class Student(nn.Module):
             # vector learnt from every position (measured: the mask as a flat input alone is learnt far slower)
             self.mark_emb = nn.Parameter(torch.randn(cell_dim))
 
-    def _heads(self, hidden: int, num_actions: int) -> None:
-        self.actor = nn.Linear(hidden, num_actions)
-        self.critic = nn.Linear(hidden, 1)
+    def _heads(self, hidden: int, num_actions: int, memory: int) -> None:
+        self.actor = nn.Linear(memory or hidden, num_actions)
+        self.critic = nn.Linear(memory or hidden, 1)
         nn.init.orthogonal_(self.actor.weight, 0.01)
         nn.init.zeros_(self.actor.bias)
+
+    def _memory_part(self, hidden: int, memory: int) -> None:
+        """Created last, so that a student without memory starts from the same weights as before it existed."""
+        self.memory_size = memory
+        if memory:
+            self.lstm = nn.LSTMCell(hidden, memory)
+
+    def initial_memory(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+        """The memory of `batch` fresh episodes (None for a student without memory)."""
+        return torch.zeros(batch, 2 * self.memory_size, device=device) if self.memory_size else None
+
+    def _recall(self, features: torch.Tensor, memory: torch.Tensor | None,
+                starts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the LSTM cell over a flat, step-major batch of sequences, resetting at episode starts:
+        its outputs (T * B, memory) and the memory after the last step (B, 2 * memory)."""
+        if memory is None:  # no state given: every row is a fresh episode
+            memory = self.initial_memory(len(features), features.device)
+        batch = len(memory)
+        keep = 1.0 - (starts.float() if starts is not None else features.new_ones(len(features))).view(-1, batch, 1)
+        hidden, cell = memory.chunk(2, -1)
+        outputs = []
+        for x, kept in zip(features.view(-1, batch, features.shape[-1]), keep):
+            hidden, cell = self.lstm(x, (hidden * kept, cell * kept))
+            outputs.append(hidden)
+        return torch.cat(outputs), torch.cat([hidden, cell], -1)
 
     def _cells(self, image: torch.Tensor) -> torch.Tensor:
         """Cell embeddings (B, 7, 7, cell_dim): the sum of each cell's object, colour and state vectors."""
@@ -94,7 +127,10 @@ class Student(nn.Module):
         verb = nn.functional.one_hot(verb_logits.argmax(-1), len(VERBS)).float()
         return torch.cat([(mask_logits > 0).float(), verb], -1)
 
-    def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None,
+                 memory: torch.Tensor | None = None,
+                 starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features for the heads, and the memory after the last step (None without memory)."""
         cells, mission = self._inputs(obs)
         if gate is not None:
             advice = gate[:, None] * advice
@@ -105,35 +141,39 @@ class Student(nn.Module):
                 advice = advice.index_add(0, rows, (1 - gate[rows, None]) * own)
         if self.advice_kind == "subgoal":
             cells = cells + advice[:, :49].view(-1, 7, 7, 1) * self.mark_emb
-        return self._trunk(cells, obs["direction"].long(), mission, advice)
+        features = self._trunk(cells, obs["direction"].long(), mission, advice)
+        return self._recall(features, memory, starts) if self.memory_size else (features, None)
 
-    def forward(self, obs: dict[str, torch.Tensor], advice: torch.Tensor,
-                gate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Action logits and state values (`gate=None`: the advice as given)."""
-        h = self.features(obs, advice, gate)
-        return self.actor(h), self.critic(h).squeeze(-1)
+    def forward(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None,
+                memory: torch.Tensor | None = None,
+                starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Action logits, state values and the memory after the last step (`gate=None`: the advice as given)."""
+        h, memory = self.features(obs, advice, gate, memory, starts)
+        return self.actor(h), self.critic(h).squeeze(-1), memory
 
     def act(self, obs, advice, advice_logits: torch.Tensor | None = None, *, gate: torch.Tensor | None = None,
-            greedy: bool = False):
-        """Sampled (or greedy) actions of softmax(logits + advice_logits), their log-probabilities,
-        the values and the policy's entropy (how unsure the student is)."""
-        logits, value = self(obs, advice, gate)
+            memory: torch.Tensor | None = None, starts: torch.Tensor | None = None, greedy: bool = False) -> "Step":
+        """One step of every copy: sampled (or greedy) actions of softmax(logits + advice_logits)."""
+        logits, value, memory = self(obs, advice, gate, memory, starts)
         if advice_logits is not None:
             logits = logits + advice_logits
         dist = Categorical(logits=logits)
         action = logits.argmax(-1) if greedy else dist.sample()
-        return action, dist.log_prob(action), value, dist.entropy()
+        return Step(action, dist.log_prob(action), value, dist.entropy(), memory)
 
-    def alone(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and values without a teacher: no action advice, the student's own subgoal."""
-        batch = obs["direction"].shape[0]
+    def alone(self, obs: dict[str, torch.Tensor], memory: torch.Tensor | None = None,
+              starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Logits, values and memory without a teacher: no action advice, the student's own subgoal."""
+        rows = obs["direction"].shape[0]
         device = obs["direction"].device
-        return self(obs, torch.zeros(batch, self.advice_dim, device=device), torch.zeros(batch, device=device))
+        return self(obs, torch.zeros(rows, self.advice_dim, device=device), torch.zeros(rows, device=device),
+                    memory, starts)
 
-    def own_policy(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def own_policy(self, obs: dict[str, torch.Tensor], memory: torch.Tensor | None = None,
+                   starts: torch.Tensor | None = None) -> torch.Tensor:
         """The student's action distribution without advice (no gradient): what it would do alone."""
         with torch.no_grad():
-            logits, _ = self.alone(obs)
+            logits, _, _ = self.alone(obs, memory, starts)
         return torch.softmax(logits, -1)
 
     def distill_loss(self, obs: dict[str, torch.Tensor], target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -146,13 +186,24 @@ class Student(nn.Module):
         return mask - (target[:, 49:] * torch.log_softmax(verb_logits, -1)).sum(-1)
 
 
+class Step(NamedTuple):
+    """What the student did at one step of every copy."""
+
+    action: torch.Tensor
+    logprob: torch.Tensor
+    value: torch.Tensor
+    entropy: torch.Tensor  # of the acting policy: how unsure the student is
+    memory: torch.Tensor | None  # after the step
+
+
 class ActorCritic(Student):
     """The small student: the mission as the mean of its word vectors (a bag of words), and a
     two-layer MLP over the flattened view, direction, mission and advice."""
 
     architecture = "mlp"
 
-    def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action"):
+    def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action",
+                 memory: int = 0):
         super().__init__()
         self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
         self.color_emb = nn.Embedding(_NUM_COLORS, cell_dim)
@@ -163,8 +214,9 @@ class ActorCritic(Student):
         self.trunk = nn.Sequential(
             nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
         )
-        self._heads(hidden, num_actions)  # (modules in this order: the initial weights of a seed stay as they were)
+        self._heads(hidden, num_actions, memory)  # (modules in this order: the initial weights of a seed stay as they were)
         self._advice_parts(num_actions, advice, cell_dim, mission_dim=16)
+        self._memory_part(hidden, memory)
 
     def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         words = obs["mission"]  # word ids, -1 = padding
@@ -201,7 +253,7 @@ class FiLMActorCritic(Student):
     architecture = "film"
 
     def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action",
-                 channels: int = 16, mission_dim: int = 32):
+                 memory: int = 0, channels: int = 16, mission_dim: int = 32):
         super().__init__()
         self._advice_parts(num_actions, advice, cell_dim, mission_dim)
         self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
@@ -216,7 +268,8 @@ class FiLMActorCritic(Student):
                                      FiLMBlock(channels, channels, cond_dim)])
         rest = 0 if subgoals else self.advice_dim  # action advice joins after the convolutions
         self.trunk = nn.Sequential(nn.Linear(channels * 49 + 8 + rest, hidden), nn.Tanh())
-        self._heads(hidden, num_actions)
+        self._heads(hidden, num_actions, memory)
+        self._memory_part(hidden, memory)
 
     def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         words = obs["mission"]  # word ids, -1 = padding
@@ -240,8 +293,8 @@ class FiLMActorCritic(Student):
 STUDENTS: dict[str, type[Student]] = {"mlp": ActorCritic, "film": FiLMActorCritic}
 
 
-def make_student(architecture: str, num_actions: int, advice: str) -> Student:
-    return STUDENTS[architecture](num_actions, advice=advice)
+def make_student(architecture: str, num_actions: int, advice: str, memory: int = 0) -> Student:
+    return STUDENTS[architecture](num_actions, advice=advice, memory=memory)
 
 
 def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
@@ -250,14 +303,21 @@ def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
     run = RunDir(run_dir).require()
     state = run.load_checkpoint()
     config = TrainConfig.from_dict(state["config"])
-    config.student = state.get("student_architecture", "mlp")
-    model = make_student(config.student, len(task_actions(config.env_id, config.action_space)), config.guidance.advice)
+    config.student, config.student_memory = recorded_student(state)
+    model = make_student(config.student, len(task_actions(config.env_id, config.action_space)), config.guidance.advice,
+                         config.student_memory)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as err:
         raise MutualRLError(f"checkpoint in {str(run.checkpoint_dir)!r} does not hold a {config.student!r} student "
-                            f"({type(err).__name__})") from None
+                            f"with memory {config.student_memory} ({type(err).__name__})") from None
     return config, model
+
+
+def recorded_student(checkpoint: dict) -> tuple[str, int]:
+    """The architecture and memory size a checkpoint's student was built with, whatever today's
+    defaults (checkpoints from before there was a choice hold the MLP student without memory)."""
+    return checkpoint.get("student_architecture", "mlp"), checkpoint.get("student_memory", 0)
 
 
 def obs_to_tensors(obs: dict, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
@@ -310,6 +370,8 @@ class PPOBatch:
     advantages: torch.Tensor
     returns: torch.Tensor
     values: torch.Tensor
+    starts: torch.Tensor  # (B,) 1 where an episode begins at this step
+    memory: torch.Tensor | None = None  # (envs, 2 * memory) a recurrent student's memory at the first step
 
     @classmethod
     def from_rollout(cls, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
@@ -319,16 +381,32 @@ class PPOBatch:
                    teacher_probs=advice.probs,
                    guidance_weight=flatten(guidance_weight), actions=flatten(rollout.actions),
                    logprobs=flatten(rollout.logprobs), advantages=flatten(advantages), returns=flatten(returns),
-                   values=flatten(rollout.values))
+                   values=flatten(rollout.values), starts=flatten(rollout.starts), memory=rollout.memory)
 
     def __len__(self) -> int:
         return self.actions.shape[0]
 
-    def subset(self, idx: torch.Tensor) -> "PPOBatch":
-        return PPOBatch(
-            obs={k: v[idx] for k, v in self.obs.items()},
-            **{name: getattr(self, name)[idx] for name in self.__dataclass_fields__ if name != "obs"},
-        )
+    def subset(self, idx: torch.Tensor, memory: torch.Tensor | None = None) -> "PPOBatch":
+        rows = {name: getattr(self, name)[idx] for name in self.__dataclass_fields__ if name not in ("obs", "memory")}
+        return PPOBatch(obs={k: v[idx] for k, v in self.obs.items()}, memory=memory, **rows)
+
+    def minibatches(self, count: int, generator: torch.Generator | None = None) -> Iterator["PPOBatch"]:
+        """One epoch's random minibatches. For a student with memory a minibatch is whole sequences:
+        every step of some copies, in time order, with their memory at the first step."""
+        device = self.actions.device
+        if self.memory is None:
+            order = torch.randperm(len(self), generator=generator).to(device)
+            size = max(1, len(self) // count)
+            for start in range(0, len(self), size):
+                yield self.subset(order[start : start + size])
+            return
+        envs = len(self.memory)
+        order = torch.randperm(envs, generator=generator).to(device)
+        size = max(1, envs // count)
+        steps = torch.arange(len(self) // envs, device=device)[:, None] * envs
+        for start in range(0, envs, size):
+            copies = order[start : start + size]
+            yield self.subset((steps + copies).flatten(), self.memory[copies])
 
 
 def ppo_update(
@@ -340,14 +418,10 @@ def ppo_update(
 ) -> dict[str, float]:
     """PPO epochs over one rollout; returns CleanRL-style diagnostics."""
     clip_coef = config.clip_coef
-    size = len(batch)
-    mb_size = max(1, size // config.minibatches)
     stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "v_loss", "entropy", "guidance_loss", "approx_kl", "clipfrac")}
     for _ in range(config.update_epochs):
-        order = torch.randperm(size, generator=generator).to(batch.actions.device)
-        for start in range(0, size, mb_size):
-            mb = batch.subset(order[start : start + mb_size])
-            logits, value = model(mb.obs, mb.advice, mb.gate)
+        for mb in batch.minibatches(config.minibatches, generator):
+            logits, value, _ = model(mb.obs, mb.advice, mb.gate, mb.memory, mb.starts)
             dist = Categorical(logits=logits + mb.advice_logits)
             new_logprob = dist.log_prob(mb.actions)
             log_ratio = new_logprob - mb.logprobs

@@ -2,8 +2,10 @@
 held-out greedy success reaches 0.9 (a run stops there), or its success at the budget, and its
 frames per second. IQM and 95% bootstrap CI over seeds.
 
-    python benchmarks/students.py [--students mlp,film] [--levels GoToRedBallNoDists,GoToLocal] \
+    python benchmarks/students.py [--students mlp,film,film:64] [--levels GoToRedBallNoDists,GoToLocal] \
         [--seeds 3] [--workers 1] [--out runs/bench-students]
+
+A student is an architecture, or ARCHITECTURE:MEMORY for one with an LSTM memory of that size.
 
 Each run is a task of the grid runner under `--out` (`STUDENT_LEVEL_seedN`): re-running the same
 command skips finished runs and resumes the others; `--workers 2` trains two at once on Ray.
@@ -27,15 +29,23 @@ BUDGETS = {"GoToLocal": 1_000_000}
 DEFAULT_BUDGET = 300_000
 
 
+def label(student: str) -> str:
+    """`film:64` -> `film-memory64`, a name for run directories."""
+    architecture, _, memory = student.partition(":")
+    return f"{architecture}-memory{memory}" if memory else architecture
+
+
 def grid(students: list[str], levels: list[str], seeds: int, out: Path, frames: int | None) -> list[GridTask]:
     tasks = []
     for level in levels:
         for student in students:
+            architecture, _, memory = student.partition(":")
             for seed in range(seeds):
-                config = TrainConfig(env_id=f"BabyAI-{level}-v0", mode="rl", student=student, seed=seed,
+                config = TrainConfig(env_id=f"BabyAI-{level}-v0", mode="rl", student=architecture,
+                                     student_memory=int(memory or 0), seed=seed,
                                      frames=frames or BUDGETS.get(level, DEFAULT_BUDGET)).replace(
                     eval_every=10, eval_episodes=20, target_success=0.9, checkpoint_every=20).validate()
-                directory = (out / seeded_name(f"{student}_{level}", seed)).resolve()
+                directory = (out / seeded_name(f"{label(student)}_{level}", seed)).resolve()
                 tasks.append(GridTask(directory.name, train_run, (str(directory), config.to_dict()),
                                       ((directory, config.frames),)))
     return tasks
@@ -57,11 +67,11 @@ def main() -> None:
     RunDir(out).create()
     tasks = grid(students, levels, args.seeds, out, args.frames)
     failures = run_grid(tasks, out, Placement(args.workers, args.threads), quiet=False)
-    print(f"{'level':<20} {'student':<8} {'frames to 0.9 alone (IQM [95% CI])':<40} {'reached':<8} "
+    print(f"{'level':<20} {'student':<14} {'frames to 0.9 alone (IQM [95% CI])':<40} {'reached':<8} "
           f"{'success at the end':<22} frames/s")
     for level in levels:
         for student in students:
-            runs = [RunDir(t.runs[0][0]) for t in tasks if t.name.startswith(f"{student}_{level}_")
+            runs = [RunDir(t.runs[0][0]) for t in tasks if t.name.startswith(f"{label(student)}_{level}_")
                     and t.name not in failures and (t.runs[0][0] / "summary.json").is_file()]
             if not runs:
                 continue
@@ -71,7 +81,7 @@ def main() -> None:
             to_target = aggregate([f if f is not None else b for f, b in zip(reached, budgets)])
             alone = aggregate([s["student_after"]["success_rate"] for s in summaries])
             fps = aggregate([s["frames"] / s["wall_time"] for s in summaries])
-            print(f"{level:<20} {student:<8} {to_target[0]:>9,.0f} [{to_target[1]:,.0f}, {to_target[2]:,.0f}]"
+            print(f"{level:<20} {label(student):<14} {to_target[0]:>9,.0f} [{to_target[1]:,.0f}, {to_target[2]:,.0f}]"
                   f"{'':<12} {sum(f is not None for f in reached)}/{len(runs):<6} "
                   f"{alone[0]:.2f} [{alone[1]:.2f}, {alone[2]:.2f}]{'':<6} {fps[0]:,.0f}")
 

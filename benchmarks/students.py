@@ -1,9 +1,10 @@
-"""The student alone (`rl`) with each architecture, level by level: how many frames until its
+"""Each student architecture learning alone (`rl`), level by level: how many frames until its
 held-out greedy success reaches 0.9 (a run stops there), or its success at the budget, and its
-frames per second. IQM and 95% bootstrap CI over seeds.
+frames per second. IQM and 95% bootstrap CI over seeds. With `--bot-subgoals`, also each student
+guided by the BabyAI bot's subgoals (`--mode guided --advice subgoal --teacher bot`), judged alone.
 
     python benchmarks/students.py [--students mlp,film,film:64] [--levels GoToRedBallNoDists,GoToLocal] \
-        [--seeds 3] [--workers 1] [--out runs/bench-students]
+        [--seeds 3] [--bot-subgoals] [--workers 1] [--out runs/bench-students]
 
 A student is an architecture, or ARCHITECTURE:MEMORY for one with an LSTM memory of that size.
 
@@ -15,6 +16,7 @@ Budgets: 1M frames on GoToLocal, 300k elsewhere (`--frames` overrides them all).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -35,19 +37,21 @@ def label(student: str) -> str:
     return f"{architecture}-memory{memory}" if memory else architecture
 
 
-def grid(students: list[str], levels: list[str], seeds: int, out: Path, frames: int | None) -> list[GridTask]:
+#: how each arm trains: alone, or guided by the bot's subgoals
+ARMS = {"": dict(mode="rl"), "+bot-subgoals": dict(mode="guided", advice="subgoal", teacher="bot")}
+
+
+def grid(students: list[str], arms: list[str], levels: list[str], seeds: int, out: Path,
+         frames: int | None) -> list[GridTask]:
     tasks = []
-    for level in levels:
-        for student in students:
-            architecture, _, memory = student.partition(":")
-            for seed in range(seeds):
-                config = TrainConfig(env_id=f"BabyAI-{level}-v0", mode="rl", student=architecture,
-                                     student_memory=int(memory or 0), seed=seed,
-                                     frames=frames or BUDGETS.get(level, DEFAULT_BUDGET)).replace(
-                    eval_every=10, eval_episodes=20, target_success=0.9, checkpoint_every=20).validate()
-                directory = (out / seeded_name(f"{label(student)}_{level}", seed)).resolve()
-                tasks.append(GridTask(directory.name, train_run, (str(directory), config.to_dict()),
-                                      ((directory, config.frames),)))
+    for level, student, arm, seed in itertools.product(levels, students, arms, range(seeds)):
+        architecture, _, memory = student.partition(":")
+        config = TrainConfig(env_id=f"BabyAI-{level}-v0", student=architecture, student_memory=int(memory or 0),
+                             seed=seed, frames=frames or BUDGETS.get(level, DEFAULT_BUDGET)).replace(
+            eval_every=10, eval_episodes=20, target_success=0.9, checkpoint_every=20, **ARMS[arm]).validate()
+        directory = (out / seeded_name(f"{label(student)}{arm}_{level}", seed)).resolve()
+        tasks.append(GridTask(directory.name, train_run, (str(directory), config.to_dict()),
+                              ((directory, config.frames),)))
     return tasks
 
 
@@ -57,6 +61,7 @@ def main() -> None:
     parser.add_argument("--students", default="mlp,film")
     parser.add_argument("--levels", default=",".join(LEVELS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--bot-subgoals", action="store_true", help="also each student guided by the bot's subgoals")
     parser.add_argument("--frames", type=int, default=None, help="one budget for every level")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
@@ -65,25 +70,26 @@ def main() -> None:
     students, levels = args.students.split(","), args.levels.split(",")
     out = Path(args.out)
     RunDir(out).create()
-    tasks = grid(students, levels, args.seeds, out, args.frames)
+    arms = ["", "+bot-subgoals"] if args.bot_subgoals else [""]
+    tasks = grid(students, arms, levels, args.seeds, out, args.frames)
     failures = run_grid(tasks, out, Placement(args.workers, args.threads), quiet=False)
-    print(f"{'level':<20} {'student':<14} {'frames to 0.9 alone (IQM [95% CI])':<40} {'reached':<8} "
+    print(f"{'level':<20} {'student':<28} {'frames to 0.9 alone (IQM [95% CI])':<40} {'reached':<8} "
           f"{'success at the end':<22} frames/s")
-    for level in levels:
-        for student in students:
-            runs = [RunDir(t.runs[0][0]) for t in tasks if t.name.startswith(f"{label(student)}_{level}_")
-                    and t.name not in failures and (t.runs[0][0] / "summary.json").is_file()]
-            if not runs:
-                continue
-            budgets = [r.read_config().frames for r in runs]
-            reached = [frames_to_success(r.read_metrics(), 0.9, ALONE) for r in runs]
-            summaries = [json.loads((r.path / "summary.json").read_text()) for r in runs]
-            to_target = aggregate([f if f is not None else b for f, b in zip(reached, budgets)])
-            alone = aggregate([s["student_after"]["success_rate"] for s in summaries])
-            fps = aggregate([s["frames"] / s["wall_time"] for s in summaries])
-            print(f"{level:<20} {label(student):<14} {to_target[0]:>9,.0f} [{to_target[1]:,.0f}, {to_target[2]:,.0f}]"
-                  f"{'':<12} {sum(f is not None for f in reached)}/{len(runs):<6} "
-                  f"{alone[0]:.2f} [{alone[1]:.2f}, {alone[2]:.2f}]{'':<6} {fps[0]:,.0f}")
+    for level, student, arm in itertools.product(levels, students, arms):
+        name = f"{label(student)}{arm}"
+        runs = [RunDir(t.runs[0][0]) for t in tasks if t.name.startswith(f"{name}_{level}_")
+                and t.name not in failures and (t.runs[0][0] / "summary.json").is_file()]
+        if not runs:
+            continue
+        budgets = [r.read_config().frames for r in runs]
+        reached = [frames_to_success(r.read_metrics(), 0.9, ALONE) for r in runs]
+        summaries = [json.loads((r.path / "summary.json").read_text()) for r in runs]
+        to_target = aggregate([f if f is not None else b for f, b in zip(reached, budgets)])
+        alone = aggregate([s["student_after"]["success_rate"] for s in summaries])
+        fps = aggregate([s["frames"] / s["wall_time"] for s in summaries])
+        print(f"{level:<20} {name:<28} {to_target[0]:>9,.0f} [{to_target[1]:,.0f}, {to_target[2]:,.0f}]"
+              f"{'':<12} {sum(f is not None for f in reached)}/{len(runs):<6} "
+              f"{alone[0]:.2f} [{alone[1]:.2f}, {alone[2]:.2f}]{'':<6} {fps[0]:,.0f}")
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ class FiLMActorCritic(Student):
     architecture = "film"
 
     def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action",
-                 memory: int = 0, channels: int = 16, mission_dim: int = 32):
+                 memory: int = 0, channels: int = 16, mission_dim: int = 32, match_heads: int = 0):
         super().__init__()
         self._advice_parts(num_actions, advice, cell_dim, mission_dim)
         self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
@@ -264,7 +264,10 @@ class FiLMActorCritic(Student):
         self.reader = nn.GRU(16, mission_dim, batch_first=True)
         subgoals = advice == "subgoal"
         cond_dim = mission_dim + (len(VERBS) if subgoals else 0)
-        self.blocks = nn.ModuleList([FiLMBlock(cell_dim + int(subgoals), channels, cond_dim),
+        self.match_heads = match_heads
+        if match_heads:  # per cell and head: how well it answers the mission's query (cell . query(mission))
+            self.match_query = nn.Linear(mission_dim, match_heads * cell_dim)
+        self.blocks = nn.ModuleList([FiLMBlock(cell_dim + int(subgoals) + match_heads, channels, cond_dim),
                                      FiLMBlock(channels, channels, cond_dim)])
         rest = 0 if subgoals else self.advice_dim  # action advice joins after the convolutions
         self.trunk = nn.Sequential(nn.Linear(channels * 49 + 8 + rest, hidden), nn.Tanh())
@@ -279,6 +282,9 @@ class FiLMActorCritic(Student):
 
     def _trunk(self, cells, direction, mission, advice):
         grid = cells.permute(0, 3, 1, 2)  # (B, cell_dim, 7, 7)
+        if self.match_heads:
+            query = self.match_query(mission).view(len(mission), self.match_heads, -1)
+            grid = torch.cat([grid, torch.einsum("bdhw,bkd->bkhw", grid, query)], 1)
         if self.advice_kind == "subgoal":
             grid = torch.cat([grid, advice[:, :49].view(-1, 1, 7, 7)], 1)
             cond, rest = torch.cat([mission, advice[:, 49:]], -1), []

@@ -162,7 +162,7 @@ def test_a_curriculum_directory_holds_one_curriculum(tmp_path):
 def test_a_student_is_carried_only_into_a_run_of_the_same_action_space(tmp_path):
     small = {"num_envs": 4, "num_steps": 16, "eval_episodes": 2}
     Trainer(TrainConfig(frames=64).replace(**small), tmp_path / "task", quiet=True).train()
-    with pytest.raises(MutualRLError, match=r"this run needs a 'mlp' student \(memory 0\) with 7 actions and 'action' advice"):
+    with pytest.raises(MutualRLError, match=r"this run needs a '\w+' student \(memory \d+\) with 7 actions and 'action' advice"):
         Trainer(TrainConfig(frames=64, action_space="full", student_from=str(tmp_path / "task")).replace(**small),
                 tmp_path / "full", quiet=True)
     carried = Trainer(TrainConfig(frames=64, student_from=str(tmp_path / "task")).replace(**small), tmp_path / "same",

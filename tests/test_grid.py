@@ -77,15 +77,17 @@ def test_two_workers_give_the_same_runs_and_report_as_one(tmp_path, local_ray):
     assert report_without_times(tmp_path / "on_ray") == report_without_times(tmp_path / "in_turn")
 
 
-def _kill_one_worker_once(runs: list[RunDir], grid: threading.Thread) -> None:
-    """Wait until every one of `runs` (one per worker) has logged 3 iterations, so that whichever
-    worker is killed has a checkpoint to resume from; SIGKILL one; wait for the grid to end."""
+def _kill_one_worker_once(run: RunDir, grid: threading.Thread) -> None:
+    """Wait until `run` has logged 3 iterations (it has a checkpoint), SIGKILL the Ray worker that
+    trains it (the one holding a file open in its directory), then wait for the grid to end."""
     deadline = time.monotonic() + 120
-    while any(len(run.read_metrics()) < 3 for run in runs) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        trainer = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _is_run_worker(pid, run)]
+        if trainer and len(run.read_metrics()) >= 3:
+            break
         time.sleep(0.2)
-    workers = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _is_run_worker(pid)]
-    assert workers, "no Ray worker found training a run"
-    os.kill(workers[0], signal.SIGKILL)
+    assert trainer, "no Ray worker found training the run"
+    os.kill(trainer[0], signal.SIGKILL)
     grid.join(timeout=240)
     assert not grid.is_alive()
 
@@ -95,7 +97,7 @@ def test_a_killed_worker_is_retried_and_its_run_resumed(tmp_path, local_ray):
     grid = threading.Thread(target=run_comparison, args=(config, ["rl"], 2, tmp_path), daemon=True,
                             kwargs=dict(quiet=True, threads=1, workers=2))
     grid.start()
-    _kill_one_worker_once([RunDir(tmp_path / f"rl_seed{seed}") for seed in (0, 1)], grid)
+    _kill_one_worker_once(RunDir(tmp_path / "rl_seed0"), grid)
     summaries = [json.loads((tmp_path / f"rl_seed{s}" / "summary.json").read_text()) for s in (0, 1)]
     assert sum(bool(s.get("resumed_at_frames")) for s in summaries) == 1  # the killed run went on from its checkpoint
     for seed in (0, 1):
@@ -104,9 +106,13 @@ def test_a_killed_worker_is_retried_and_its_run_resumed(tmp_path, local_ray):
     assert json.loads((tmp_path / "failures.json").read_text()) == {}
 
 
-def _is_run_worker(pid: int) -> bool:
+def _is_run_worker(pid: int, run: RunDir) -> bool:
+    """Whether `pid` is a Ray worker with a file open in `run`'s directory (its metrics or events)."""
     try:
-        return b"work_in_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"work_in_worker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(str(run.path.resolve()))
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return False
 
@@ -168,7 +174,7 @@ def test_a_curriculum_chain_whose_worker_is_killed_resumes_its_stage(tmp_path, l
     grid = threading.Thread(target=run_curriculum, args=(curriculum, ["rl"], 2, tmp_path), daemon=True,
                             kwargs=dict(quiet=True, threads=1, workers=2))
     grid.start()
-    _kill_one_worker_once([RunDir(stage_dirs(tmp_path, "rl", seed, curriculum)[0]) for seed in (0, 1)], grid)
+    _kill_one_worker_once(RunDir(stage_dirs(tmp_path, "rl", 0, curriculum)[0]), grid)
     resumed = []
     for seed in (0, 1):
         for directory, frames in zip(stage_dirs(tmp_path, "rl", seed, curriculum), (1536, 512)):

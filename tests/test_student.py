@@ -145,7 +145,7 @@ def _small_run(tmp_path, name: str, **values) -> TrainConfig:
 
 
 def test_a_checkpoint_from_before_the_choice_of_student_loads_and_evaluates(tmp_path):
-    _small_run(tmp_path, "old")
+    _small_run(tmp_path, "old", student="mlp", student_memory=0)  # the only student there was
     run = RunDir(tmp_path / "old")
     newest = run.checkpoints()[-1]
     state = torch.load(newest, weights_only=True)
@@ -163,8 +163,8 @@ def test_a_student_of_one_architecture_is_not_loaded_into_the_other(tmp_path):
     config, model = load_student(tmp_path / "film")
     assert config.student == "film" and model.architecture == "film"
     with pytest.raises(MutualRLError, match="is a 'film' student .* this run needs a 'mlp' student"):
-        Trainer(TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=128, num_envs=4, student_from=str(tmp_path / "film")),
-                tmp_path / "mlp", quiet=True)
+        Trainer(TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=128, num_envs=4, student="mlp",
+                            student_from=str(tmp_path / "film")), tmp_path / "mlp", quiet=True)
     run = RunDir(tmp_path / "film")
     newest = run.checkpoints()[-1]
     state = torch.load(newest, weights_only=True)
@@ -181,10 +181,10 @@ def test_a_student_with_memory_resumes_with_it_and_is_not_carried_into_one_witho
     assert evaluate_student(model, config.env_id, 2, seed=0).episodes == 2
     assert Trainer.resume(tmp_path / "memory", frames=256, quiet=True).student.memory_size == 8
     with pytest.raises(MutualRLError, match=r"\(memory 8\) .* this run needs a 'film' student \(memory 0\)"):
-        Trainer(TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=128, num_envs=4, student="film",
+        Trainer(TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=128, num_envs=4, student="film", student_memory=0,
                             student_from=str(tmp_path / "memory")), tmp_path / "none", quiet=True)
 
 
 def test_an_unknown_student_is_one_clear_line():
-    with pytest.raises(MutualRLError, match="unknown student 'cnn'; allowed: mlp, film"):
+    with pytest.raises(MutualRLError, match="unknown student 'cnn'; allowed: film, mlp"):
         TrainConfig(student="cnn").validate()

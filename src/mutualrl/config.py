@@ -26,7 +26,7 @@ DEVICES = ("cpu", "cuda")
 ACTION_SPACES = ("task", "full")
 FEEDBACK_SIGNALS = ("advantage", "td_error")
 ADVICE_KINDS = ("action", "subgoal")
-STUDENT_ARCHITECTURES = ("mlp", "film")
+STUDENT_ARCHITECTURES = ("film", "mlp")
 
 
 def _field(default: Any, help: str, key: str | None = None) -> Any:
@@ -160,9 +160,9 @@ class TrainConfig:
     checkpoint_every: int = _field(5, "iterations between checkpoints")
     student_from: str = _field("", "run directory whose student's weights this run starts from (same action space, "
                                "advice kind and student)")
-    student: str = _field("mlp", "the student's network: mlp (bag of words, MLP over the view) | film (GRU over "
-                          "the mission, FiLM-conditioned convolutions over the view)")
-    student_memory: int = _field(0, "size of the student's LSTM memory of the episode so far; 0 = none (a "
+    student: str = _field("film", "the student's network: film (GRU over the mission, FiLM-conditioned "
+                          "convolutions over the view) | mlp (bag of words, MLP over the view)")
+    student_memory: int = _field(64, "size of the student's LSTM memory of the episode so far; 0 = none (a "
                                  "feed-forward student)")
     ppo: PPOConfig = field(default_factory=PPOConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)

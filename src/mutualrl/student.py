@@ -44,9 +44,8 @@ class Student(nn.Module):
     the student names its own subgoal and acts on it as on the teacher's.
     The input is gate * advice + (1 - gate) * own grounding, gate in [0, 1] per step.
 
-    With `memory` > 0 an LSTM cell between the features and the heads carries what the student saw
-    earlier in the episode (a memoryless greedy policy walks in circles where the target is out of
-    view). Its state is one tensor (B, 2 * memory), cell and hidden state side by side; rows of a
+    With `memory` > 0 an LSTM cell beside the heads carries what the student saw earlier in the
+    episode (a memoryless greedy policy walks in circles where the target is out of view). Its state is one tensor (B, 2 * memory), cell and hidden state side by side; rows of a
     flat batch are in time order (step-major, as a rollout flattens), and `starts` marks the rows
     where an episode begins, whose state is reset to zero before the step.
     """
@@ -67,8 +66,8 @@ class Student(nn.Module):
             self.mark_emb = nn.Parameter(torch.randn(cell_dim))
 
     def _heads(self, hidden: int, num_actions: int, memory: int) -> None:
-        self.actor = nn.Linear(memory or hidden, num_actions)
-        self.critic = nn.Linear(memory or hidden, 1)
+        self.actor = nn.Linear(hidden + memory, num_actions)
+        self.critic = nn.Linear(hidden + memory, 1)
         nn.init.orthogonal_(self.actor.weight, 0.01)
         nn.init.zeros_(self.actor.bias)
 
@@ -142,7 +141,10 @@ class Student(nn.Module):
         if self.advice_kind == "subgoal":
             cells = cells + advice[:, :49].view(-1, 7, 7, 1) * self.mark_emb
         features = self._trunk(cells, obs["direction"].long(), mission, advice)
-        return self._recall(features, memory, starts) if self.memory_size else (features, None)
+        if not self.memory_size:
+            return features, None
+        recalled, memory = self._recall(features, memory, starts)  # the heads see both: what is in view, and what
+        return torch.cat([features, recalled], -1), memory  # was (a feed-forward policy works from the start)
 
     def forward(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None,
                 memory: torch.Tensor | None = None,
@@ -246,14 +248,18 @@ class FiLMBlock(nn.Module):
 
 class FiLMActorCritic(Student):
     """BabyAI's reference student, sized for a CPU: a GRU reads the mission's words in order;
-    FiLM-conditioned convolutions over the 7x7 cell embeddings see where things are. With subgoal
-    advice the subgoal's mask is an input plane of the grid and its verb joins the mission in the
-    conditioning vector."""
+    FiLM-conditioned convolutions over the 7x7 cell embeddings see where things are. Before them,
+    `match_heads` planes score every cell against queries read from the mission (cell . query): a
+    small attention that can mark "the red ball" at once, where FiLM's per-channel scales must
+    first learn to combine a colour channel and a type channel (on GoToLocal it halves the frames
+    to 0.9 or better; docs/results.md). With subgoal advice the
+    subgoal's mask is an input plane of the grid and its verb joins the mission in the conditioning
+    vector."""
 
     architecture = "film"
 
     def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action",
-                 memory: int = 0, channels: int = 16, mission_dim: int = 32, match_heads: int = 0):
+                 memory: int = 0, channels: int = 16, mission_dim: int = 32, match_heads: int = 4):
         super().__init__()
         self._advice_parts(num_actions, advice, cell_dim, mission_dim)
         self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)

@@ -54,12 +54,18 @@ class Student(nn.Module):
     architecture = ""
     memory_size = 0
 
-    def _advice_parts(self, num_actions: int, advice: str, cell_dim: int, mission_dim: int) -> None:
+    def _advice_parts(self, num_actions: int, advice: str, cell_dim: int, mission_dim: int,
+                      query_cells: bool = False) -> None:
         self.num_actions = num_actions
         self.advice_kind = advice
         self.advice_dim = SUBGOAL_DIM if advice == "subgoal" else num_actions
+        self.query_cells = query_cells
         if advice == "subgoal":  # per cell: does the mission (given what is carried) mean this object?
-            self.ground_cells = nn.Sequential(nn.Linear(2 * cell_dim + mission_dim, 32), nn.Tanh(), nn.Linear(32, 1))
+            if query_cells:  # a query and a threshold read from the context, dotted with each cell
+                self.ground_query = nn.Linear(cell_dim + mission_dim, cell_dim + 1)
+            else:  # an MLP over each cell and the context
+                self.ground_cells = nn.Sequential(nn.Linear(2 * cell_dim + mission_dim, 32), nn.Tanh(),
+                                                  nn.Linear(32, 1))
             self.ground_verb = nn.Sequential(nn.Linear(cell_dim + mission_dim, 32), nn.Tanh(), nn.Linear(32, len(VERBS)))
             # the subgoal's object is also marked in the view's cells, as its type and colour are: one
             # vector learnt from every position (measured: the mask as a flat input alone is learnt far slower)
@@ -117,6 +123,9 @@ class Student(nn.Module):
         flat = cells.flatten(1, 2)  # (B, 49, cell_dim), the view's cells in the mask's order
         held = flat[:, _CARRIED_CELL]
         context = torch.cat([mission, held], -1)
+        if self.query_cells:
+            query, threshold = self.ground_query(context).split([flat.shape[-1], 1], -1)
+            return (flat * query[:, None]).sum(-1) + threshold, self.ground_verb(context)
         per_cell = torch.cat([flat, context[:, None].expand(-1, flat.shape[1], -1)], -1)
         return self.ground_cells(per_cell).squeeze(-1), self.ground_verb(context)
 
@@ -261,7 +270,7 @@ class FiLMActorCritic(Student):
     def __init__(self, num_actions: int, hidden: int = 64, cell_dim: int = 8, advice: str = "action",
                  memory: int = 0, channels: int = 16, mission_dim: int = 32, match_heads: int = 4):
         super().__init__()
-        self._advice_parts(num_actions, advice, cell_dim, mission_dim)
+        self._advice_parts(num_actions, advice, cell_dim, mission_dim, query_cells=True)
         self.object_emb = nn.Embedding(_NUM_OBJECTS, cell_dim)
         self.color_emb = nn.Embedding(_NUM_COLORS, cell_dim)
         self.state_emb = nn.Embedding(_NUM_STATES, cell_dim)

@@ -290,9 +290,10 @@ class FiLMActorCritic(Student):
         self._memory_part(hidden, memory)
 
     def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        words = obs["mission"]  # word ids, -1 = padding
+        lengths = (obs["mission"] >= 0).sum(1)
+        words = obs["mission"][:, : max(1, int(lengths.max()))]  # word ids, -1 = padding (read to the longest only)
         states, _ = self.reader(self.word_emb(words.masked_fill(words < 0, len(MISSION_VOCAB))))
-        last = (words >= 0).sum(1).clamp(min=1) - 1  # the state after the last word (padding comes after it)
+        last = lengths.clamp(min=1) - 1  # the state after the last word (padding comes after it)
         return self._cells(obs["image"]), states[torch.arange(len(words), device=words.device), last]
 
     def _trunk(self, cells, direction, mission, advice):

@@ -95,10 +95,13 @@ class Student(nn.Module):
             memory = self.initial_memory(len(features), features.device)
         batch = len(memory)
         keep = 1.0 - (starts.float() if starts is not None else features.new_ones(len(features))).view(-1, batch, 1)
+        resets = (keep < 1).flatten(1).any(1).tolist()  # the steps where some episode begins
         hidden, cell = memory.chunk(2, -1)
         outputs = []
-        for x, kept in zip(features.view(-1, batch, features.shape[-1]), keep):
-            hidden, cell = self.lstm(x, (hidden * kept, cell * kept))
+        for x, kept, reset in zip(features.view(-1, batch, features.shape[-1]), keep, resets):
+            if reset:
+                hidden, cell = hidden * kept, cell * kept
+            hidden, cell = self.lstm(x, (hidden, cell))
             outputs.append(hidden)
         return torch.cat(outputs), torch.cat([hidden, cell], -1)
 

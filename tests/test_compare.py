@@ -4,9 +4,12 @@ from mutualrl.loop import Trainer
 from mutualrl.report import build_report
 from mutualrl.tracking import ALONE, frames_to_success
 
+from machinery import SMALL_STUDENT
+
 
 def test_comparison_runs_resumes_and_report_rebuilds(tmp_path):
-    base = TrainConfig(frames=512, num_envs=4).replace(num_steps=32, eval_episodes=2, eval_every=2, teacher="bot")
+    base = TrainConfig(frames=512, num_envs=4).replace(num_steps=32, eval_episodes=2, eval_every=2, teacher="bot",
+                                                       **SMALL_STUDENT)
     path = run_comparison(base, ["rl", "guided"], seeds=3, out=tmp_path, quiet=True)
     text = path.read_text()
     assert "| rl |" in text and "| guided |" in text and (tmp_path / "student_success.png").stat().st_size > 1000

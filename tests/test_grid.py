@@ -18,11 +18,12 @@ from mutualrl.config import TrainConfig
 from mutualrl.curriculum import Curriculum, run_curriculum, stage_dirs
 from mutualrl.tracking import RunDir
 
+from machinery import SMALL_STUDENT
 from openai_server import OpenAICompatibleServer
 
 ray = pytest.importorskip("ray")
 
-SMALL = dict(env_id="MiniGrid-Empty-5x5-v0", num_envs=4, num_steps=32, eval_episodes=2, eval_every=4)
+SMALL = dict(env_id="MiniGrid-Empty-5x5-v0", num_envs=4, num_steps=32, eval_episodes=2, eval_every=4, **SMALL_STUDENT)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_one_served_teacher_for_every_run_of_a_grid(tmp_path, local_ray, tiny_ca
 
 #: a two-stage curriculum on empty rooms, the student only (no model to load in the workers); its one
 #: evaluation mid-chain is at the end of stage 0, so neither stage ends early
-EMPTY_ROOMS = {"num_envs": 4, "num_steps": 32, "eval_every": 12, "eval_episodes": 2, "checkpoint_every": 1,
+EMPTY_ROOMS = {**SMALL_STUDENT, "num_envs": 4, "num_steps": 32, "eval_every": 12, "eval_episodes": 2, "checkpoint_every": 1,
                "stages": [{"env_id": "MiniGrid-Empty-5x5-v0", "frames": 1536, "target": 1.0},
                           {"env_id": "MiniGrid-Empty-6x6-v0", "frames": 512, "target": 1.0}]}
 

@@ -13,7 +13,10 @@ from mutualrl.errors import MutualRLError
 from mutualrl.loop import Trainer
 from mutualrl.tracking import RunDir
 
-SMALL = dict(env_id="BabyAI-GoToRedBallNoDists-v0", num_envs=4, num_steps=32, eval_episodes=4, checkpoint_every=1)
+from machinery import SMALL_STUDENT
+
+SMALL = dict(env_id="BabyAI-GoToRedBallNoDists-v0", num_envs=4, num_steps=32, eval_episodes=4, checkpoint_every=1,
+             **SMALL_STUDENT)
 
 
 def rl(frames: int) -> TrainConfig:

@@ -188,3 +188,9 @@ def test_a_student_with_memory_resumes_with_it_and_is_not_carried_into_one_witho
 def test_an_unknown_student_is_one_clear_line():
     with pytest.raises(MutualRLError, match="unknown student 'cnn'; allowed: film, mlp"):
         TrainConfig(student="cnn").validate()
+
+
+def test_a_student_with_memory_needs_a_copy_per_minibatch_and_says_so():
+    with pytest.raises(MutualRLError, match="minibatches=2 exceeds num_envs=1: a student with memory learns"):
+        TrainConfig(num_envs=1, student_memory=8).validate()
+    TrainConfig(num_envs=1, student_memory=0).validate()  # a feed-forward student learns from single steps

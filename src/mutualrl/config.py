@@ -201,7 +201,8 @@ class TrainConfig:
             raise MutualRLError(f"teacher_from={self.teacher.start_from!r} needs a mode with a teacher, not {self.mode!r}")
         if self.student_memory and self.ppo.minibatches > self.num_envs:
             raise MutualRLError(f"minibatches={self.ppo.minibatches} exceeds num_envs={self.num_envs}: a student with "
-                                "memory learns from whole sequences, one or more copies per minibatch")
+                                "memory learns from whole sequences, one or more copies per minibatch (lower "
+                                "minibatches, or set student_memory: 0)")
         if self.ppo.minibatches > self.frames_per_iteration:
             raise MutualRLError(
                 f"minibatches={self.ppo.minibatches} exceeds the {self.frames_per_iteration} frames of one iteration"

@@ -14,7 +14,8 @@ from machinery import SMALL_STUDENT
 
 #: two short stages with the tiny teacher: the first ends on its target or budget, the second on its budget
 TWO_STAGES = {
-    **SMALL_STUDENT, "teacher": "tiny", "num_envs": 4, "num_steps": 16, "eval_every": 1, "eval_episodes": 2, "checkpoint_every": 1,
+    **SMALL_STUDENT,
+    "teacher": "tiny", "num_envs": 4, "num_steps": 16, "eval_every": 1, "eval_episodes": 2, "checkpoint_every": 1,
     "teacher_eval_every": 0,
     "teacher_update_every": 1, "teacher_batch": 8, "teacher_update_steps": 1,
     "stages": [{"env_id": "BabyAI-GoToRedBallNoDists-v0", "frames": 128, "target": 0.9},

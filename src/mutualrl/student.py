@@ -45,9 +45,10 @@ class Student(nn.Module):
     The input is gate * advice + (1 - gate) * own grounding, gate in [0, 1] per step.
 
     With `memory` > 0 an LSTM cell beside the heads carries what the student saw earlier in the
-    episode (a memoryless greedy policy walks in circles where the target is out of view). Its state is one tensor (B, 2 * memory), cell and hidden state side by side; rows of a
-    flat batch are in time order (step-major, as a rollout flattens), and `starts` marks the rows
-    where an episode begins, whose state is reset to zero before the step.
+    episode (a memoryless greedy policy walks in circles where the target is out of view). Its
+    state is one tensor (B, 2 * memory), hidden and cell state side by side; rows of a flat batch
+    are in time order (step-major, as a rollout flattens), and `starts` marks the rows where an
+    episode begins, whose state is reset to zero before the step.
     """
 
     #: the name checkpoints and the `student` config field record

@@ -5,30 +5,31 @@ that every student meets the same machine.
     python benchmarks/student_speed.py [--students mlp,film,film:64] [--env BabyAI-GoToLocal-v0] \
         [--frames 40960] [--threads 2]
 
-A student is an architecture, or ARCHITECTURE:MEMORY for one with an LSTM memory of that size.
+A student is an architecture, or ARCHITECTURE:MEMORY for one with an LSTM memory of that size
+(as in students.py, whose parsing, and subgoal_speed.py's measurement, this script shares).
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from pathlib import Path
 
 import torch
 
 from mutualrl import output
 from mutualrl.config import TrainConfig
-from mutualrl.loop import Trainer
+
+import subgoal_speed
+from students import student_settings
 
 
 def measure(student: str, env_id: str, frames: int, out: str) -> dict[str, float]:
-    architecture, _, memory = student.partition(":")
-    config = TrainConfig(env_id=env_id, mode="rl", student=architecture, student_memory=int(memory or 0),
-                         frames=frames).replace(eval_every=0, checkpoint_every=10_000)
-    trainer = Trainer(config, out, quiet=True)
-    trainer.train()
-    rows = trainer.run.read_metrics()
-    spent = {part: sum(r[f"time_{part}"] for r in rows) for part in ("env", "student", "student_update")}
-    return {"fps": trainer.frames / trainer.wall_time, **{k: v / trainer.wall_time for k, v in spent.items()}}
+    config = TrainConfig(env_id=env_id, mode="rl", frames=frames, **student_settings(student)).replace(
+        eval_every=0, checkpoint_every=10_000)
+    figures = subgoal_speed.measure(config, Path(out))
+    return {"fps": figures["fps"], **{part: figures[f"time_{part}"] / figures["wall"]
+                                      for part in ("env", "student", "student_update")}}
 
 
 def main() -> None:

@@ -31,6 +31,12 @@ BUDGETS = {"GoToLocal": 1_000_000}
 DEFAULT_BUDGET = 300_000
 
 
+def student_settings(student: str) -> dict[str, str | int]:
+    """`film:64` -> the config fields `student: film, student_memory: 64` (no memory without `:N`)."""
+    architecture, _, memory = student.partition(":")
+    return {"student": architecture, "student_memory": int(memory or 0)}
+
+
 def label(student: str) -> str:
     """`film:64` -> `film-memory64`, a name for run directories."""
     architecture, _, memory = student.partition(":")
@@ -45,9 +51,8 @@ def grid(students: list[str], arms: list[str], levels: list[str], seeds: int, ou
          frames: int | None) -> list[GridTask]:
     tasks = []
     for level, student, arm, seed in itertools.product(levels, students, arms, range(seeds)):
-        architecture, _, memory = student.partition(":")
-        config = TrainConfig(env_id=f"BabyAI-{level}-v0", student=architecture, student_memory=int(memory or 0),
-                             seed=seed, frames=frames or BUDGETS.get(level, DEFAULT_BUDGET)).replace(
+        config = TrainConfig(env_id=f"BabyAI-{level}-v0", seed=seed, frames=frames or BUDGETS.get(level, DEFAULT_BUDGET),
+                             **student_settings(student)).replace(
             eval_every=10, eval_episodes=20, target_success=0.9, checkpoint_every=20, **ARMS[arm]).validate()
         directory = (out / seeded_name(f"{label(student)}{arm}_{level}", seed)).resolve()
         tasks.append(GridTask(directory.name, train_run, (str(directory), config.to_dict()),

@@ -6,7 +6,10 @@ teacher has read most prompts once: what a long run pays per frame), where the t
 and distinct prompts per 1,024 frames, and the ratio mutual / rl (the issue's goal: >= 0.5).
 
     python benchmarks/subgoal_speed.py [--env BabyAI-GoToLocal-v0] [--teacher smollm2] [--frames 51200]
-                                       [--budget 16] [--update-every 10] [--threads 1]
+                                       [--budget N] [--update-every K] [--threads 1]
+
+Without --budget and --update-every, the defaults of `TrainConfig`: what a user who only adds
+`--advice subgoal` gets.
 """
 
 from __future__ import annotations
@@ -45,15 +48,16 @@ def main() -> None:
     parser.add_argument("--env", default="BabyAI-GoToLocal-v0")
     parser.add_argument("--teacher", default="smollm2")
     parser.add_argument("--frames", type=int, default=51_200)
-    parser.add_argument("--budget", type=int, default=16, help="teacher_budget: reads per iteration")
-    parser.add_argument("--update-every", type=int, default=10, help="teacher_update_every: iterations per teacher update")
+    parser.add_argument("--budget", type=int, default=None, help="teacher_budget: reads per iteration (default: the config's)")
+    parser.add_argument("--update-every", type=int, default=None,
+                        help="teacher_update_every: iterations per teacher update (default: the config's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for both runs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = TrainConfig(env_id=args.env, frames=args.frames).replace(eval_every=0)
+    tuned = {k: v for k, v in (("teacher_budget", args.budget), ("teacher_update_every", args.update_every)) if v is not None}
     runs = {"rl": base.replace(mode="rl"),
-            "mutual subgoal": base.replace(mode="mutual", advice="subgoal", teacher=args.teacher,
-                                           teacher_budget=args.budget, teacher_update_every=args.update_every)}
+            "mutual subgoal": base.replace(mode="mutual", advice="subgoal", teacher=args.teacher, **tuned)}
     measured = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, config in runs.items():

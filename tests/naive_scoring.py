@@ -14,7 +14,7 @@ from mutualrl.teachers.scoring import PrefixSharedScorer
 
 def naive_logliks(scorer: PrefixSharedScorer, situations: Sequence[Situation]) -> torch.Tensor:
     """Reference scoring: one full (prompt + action) sequence per action, all logits computed."""
-    actions = [scorer.action_ids(a) for a in situations[0].actions]
+    actions = scorer.answer_ids(situations[0])
     prompts = [sum(scorer.prompt_ids(s), []) for s in situations]
     if scorer.is_seq2seq:
         inputs, targets, mask = scorer.decoder_tensors(actions)

@@ -1,5 +1,7 @@
-"""Subgoal advice: candidates and prompts per level, the student's mask, the bot's subgoals,
-the budget of teacher reads, and the loop with subgoals end to end."""
+"""Subgoal advice: the clozes about a mission and the choice from their answers, the student's
+mask, the bot's subgoals, the budget of teacher reads, and the loop with subgoals end to end."""
+
+import dataclasses
 
 import gymnasium as gym
 import numpy as np
@@ -8,13 +10,14 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from mutualrl.config import TrainConfig
-from mutualrl.envs import FULL_ACTIONS, task_actions
+from mutualrl.envs import FULL_ACTIONS, Situation, registered_env_ids, task_actions
 from mutualrl.feedback import build_subgoal_feedback
 from mutualrl.loop import Trainer
 from mutualrl.rollout import SubgoalDecision
 from mutualrl.evaluation import evaluate_subgoals
-from mutualrl.subgoals import (EXPLORE, GROUNDING_QUESTION, Subgoal, SubgoalHands, candidate_questions, choose,
-                               front_object, object_mask, question_object, stack_subgoals, visible_objects)
+from mutualrl.grounding import CONTENT_FREE, COLOURS, KINDS, choose, meaning, mission_questions, verb_words, words_of
+from mutualrl.subgoals import (EXPLORE, Subgoal, SubgoalHands, carried, front_object, object_mask, stack_subgoals,
+                               visible_objects)
 from mutualrl.teachers import BotTeacher
 from mutualrl.teachers.prompt import question
 
@@ -29,48 +32,62 @@ def _views(env_id: str, seeds: range):
 
 
 @pytest.mark.parametrize("env_id", LEVELS)
-def test_candidates_are_the_visible_objects_with_the_levels_verbs(env_id):
-    actions = task_actions(env_id)
-    prompts = set()
-    for env, obs in _views(env_id, range(30)):
-        objects, questions = candidate_questions(obs["mission"], obs["image"], actions)
-        grid, visible = env.gen_obs_grid()
-        in_view = {(OBJECT_TO_IDX[o.type], COLOR_TO_IDX[o.color]) for i in range(7) for j in range(7)
-                   if visible[i, j] and (o := grid.get(i, j)) is not None and o.type in ("ball", "box", "key", "door")
-                   and (i, j) != (3, 6)}
-        assert set(objects) == in_view and len(objects) == len(in_view)
-        for obj, q in zip(objects, questions):
-            assert question_object(q) == obj and q.question == GROUNDING_QUESTION
-            assert "step" not in question(q)  # never positions: one read serves every layout
-            expected = ("go to it", "ignore it") if "GoTo" in env_id else ("go to it", "pick it up", "ignore it")
-            assert q.actions == expected
-            prompts.add(question(q))
-    assert len(prompts) < 400  # the keys stay few: mission x object
+def test_the_clozes_ask_about_the_mission_alone_and_offer_every_name(env_id):
+    """The keys hold the mission and no scene: one read per (mission, cloze) serves every state."""
+    for space in ("task", "full"):
+        actions = task_actions(env_id, space)
+        words = verb_words(actions)
+        keys, missions = set(), set()
+        for env, obs in _views(env_id, range(30)):
+            questions = mission_questions(obs["mission"], actions)
+            own = [q for q in questions if q.mission != CONTENT_FREE]
+            roles = {meaning(q)[0] for q in own} - {"verb"}
+            assert roles == {w for w in words if w != "put"} | ({"move", "fixed"} if "put" in words else set())
+            assert any(meaning(q)[0] == "verb" for q in own) == (len(words) > 1)
+            for q in questions:
+                assert q.cloze and q.mission in (obs["mission"], CONTENT_FREE) and "You see" not in question(q)
+                assert q.actions in (COLOURS, KINDS, words)
+            keys.update(question(q) for q in own)
+            missions.add(obs["mission"])
+        assert len(keys) == len(missions) * len(own)  # nothing but the mission varies
 
 
-def test_put_next_offers_putting_the_carried_object():
+def test_the_clozes_read_no_mission_word():
+    """The questions of any two missions differ only in the mission: no code reads its words, so
+    a mission worded as no template words it is asked the same clozes."""
+    actions = task_actions("BabyAI-PutNextLocal-v0")
+    original = mission_questions("put the red ball next to the blue key", actions)
+    reworded = mission_questions("kindly place that crimson sphere beside a teal gadget", actions)
+    assert [dataclasses.replace(q, mission="") for q in original] == [dataclasses.replace(q, mission="") for q in reworded]
+
+
+def test_put_next_puts_the_carried_object_next_to_the_fixed_one():
+    """With the verb `put`, empty hands mean picking up the object to move; carrying it, putting it
+    next to the other one, as the bot's stack says."""
     env = gym.make("BabyAI-PutNextLocal-v0")
     obs, _ = env.reset(seed=0)
-    bot = BotTeacher()
-    last = None
-    for _ in range(40):  # follow the bot until it carries the object to be moved
-        action = bot.observe([env.unwrapped], [last])[0]
-        obs, *_ = env.step(FULL_ACTIONS.index(action))
+    actions = task_actions("BabyAI-PutNextLocal-v0")
+    bot, driver, last, verbs = BotTeacher(), BotTeacher(), None, set()
+    for _ in range(60):
+        action = driver.observe([env.unwrapped], [last])[0]
+        bot.observe([env.unwrapped], [last])
+        questions = mission_questions(obs["mission"], actions)
+        chosen, _ = choose(questions, [a.probs for a in bot.advise(questions, [env.unwrapped] * len(questions))],
+                           obs["image"], actions)
+        verbs.add(chosen.verb)
+        assert chosen.verb != "put next to" or carried(obs["image"]) is not None
+        obs, reward, terminated, *_ = env.step(FULL_ACTIONS.index(action))
         last = action
-        if env.unwrapped.carrying is not None:
+        if terminated:
             break
-    assert env.unwrapped.carrying is not None
-    _, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-PutNextLocal-v0"))
-    assert questions and all(q.actions == ("go to it", "put what you carry next to it", "ignore it") for q in questions)
-    assert all("You carry" in q.description for q in questions)
+    assert {"pick up", "put next to"} <= verbs and reward > 0
 
 
 @pytest.mark.parametrize("env_id", LEVELS)
 def test_mask_marks_exactly_the_named_objects_cells(env_id):
     for env, obs in _views(env_id, range(10)):
         grid, visible = env.gen_obs_grid()
-        objects, _ = candidate_questions(obs["mission"], obs["image"], task_actions(env_id))
-        for obj in objects:
+        for obj in visible_objects(obs["image"]):
             mask = object_mask(obs["image"], obj)
             truth = np.array([[visible[i, j] and (o := grid.get(i, j)) is not None and (i, j) != (3, 6)
                                and (OBJECT_TO_IDX[o.type], COLOR_TO_IDX[o.color]) == obj for j in range(7)]
@@ -80,8 +97,8 @@ def test_mask_marks_exactly_the_named_objects_cells(env_id):
 
 @pytest.mark.parametrize("env_id", LEVELS)
 def test_bot_subgoal_teacher_agrees_with_the_bots_stack(env_id):
-    """Along the bot's own episodes, the bot teacher's subgoal (through the grounding prompts and
-    the choice) is one the stack of an independent bot means, and the verbs follow the mission."""
+    """Along the bot's own episodes, the bot teacher's subgoal (through its answers to the clozes
+    and the choice) is one the stack of an independent bot means, and the verbs follow the mission."""
     actions = task_actions(env_id)
     teacher, driver = BotTeacher(), BotTeacher()
     verbs = set()
@@ -92,9 +109,9 @@ def test_bot_subgoal_teacher_agrees_with_the_bots_stack(env_id):
         for _ in range(64):
             want = driver.observe([env.unwrapped], [last])[0]
             teacher.observe([env.unwrapped], [last])
-            objects, questions = candidate_questions(obs["mission"], obs["image"], actions)
-            answers = teacher.advise(questions, envs=[env.unwrapped] * len(questions)) if questions else []
-            chosen, _ = choose(objects, questions, [a.probs for a in answers])
+            questions = mission_questions(obs["mission"], actions)
+            answers = teacher.advise(questions, envs=[env.unwrapped] * len(questions))
+            chosen, _ = choose(questions, [a.probs for a in answers], obs["image"], actions)
             assert chosen in stack_subgoals(driver._bots[id(env.unwrapped)], env.unwrapped, obs["image"])
             verbs.add(chosen.verb)
             obs, reward, terminated, truncated, _ = env.step(FULL_ACTIONS.index(want))
@@ -130,52 +147,79 @@ def test_the_bots_own_subgoals_carried_out_by_its_planner_solve_the_level(env_id
     assert bot.subgoal_accuracy == 1.0 and bot.success_rate >= 0.9
 
 
+def _one_hot(question, answer):
+    probs = np.full(len(question.actions), 0.01)
+    probs[question.actions.index(answer)] = 1.0
+    return probs / probs.sum()
+
+
+def _answers(questions, colour, kind=None):
+    """A teacher sure of `colour` and, given it, of `kind` (unsure of the kind where None), and
+    without bias (uniform about the content-free mission)."""
+    out = []
+    for q in questions:
+        _, asks, given = meaning(q)
+        if q.mission == CONTENT_FREE:  # no bias to calibrate away
+            out.append(np.full(len(q.actions), 1.0 / len(q.actions)))
+        elif asks == "colour":
+            out.append(_one_hot(q, colour))
+        elif asks == "kind" and given == colour and kind is not None:
+            out.append(_one_hot(q, kind))
+        else:
+            out.append(np.full(len(q.actions), 1.0 / len(q.actions)))
+    return out
+
+
 def test_choice_follows_the_teachers_answers():
-    """Each prompt's answer counts once, on the chosen verb for the chosen object and `ignore it` elsewhere."""
+    """The object whose name the answers make likely is chosen where it is in view, explore where
+    it is not; a name by colour alone picks a visible object of that colour; the choice counts
+    once on the chosen colour and kind."""
+    actions = task_actions("BabyAI-GoToLocal-v0")
     env = gym.make("BabyAI-GoToLocal-v0")
-    obs, _ = next((o, i) for o, i in (env.reset(seed=s) for s in range(50))
-                  if len(candidate_questions(o["mission"], o["image"], task_actions("BabyAI-GoToLocal-v0"))[0]) >= 2)
-    objects, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-GoToLocal-v0"))
-    probs = [np.array([0.1, 0.9])] * len(objects)
-    probs[1] = np.array([0.95, 0.05])
-    chosen, answers = choose(objects, questions, probs)
-    assert chosen == Subgoal("go to", objects[1]) and answers == [1, 0] + [1] * (len(objects) - 2)
-    all_ignored, answers = choose(objects, questions, [np.array([0.0, 1.0])] * len(objects))
-    assert all_ignored == Subgoal(EXPLORE) and answers == [1] * len(objects)
+    obs = next(o for o, _ in (env.reset(seed=s) for s in range(50)) if len(visible_objects(o["image"])) >= 2)
+    image, seen = obs["image"], visible_objects(obs["image"])
+    questions = mission_questions("go to the thing", actions)
+    colour, kind = words_of(seen[1])
+    chosen, answers = choose(questions, _answers(questions, colour, kind), image, actions)
+    assert chosen == Subgoal("go to", seen[1])
+    assert [(meaning(q)[1], q.actions[a]) for q, a in zip(questions, answers) if a >= 0] == [("colour", colour),
+                                                                                             ("kind", kind)]
+    unseen = next((c, k) for c in COLOURS for k in KINDS if (c, k) not in {words_of(o) for o in seen})
+    chosen, answers = choose(questions, _answers(questions, *unseen), image, actions)
+    assert chosen == Subgoal(EXPLORE) and answers == [-1] * len(questions)
+    chosen, _ = choose(questions, _answers(questions, colour), image, actions)
+    assert chosen.verb == "go to" and words_of(chosen.obj)[0] == colour
 
 
 def test_subgoal_feedback_gives_each_prompt_the_signal_of_the_steps_under_its_choice():
-    env = gym.make("BabyAI-GoToLocal-v0")
-    obs, _ = env.reset(seed=3)
-    _, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-GoToLocal-v0"))
-    q = questions[0]
+    q, other = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))[:2]
     steps, envs = 6, 2
     advantages = torch.arange(steps * envs, dtype=torch.float32).view(steps, envs)
-    decisions = [SubgoalDecision(env=0, start=0, questions=[q], answers=[0], probs=[np.array([0.5, 0.5])], end=3,
-                                 reached=True),
-                 SubgoalDecision(env=1, start=2, questions=[q], answers=[1], probs=[np.array([0.2, 0.8])]),
-                 SubgoalDecision(env=1, start=0, questions=[q], answers=[0], probs=[np.array([0.9, 0.1])], end=2,
+    uniform = np.full(len(q.actions), 1 / len(q.actions))
+    decisions = [SubgoalDecision(env=0, start=0, questions=[q, other], answers=[0, -1], probs=[uniform, uniform],
+                                 end=3, reached=True),
+                 SubgoalDecision(env=1, start=2, questions=[q], answers=[1], probs=[np.eye(len(q.actions))[1]]),
+                 SubgoalDecision(env=1, start=0, questions=[q], answers=[0], probs=[uniform], end=2,
                                  stale=True)]  # chosen from an older version's answers: left out
     rollout = _rollout(steps, envs, decisions)
     records = build_subgoal_feedback(rollout, advantages, "advantage", 0.99, question)
+    assert question(other) not in records  # a cloze with no part in the choice (-1) is not judged
     record = records[question(q)]
-    assert record.visits == 2 and record.counts.tolist() == [1, 1]
+    assert record.visits == 2 and record.counts.tolist()[:3] == [1, 1, 0]
     assert record.signal[0] == pytest.approx(advantages[0:3, 0].mean().item())
     assert record.signal[1] == pytest.approx(advantages[2:, 1].mean().item())  # held to the rollout's end
-    assert record.policy == pytest.approx([0.35, 0.65])
+    assert record.policy == pytest.approx((uniform + np.eye(len(q.actions))[1]) / 2)
 
 
 def test_an_endpoint_teacher_learns_subgoals_through_its_prompt_memory(tiny_causal):
     from mutualrl.teachers.endpoint import EndpointTeacher
     from openai_server import OpenAICompatibleServer
 
-    env = gym.make("BabyAI-GoToLocal-v0")
-    obs, _ = env.reset(seed=3)
-    _, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-GoToLocal-v0"))
-    decisions = [SubgoalDecision(env=0, start=0, questions=questions[:1], answers=[0], probs=[np.array([0.5, 0.5])],
-                                 end=2, reached=True),
-                 SubgoalDecision(env=1, start=0, questions=questions[:1], answers=[1], probs=[np.array([0.5, 0.5])],
-                                 end=2)]
+    questions = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))
+    uniform = np.full(len(COLOURS), 1 / len(COLOURS))
+    decisions = [SubgoalDecision(env=0, start=0, questions=questions[:1], answers=[0], probs=[uniform], end=2,
+                                 reached=True),
+                 SubgoalDecision(env=1, start=0, questions=questions[:1], answers=[1], probs=[uniform], end=2)]
     advantages = torch.tensor([[1.0, -1.0], [1.0, -1.0]])
     records = build_subgoal_feedback(_rollout(2, 2, decisions), advantages, "advantage", 0.99, question)
     with OpenAICompatibleServer(*tiny_causal) as server:
@@ -184,7 +228,7 @@ def test_an_endpoint_teacher_learns_subgoals_through_its_prompt_memory(tiny_caus
         teacher.learn(list(records.values()))
         after = teacher.advise(questions[:1])[0].probs
     message = teacher.user_message(questions[0])
-    assert "'go to it' helped" in message and "'ignore it' hurt" in message
+    assert "'red' helped" in message and "'green' hurt" in message
     assert not np.allclose(before, after)
 
 
@@ -205,18 +249,19 @@ SMALL = dict(env_id="BabyAI-GoToLocal-v0", num_envs=4, num_steps=32, eval_every=
 def test_the_budget_of_teacher_reads_is_never_exceeded(tmp_path, advice):
     """Action advice reads within the step; subgoal advice reads what the last rollout asked for,
     in one batch before the next (so its first rollout reads nothing and goes on alone)."""
+    budget = 7  # one mission's clozes on GoToLocal
     config = TrainConfig().replace(**{**SMALL, "advice": advice}, mode="guided", teacher="tiny", frames=384,
-                                   teacher_budget=3)
+                                   teacher_budget=budget)
     trainer = Trainer(config, tmp_path, quiet=True)
     calls, advised = [0], []
     for _ in range(4):
         row = trainer.iterate()
         calls.append(row["teacher_calls"])
         advised.append(row["advised_fraction"])
-        assert row["reads_per_1024_frames"] * config.frames_per_iteration / 1024 <= 3
+        assert row["reads_per_1024_frames"] * config.frames_per_iteration / 1024 <= budget
         assert row["advised_fraction"] < 1  # some steps went on without advice
     reads = np.diff(calls)
-    assert (reads <= 3).all() and reads[1:].all()  # the model itself read at most 3 new prompts, and did read
+    assert (reads <= budget).all() and reads[1:].all()  # the model itself read within the budget, and did read
     assert (reads[0] > 0) == (advice == "action") and advised[-1] > 0
 
 
@@ -235,8 +280,9 @@ def test_mutual_with_subgoals_learns_the_teacher_and_resumes(tmp_path):
 
 
 def test_hindsight_judges_the_object_the_student_itself_went_to():
-    """Driven by the bot's actions to success on GoToLocal, the last hindsight record asks about the
-    mission's target and counts `go to it`, from the episode's final view (not the next episode's)."""
+    """Driven by the bot's actions to success on GoToLocal, the last hindsight record counts the
+    mission's target as the answer to its clozes, from the episode's final view (not the next
+    episode's)."""
     from mutualrl.envs import make_env, unwrapped_envs
     from mutualrl.guidance import SubgoalGuidance
     from mutualrl.config import GuidanceConfig
@@ -261,29 +307,25 @@ def test_hindsight_judges_the_object_the_student_itself_went_to():
             break
     assert terminated[0] and reward[0] > 0
     final = guidance.hindsight[-1]
-    obj = question_object(final.questions[0])
-    assert final.start == step and final.questions[0].actions[final.answers[0]] == "go to it"
-    assert obj[0] == OBJECT_TO_IDX[target.type] and (target.color is None or obj[1] == COLOR_TO_IDX[target.color])
+    said = {meaning(q)[1]: q.actions[a] for q, a in zip(final.questions, final.answers)}
+    assert final.start == step and said["kind"] == target.type and said["colour"] == (target.color or said["colour"])
     assert guidance.decisions and guidance.decisions[-1].reached  # the bot's last subgoal was reached
 
 
 def test_the_local_teacher_learns_from_prompts_with_different_answers():
-    """Grounding prompts offer different answers (a door can be opened, a ball picked up): one
-    LoRA update takes them all, and each prompt moves towards the answer that paid off."""
+    """The verb and colour clozes offer different answers: one LoRA update takes them all, and each
+    cloze moves towards the answer that paid off."""
     from mutualrl.config import TeacherConfig
     from mutualrl.feedback import PromptFeedback
-    from mutualrl.subgoals import grounding_question
     from mutualrl.teachers import make_teacher
 
-    actions = task_actions("BabyAI-PickupLoc-v0")
-    ball = grounding_question("pick up the red ball", (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"]), None, actions)
-    door = grounding_question("pick up the red ball", (OBJECT_TO_IDX["door"], COLOR_TO_IDX["red"]), None, actions)
-    assert ball.actions != door.actions
+    verb, colour = mission_questions("pick up the red ball", task_actions("BabyAI-PickupLoc-v0"))[:2]
+    assert verb.actions != colour.actions
     teacher = make_teacher("tiny", config=TeacherConfig(update_steps=8, batch_size=2, lr=0.02, kl_coef=0.0))
-    before = [a.probs for a in teacher.advise([ball, door])]
-    good, bad = ball.actions.index("pick it up"), door.actions.index("ignore it")
+    before = [a.probs for a in teacher.advise([verb, colour])]
+    good = [verb.actions.index("pick"), colour.actions.index("red")]
     records = []
-    for q, paid in ((ball, good), (door, bad)):
+    for q, paid in zip((verb, colour), good):
         counts = np.zeros(len(q.actions))
         counts[paid] = 1
         signal = np.zeros(len(q.actions))
@@ -292,17 +334,15 @@ def test_the_local_teacher_learns_from_prompts_with_different_answers():
         counts[other], signal[other] = 1, -3.0
         records.append(PromptFeedback(q, 2, counts, signal, np.full(len(q.actions), 2 / len(q.actions)), 0, 0))
     teacher.learn(records)
-    after = [a.probs for a in teacher.advise([ball, door])]
-    assert after[0][good] > before[0][good] and after[1][bad] > before[1][bad]
+    after = [a.probs for a in teacher.advise([verb, colour])]
+    assert after[0][good[0]] > before[0][good[0]] and after[1][good[1]] > before[1][good[1]]
 
 
 def test_a_deferred_prompt_keeps_the_teachers_last_answer(tiny_causal):
     """Beyond the budget, the answer of an older version stands (recall) until the teacher re-reads."""
     from mutualrl.teachers.hf import HFTeacher
 
-    env = gym.make("BabyAI-GoToLocal-v0")
-    obs, _ = env.reset(seed=3)
-    _, questions = candidate_questions(obs["mission"], obs["image"], task_actions("BabyAI-GoToLocal-v0"))
+    questions = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))
     teacher = HFTeacher(*tiny_causal)
     assert teacher.recall(questions) == [None] * len(questions)
     answers = teacher.advise(questions)
@@ -340,3 +380,88 @@ def test_the_bots_reference_reads_every_kind_of_object_description(env_id):
         assert want in FULL_ACTIONS
     if env_id == "BabyAI-PickupDist-v0":
         assert (False, True) in described or (True, False) in described  # a description without type or colour
+
+
+BABYAI_LEVELS = [e for e in registered_env_ids() if e.startswith("BabyAI-")]
+
+
+@pytest.mark.parametrize("env_id", BABYAI_LEVELS)
+def test_every_babyai_level_runs_subgoal_advice_and_its_evaluation(env_id):
+    """A few steps of subgoal advice by the bot teacher (its answers to the clozes, the choice,
+    hindsight) and of the teacher's evaluation (the choice judged against the bot's stack, and
+    carried out by the planner), whatever the mission's descriptions and their number."""
+    from mutualrl.config import GuidanceConfig
+    from mutualrl.envs import make_env, unwrapped_envs
+    from mutualrl.evaluation import _subgoal_choices
+    from mutualrl.guidance import SubgoalGuidance
+
+    actions = task_actions(env_id, "full")
+    envs = make_env(env_id, 1, seed=0)
+    obs, _ = envs.reset(seed=0)
+    teacher, driver, hands = BotTeacher(), BotTeacher(), SubgoalHands()
+    guidance = SubgoalGuidance(GuidanceConfig(), teacher, np.random.default_rng(0), torch.device("cpu"), 1, actions)
+    choices = _subgoal_choices(BotTeacher(), actions)
+    guidance.start_rollout()
+    last = None
+    for step in range(4):
+        live = unwrapped_envs(envs)
+        want = driver.observe(live, [last])[0]
+        teacher.observe(live, [last])
+        record = guidance.advise(obs, live, step, np.zeros(1))
+        sits = [Situation(obs["mission"][0], "", actions, last)]
+        chosen = choices(obs, sits, live)[0]
+        assert chosen in driver.expert_subgoals(live[0], obs["image"][0]) or chosen.verb == EXPLORE
+        assert hands.act(live[0], chosen, last) in FULL_ACTIONS and record.available.shape == (1,)
+        obs, reward, terminated, truncated, info = envs.step(np.array([FULL_ACTIONS.index(want)]))
+        guidance.after_step(obs, terminated | truncated, terminated & (reward > 0), info, step)
+        last = None if terminated[0] or truncated[0] else want
+    assert guidance.decisions
+
+
+def test_a_reworded_mission_still_gets_clozes_and_a_subgoal(tiny_causal):
+    """Words no template uses: the teacher is still asked about the mission and names a subgoal."""
+    from mutualrl.config import GuidanceConfig
+    from mutualrl.envs import make_env, unwrapped_envs
+    from mutualrl.guidance import SubgoalGuidance
+    from mutualrl.teachers.hf import HFTeacher
+
+    actions = task_actions("BabyAI-PutNextLocal-v0")
+    envs = make_env("BabyAI-PutNextLocal-v0", 2, seed=0)
+    obs, _ = envs.reset(seed=0)
+    mission = "kindly carry that crimson sphere over beside a teal gadget"
+    obs = {**obs, "mission": np.array([mission] * 2)}
+    guidance = SubgoalGuidance(GuidanceConfig(), HFTeacher(*tiny_causal), np.random.default_rng(0), torch.device("cpu"),
+                               2, actions)
+    guidance.start_rollout()
+    guidance.advise(obs, unwrapped_envs(envs), 0, np.zeros(2))
+    held = [h for h in guidance.held if h is not None]
+    assert len(held) == 2 and all(h.decision.questions for h in held)
+    assert all(q.mission in (mission, CONTENT_FREE) and q.cloze for h in held for q in h.decision.questions)
+    for h, image in zip(held, obs["image"]):
+        assert h.subgoal.verb == EXPLORE or h.subgoal.obj in visible_objects(image)
+
+
+def test_the_subgoal_reward_is_paid_once_per_subgoal_and_episode():
+    """Facing the named object pays; facing it again in the same episode does not (a student
+    could farm it by turning away and back); a new episode pays again; explore never pays."""
+    from mutualrl.config import GuidanceConfig
+    from mutualrl.guidance import SubgoalGuidance, _Held
+
+    actions = task_actions("BabyAI-GoToLocal-v0")
+    guidance = SubgoalGuidance(GuidanceConfig(subgoal_reward=0.5), BotTeacher(), np.random.default_rng(0),
+                               torch.device("cpu"), 1, actions)
+    guidance.start_rollout()
+    ball = (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"])
+    facing = np.zeros((1, 7, 7, 3), dtype=np.uint8)
+    facing[0, 3, 5, :2] = ball
+    away = np.zeros_like(facing)
+    guidance._before = (away, ["go to the red ball"])
+    paid = []
+    for subgoal, done in ((Subgoal("go to", ball), False), (Subgoal("go to", ball), True), (Subgoal("go to", ball), False),
+                          (Subgoal(EXPLORE), False)):
+        decision = SubgoalDecision(env=0, start=0, questions=[], answers=[], probs=[])
+        guidance.held[0] = _Held(subgoal, decision, True, "k", [])
+        image = away if subgoal.verb == EXPLORE else facing
+        paid.append(float(guidance.after_step({"image": image}, np.array([done]), np.array([False]),
+                                              {"final_obs": [{"image": image[0]}]}, 0)[0]))
+    assert paid == [0.5, 0.0, 0.5, 0.0]

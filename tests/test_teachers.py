@@ -1,3 +1,4 @@
+import copy
 import logging
 import time
 
@@ -53,6 +54,45 @@ def test_prefix_shared_scores_equal_full_sequence_scores(fixture, lora_layers, r
     assert fast.shape == (4, 6)
     assert torch.allclose(fast, naive, atol=1e-4), (fast - naive).abs().max()
     assert fast.std() > 0  # the scores really differ between actions and situations
+
+
+def _clozes():
+    from mutualrl.grounding import mission_questions
+
+    missions = ("go to the red ball", "put the blue key next to the grey box")
+    return [q for m in missions for q in mission_questions(m, FULL_ACTIONS)[:3]]
+
+
+@pytest.mark.filterwarnings("ignore:fan_in_fan_out:UserWarning")  # peft on GPT-2's Conv1D: it sets it itself
+@pytest.mark.parametrize("fixture, lora_layers", [("tiny_causal", 1), ("tiny_causal", 6), ("tiny_gpt2", 1)])
+def test_the_choice_among_one_token_answers_equals_the_naive_scorers(fixture, lora_layers, request):
+    """Clozes answered by one token each: only those rows of the output layer are computed, and
+    the teacher's choice (the softmax over the answers) equals the full-vocabulary reference's,
+    both when reading and in the gradient a learning step follows."""
+    model, tokenizer = request.getfixturevalue(fixture)
+    teacher = HFTeacher(copy.deepcopy(model), tokenizer, config=TeacherConfig(lora_layers=lora_layers))
+    teacher._ensure_adapter()
+    torch.manual_seed(1)
+    for p in teacher.scorer.model.parameters():  # an adapter that changes the answers
+        if p.requires_grad:
+            p.data.normal_(0, 0.5)
+    by_answers = {}
+    for q in _clozes():
+        by_answers.setdefault(q.actions, []).append(q)
+    assert len(by_answers) == 3 and all(len(teacher.scorer.answer_ids(qs[0])[0]) == 1 for qs in by_answers.values())
+    for questions in by_answers.values():
+        target = torch.softmax(torch.randn(len(questions), len(questions[0].actions)), -1)
+        grads = []
+        for score in (teacher.scorer.logliks, lambda qs: naive_logliks(teacher.scorer, qs)):
+            teacher.scorer.forget_adapted_headers()
+            teacher.optimizer.zero_grad()
+            choice = torch.log_softmax(score(questions), -1)
+            (-(target * choice).sum()).backward()
+            grads.append((choice.detach(), [p.grad.clone() for p in teacher.scorer.model.parameters() if p.requires_grad]))
+        (fast, fast_grads), (naive, naive_grads) = grads
+        assert torch.allclose(fast, naive, atol=1e-5) and naive.std() > 0.01
+        assert all(torch.allclose(f, n, rtol=1e-3, atol=1e-5) for f, n in zip(fast_grads, naive_grads))  # float32 sums
+        assert any(n.abs().max() > 1e-4 for n in naive_grads)
 
 
 def test_prefix_sharing_processes_fewer_tokens(tiny_causal):

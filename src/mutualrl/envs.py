@@ -194,6 +194,9 @@ class Situation:
     last_action: str | None = None
     #: what the teacher is asked to choose among `actions` (subgoal prompts ask another question)
     question: str = ACTION_QUESTION
+    #: a cloze about the mission alone: `description` is then the start of the teacher's answer,
+    #: which one of `actions` (one word each) completes
+    cloze: bool = False
 
 
 def situations(obs: dict[str, Any], actions: tuple[str, ...], last_actions: Sequence[str | None]) -> list[Situation]:

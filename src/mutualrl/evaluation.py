@@ -13,7 +13,8 @@ import torch
 
 from mutualrl.envs import FULL_ACTIONS, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.student import Student, obs_to_tensors
-from mutualrl.subgoals import Subgoal, SubgoalHands, candidate_questions, choose
+from mutualrl.grounding import choose, mission_questions
+from mutualrl.subgoals import Subgoal, SubgoalHands
 from mutualrl.teachers.base import Teacher
 from mutualrl.teachers.bot import BotTeacher
 
@@ -124,26 +125,27 @@ def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
     return run_episodes(env_id, episodes, seed, policy, with_expert=True, actions=actions)
 
 
-def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
-                      actions: tuple[str, ...] | None = None) -> EvalResult:
-    """A subgoal teacher judged twice on the same held-out seeds.
-
-    `subgoal_accuracy`: along the BabyAI bot's own episodes, how often the teacher's most likely
-    subgoal is one the bot's stack holds at that state. Success, return and length: the teacher
-    acting alone, its subgoals carried out by the bot's planner (`SubgoalHands`), which finds the
-    way but never chooses what to do."""
-    actions = actions or task_actions(env_id)
-    expert, hands = BotTeacher(), SubgoalHands()
-    agree: list[bool] = []
+def _subgoal_choices(teacher: Teacher, actions: tuple[str, ...], reword: Callable[[str], str] | None = None):
+    """The teacher's most likely subgoal for each copy of a step (missions reworded by `reword`)."""
 
     def choices(obs, sits, envs) -> list[Subgoal]:
         teacher.observe(envs, [s.last_action for s in sits])
         chosen = []
         for mission, image, env in zip(obs["mission"], np.asarray(obs["image"]), envs):
-            objects, questions = candidate_questions(mission, image, actions)
-            answers = teacher.advise(questions, envs=[env] * len(questions)) if questions else []
-            chosen.append(choose(objects, questions, [a.probs for a in answers])[0])
+            questions = mission_questions(reword(mission) if reword else mission, actions)
+            answers = teacher.advise(questions, envs=[env] * len(questions))
+            chosen.append(choose(questions, [a.probs for a in answers], image, actions)[0])
         return chosen
+
+    return choices
+
+
+def subgoal_agreement(teacher: Teacher, env_id: str, episodes: int, seed: int, actions: tuple[str, ...] | None = None,
+                      reword: Callable[[str], str] | None = None) -> float:
+    """Along the BabyAI bot's own held-out episodes, how often the teacher's most likely subgoal
+    is one the bot's stack holds at that state (`reword`: the teacher reads each mission so)."""
+    actions = actions or task_actions(env_id)
+    expert, choices, agree = BotTeacher(), _subgoal_choices(teacher, actions, reword), []
 
     def follow_the_bot(obs, sits, envs, _starts):
         want = expert.observe(envs, [s.last_action for s in sits])
@@ -151,11 +153,24 @@ def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
             agree.append(subgoal in expert.expert_subgoals(env, image))
         return np.array([FULL_ACTIONS.index(w) for w in want])
 
+    run_episodes(env_id, episodes, seed, follow_the_bot, actions=FULL_ACTIONS)
+    return float(np.mean(agree)) if agree else float("nan")
+
+
+def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
+                      actions: tuple[str, ...] | None = None) -> EvalResult:
+    """A subgoal teacher judged twice on the same held-out seeds: its `subgoal_accuracy` along
+    the bot's episodes (`subgoal_agreement`); its success, return and length acting alone, its
+    subgoals carried out by the bot's planner (`SubgoalHands`), which finds the way but never
+    chooses what to do."""
+    actions = actions or task_actions(env_id)
+    hands, choices = SubgoalHands(), _subgoal_choices(teacher, actions)
+
     def act_alone(obs, sits, envs, _starts):
         return np.array([FULL_ACTIONS.index(hands.act(env, subgoal, sit.last_action))
                          for subgoal, env, sit in zip(choices(obs, sits, envs), envs, sits)])
 
-    run_episodes(env_id, episodes, seed, follow_the_bot, actions=FULL_ACTIONS)
+    accuracy = subgoal_agreement(teacher, env_id, episodes, seed, actions)
     result = run_episodes(env_id, episodes, seed, act_alone, actions=FULL_ACTIONS)
-    result.subgoal_accuracy = float(np.mean(agree)) if agree else float("nan")
+    result.subgoal_accuracy = accuracy
     return result

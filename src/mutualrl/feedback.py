@@ -56,14 +56,14 @@ class PromptFeedback:
     def to_dict(self) -> dict[str, Any]:
         """Plain values for a checkpoint (loadable with `torch.load(weights_only=True)`)."""
         s = self.situation
-        return {"situation": [s.mission, s.description, list(s.actions), s.last_action, s.question], "visits": self.visits,
+        return {"situation": [s.mission, s.description, list(s.actions), s.last_action, s.question, s.cloze], "visits": self.visits,
                 "counts": self.counts.tolist(), "signal_sum": self.signal_sum.tolist(),
                 "policy_sum": self.policy_sum.tolist(), "finished": self.finished, "succeeded": self.succeeded}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PromptFeedback":
-        mission, description, actions, last, *question = d["situation"]
-        return cls(Situation(mission, description, tuple(actions), last, *question), d["visits"], np.array(d["counts"]),
+        mission, description, actions, last, *rest = d["situation"]  # (older records lack the last fields)
+        return cls(Situation(mission, description, tuple(actions), last, *rest), d["visits"], np.array(d["counts"]),
                    np.array(d["signal_sum"]), np.array(d["policy_sum"]), d["finished"], d["succeeded"])
 
 
@@ -112,10 +112,10 @@ def merge_feedback(pending: dict[str, PromptFeedback], new: dict[str, PromptFeed
 
 def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: str, gamma: float,
                            key: Callable[[Situation], str]) -> dict[str, PromptFeedback]:
-    """One record per grounding prompt read for a subgoal, keyed by the teacher's prompt key.
+    """One record per grounding cloze read for a subgoal, keyed by the teacher's prompt key.
 
-    Each decision gives every prompt it read one count, on the answer the choice amounted to
-    (the chosen verb for the chosen object, `ignore it` for the others), with the signal of the
+    Each decision gives every cloze that had a part in its choice one count, on the answer the
+    choice amounted to (the verb word, the chosen object's colour and kind), with the signal of the
     steps spent under the subgoal (their mean advantage or TD error), the episode's outcome, and
     the teacher's own probabilities there as the policy the choice was drawn from. Hindsight
     records (an object the student itself went to or picked up, `SubgoalGuidance._note_hindsight`)
@@ -131,6 +131,8 @@ def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: s
         value = float(values[d.start:end, d.env].mean())
         outcome = outcomes[d.start, d.env]
         for question, answer, probs in zip(d.questions, d.answers, d.probs):
+            if answer < 0:  # a cloze with no part in this choice
+                continue
             counts = np.zeros(len(question.actions))
             counts[answer] = 1
             record = PromptFeedback(question, 1, counts, counts * value, np.asarray(probs, dtype=np.float64),

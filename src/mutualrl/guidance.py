@@ -21,8 +21,9 @@ import torch
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
-from mutualrl.subgoals import (ANSWERS, EXPLORE, SUBGOAL_DIM, Subgoal, candidate_questions, carried, choose,
-                               front_object, grounding_question, reached, subgoal_vector, visible_objects)
+from mutualrl.grounding import choose, hindsight, mission_questions
+from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, carried, front_object, reached, subgoal_vector,
+                               visible_objects)
 from mutualrl.teachers import Teacher
 
 #: advice probabilities are floored here before their log enters the student's logits
@@ -140,13 +141,13 @@ class _Held:
 class SubgoalGuidance(Guidance):
     """Subgoals named by the teacher, held until reached, out of view, or `subgoal_steps` steps.
 
-    A copy without a subgoal asks: one grounding prompt per visible object; with no object in
-    view it explores without asking. Answers the teacher holds at its version are free. Under a
+    A copy without a subgoal asks: the clozes about its mission (`grounding`), which a teacher
+    answers once per version for every state; with no object in view it explores without asking. Answers the teacher holds at its version are free. Under a
     budget, the prompts it has not read wait for the start of the next rollout, where the
     budget is spent on the most wanted of them in one batch (cheaper than a few at a time);
     meanwhile the teacher's last answers stand (`Teacher.recall`), and a copy without any goes on
     alone. In training the subgoal is drawn from the teacher's distribution
-    (`subgoals.choice_weights`), so the feedback sees its alternatives too. Where the subgoal is
+    (`grounding.choice_weights`), so the feedback sees its alternatives too. Where the subgoal is
     shown (`advice_prob` per decision, if the mode `shows` advice) the student's input is its mask
     and verb, elsewhere its own grounding, which learns from every subgoal the teacher names
     (`loss_weight`); trust, from the returns under shown against unshown subgoals, is measured
@@ -156,6 +157,7 @@ class SubgoalGuidance(Guidance):
                  num_envs: int, actions: tuple[str, ...], shows: bool = True):
         self.actions = actions
         self.held: list[_Held | None] = [None] * num_envs
+        self._paid: list[set[Subgoal]] = [set() for _ in range(num_envs)]  # subgoals rewarded this episode
         self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
         self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
         super().__init__(config, teacher, rng, device, shows)
@@ -189,10 +191,11 @@ class SubgoalGuidance(Guidance):
         images, missions = np.asarray(obs["image"]), obs["mission"]
         self._before = images, missions
         need = [i for i, h in enumerate(self.held) if h is None]
-        candidates = {i: candidate_questions(missions[i], images[i], self.actions) for i in need}
+        candidates = {i: list(mission_questions(missions[i], self.actions)) if visible_objects(images[i]) else []
+                      for i in need}
         now, later, unread = [], [], {}
         for i in need:
-            questions = candidates[i][1]
+            questions = candidates[i]
             keys = [self.teacher.key(q) for q in questions]
             priority = self._priority(keys, entropy[i])
             new = {k: q for k, q in zip(keys, questions) if not self.teacher.knows(q)}
@@ -205,28 +208,27 @@ class SubgoalGuidance(Guidance):
                 now.append(i)
                 unread.update(new)
         self.reads += len(unread)  # (without a budget, read at once)
-        flat = [(i, q) for i in now for q in candidates[i][1]]
+        flat = [(i, q) for i in now for q in candidates[i]]
         answers = self.teacher.advise([q for _, q in flat], envs=[envs[i] for i, _ in flat]) if flat else []
         by_env: dict[int, list] = {i: [] for i in now}
         for (i, _), a in zip(flat, answers):
             by_env[i].append(a)
         for i in later:  # until the teacher reads them, its last answers stand
-            by_env[i] = self.teacher.recall(candidates[i][1])
+            by_env[i] = self.teacher.recall(candidates[i])
         for i in need:
             if all(a is not None and a.available for a in by_env[i]):
                 stale = i in later
                 self.stale += stale
-                self._hold(i, step, *candidates[i], [a.probs for a in by_env[i]], missions[i], stale=stale)
+                self._hold(i, step, candidates[i], [a.probs for a in by_env[i]], missions[i], images[i], stale=stale)
         return self._record(images)
 
-    def _hold(self, i: int, step: int, objects: list, questions: list[Situation], probs: list[np.ndarray],
-              mission: str, stale: bool) -> None:
-        subgoal, answers = choose(objects, questions, probs, self.rng)
-        key = f"{EXPLORE}|{mission}" if subgoal.obj is None else self.teacher.key(questions[objects.index(subgoal.obj)])
+    def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
+              image: np.ndarray, stale: bool) -> None:
+        subgoal, answers = choose(questions, probs, image, self.actions, self.rng)
         decision = SubgoalDecision(env=i, start=step, questions=questions, answers=answers, probs=probs, stale=stale)
         self.decisions.append(decision)
         shown = self.shows and bool(self.rng.random() < self.config.advice_prob)
-        self.held[i] = _Held(subgoal, decision, shown, key, list(objects))
+        self.held[i] = _Held(subgoal, decision, shown, f"{subgoal}|{mission}", visible_objects(image))
 
     def _record(self, images: np.ndarray) -> AdviceRecord:
         n, dev = len(self.held), self.device
@@ -258,8 +260,10 @@ class SubgoalGuidance(Guidance):
                    step: int) -> np.ndarray:
         """End the subgoals this step finished (reached, out of view, timed out, episode over);
         note what the student itself went to or picked up (`hindsight`); returns the shaped reward
-        for the object subgoals reached (`subgoal_reward`, 0 by default; never for explore, which
-        a student could farm by turning on the spot: measured, it fell from 0.58 to 0.12 success).
+        for the object subgoals reached (`subgoal_reward`, 0 by default). It cannot be farmed: it
+        is paid once per subgoal and episode (facing the same object again pays nothing), and
+        never for explore, which a student could reach by turning on the spot (measured: success
+        fell from 0.58 to 0.12).
 
         `final` is the vector env's step info: the last view of an episode that ended lies in
         `final_obs`, as the new episode's first view is already in `obs`."""
@@ -276,16 +280,20 @@ class SubgoalGuidance(Guidance):
             lost = h.subgoal.obj is not None and h.subgoal.obj not in visible_objects(images[i])
             if got or lost or done[i] or h.steps >= self.config.subgoal_steps:
                 h.decision.end, h.decision.reached = step + 1, got
-                bonus[i] = self.config.subgoal_reward * (got and h.subgoal.obj is not None)
+                if got and h.subgoal.obj is not None and h.subgoal not in self._paid[i]:
+                    bonus[i] = self.config.subgoal_reward
+                    self._paid[i].add(h.subgoal)
                 self.held[i] = None
+        for i in np.flatnonzero(done):
+            self._paid[i].clear()
         self.shaped += float(bonus.sum())
         return bonus
 
     def _note_hindsight(self, after: np.ndarray, step: int) -> None:
         """Where a step brought the student to an object (now facing it; now carrying it), the
-        grounding prompt about that object is judged on the answer the student's own act amounts
-        to, whatever the teacher said: hindsight feedback from the student's experience, so the
-        teacher learns even while the student does not yet follow it."""
+        mission's clozes are judged on the answers the student's own act amounts to, whatever the
+        teacher said: hindsight feedback from the student's experience, so the teacher learns even
+        while the student does not yet follow it."""
         before, missions = self._before
         for i in range(len(after)):
             holding = carried(after[i])
@@ -295,12 +303,11 @@ class SubgoalGuidance(Guidance):
                 verb = "go to"
             else:
                 continue
-            question = grounding_question(missions[i], obj, carried(before[i]), self.actions)
-            if ANSWERS[verb] in question.actions:
-                uniform = np.full(len(question.actions), 1.0 / len(question.actions))
-                self.hindsight.append(SubgoalDecision(env=i, start=step, questions=[question],
-                                                      answers=[question.actions.index(ANSWERS[verb])],
-                                                      probs=[uniform], end=step + 1, reached=True))
+            questions, answers = hindsight(missions[i], self.actions, obj, verb, carried(before[i]))
+            if questions:
+                uniform = [np.full(len(q.actions), 1.0 / len(q.actions)) for q in questions]
+                self.hindsight.append(SubgoalDecision(env=i, start=step, questions=questions, answers=answers,
+                                                      probs=uniform, end=step + 1, reached=True))
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
         """Trust evidence, from a randomised comparison: whether a subgoal is shown is drawn per

@@ -42,9 +42,9 @@ class AdviceRecord:
 
 @dataclass
 class SubgoalDecision:
-    """One time a copy asked for a subgoal: the grounding prompts read (one per visible object),
-    the answer each amounted to (the chosen verb for the chosen object, `ignore it` for the rest),
-    and the teacher's probabilities there. It covers steps `start` to `end` of its rollout."""
+    """One time a copy asked for a subgoal: the grounding clozes read (`grounding`), the answer
+    the choice amounted to in each (-1 where a cloze had no part in it), and the teacher's
+    probabilities there. It covers steps `start` to `end` of its rollout."""
 
     env: int
     start: int

@@ -1,11 +1,9 @@
 """Subgoals: high-level advice a small language model can give well.
 
 A subgoal is a verb and one visible object ("go to the red ball", "pick up the blue key") or
-`explore` when nothing in view is relevant. A text teacher chooses it by grounding the mission
-in the view one object at a time: the prompt holds only the mission, one candidate object and
-what the agent carries, never positions or the whole scene, so one read serves every step,
-episode and layout that shows that object under that mission. The student sees a subgoal in its
-own terms: a mask of the named object's cells in its 7x7 view plus the verb.
+`explore` when nothing in view is relevant. A text teacher chooses it from its answers to
+clozes about the mission (`grounding`). The student sees a subgoal in its own terms: a mask of
+the named object's cells in its 7x7 view plus the verb.
 
 The BabyAI bot's stack of subgoals, read in these terms, is the expert (`stack_subgoals`).
 """
@@ -21,17 +19,11 @@ from minigrid.envs.babyai.core.verifier import ObjDesc, PutNextInstr
 from minigrid.utils.baby_ai_bot import (BabyAIBot, DisappearedBoxError, DropSubgoal, ExploreSubgoal,
                                         GoNextToSubgoal, OpenSubgoal, PickupSubgoal)
 
-from mutualrl.envs import FULL_ACTIONS, Situation, object_name
+from mutualrl.envs import FULL_ACTIONS
 
 #: The verbs a subgoal may carry, in the order of the student's verb input.
 VERBS: tuple[str, ...] = ("go to", "pick up", "put next to", "open", "explore")
 EXPLORE = "explore"
-#: How a grounding prompt offers each verb for one object, and the answer that dismisses it.
-ANSWERS = {"go to": "go to it", "pick up": "pick it up", "put next to": "put what you carry next to it",
-           "open": "open it"}
-_VERB_OF = {answer: verb for verb, answer in ANSWERS.items()}
-IGNORE = "ignore it"
-GROUNDING_QUESTION = "What should the agent do with this object?"
 #: Length of the student's subgoal input: the 7x7 mask, then the verb one-hot.
 SUBGOAL_DIM = 49 + len(VERBS)
 
@@ -47,6 +39,10 @@ Obj = tuple[int, int]
 class Subgoal:
     verb: str
     obj: Obj | None = None  # None for explore
+
+    def __str__(self) -> str:
+        """'pick up the red ball', or 'explore'."""
+        return self.verb if self.obj is None else f"{self.verb} the {IDX_TO_COLOR[self.obj[1]]} {IDX_TO_OBJECT[self.obj[0]]}"
 
 
 def visible_objects(image: np.ndarray) -> list[Obj]:
@@ -88,69 +84,6 @@ def subgoal_vector(image: np.ndarray, subgoal: Subgoal) -> np.ndarray:
         out[:49] = object_mask(image, subgoal.obj).reshape(-1)
     out[49 + VERBS.index(subgoal.verb)] = 1.0
     return out
-
-
-def verbs_for(obj: Obj, actions: Sequence[str], carrying: Obj | None) -> tuple[str, ...]:
-    """The verbs the level's actions allow on `obj`: every object can be gone to; a door opened
-    (with toggle); anything else picked up (with empty hands) or the carried object put next to it."""
-    verbs = ["go to"]
-    if obj[0] == _DOOR:
-        verbs += ["open"] if "toggle" in actions else []
-    elif carrying is None and "pick up" in actions:
-        verbs.append("pick up")
-    elif carrying is not None and "drop" in actions:
-        verbs.append("put next to")
-    return tuple(verbs)
-
-
-def grounding_question(mission: str, obj: Obj, carrying: Obj | None, actions: Sequence[str]) -> Situation:
-    """The prompt about one candidate object: mission, the object, what is carried; the answers are
-    the object's verbs and `ignore it`."""
-    description = f"You see {object_name(obj)}." + (f" You carry {object_name(carrying)}." if carrying else "")
-    answers = tuple(ANSWERS[v] for v in verbs_for(obj, actions, carrying)) + (IGNORE,)
-    return Situation(mission=mission, description=description, actions=answers, question=GROUNDING_QUESTION)
-
-
-def question_object(situation: Situation) -> Obj:
-    """The object a grounding prompt asks about ("You see a red ball. ...")."""
-    colour, kind = situation.description.split(".")[0].split()[-2:]
-    return OBJECT_TO_IDX[kind], COLOR_TO_IDX[colour]
-
-
-def candidate_questions(mission: str, image: np.ndarray, actions: Sequence[str]) -> tuple[list[Obj], list[Situation]]:
-    """The objects in view and the grounding prompt about each."""
-    objects = visible_objects(image)
-    return objects, [grounding_question(mission, obj, carried(image), actions) for obj in objects]
-
-
-def choose(objects: Sequence[Obj], questions: Sequence[Situation], probs: Sequence[np.ndarray],
-           rng: np.random.Generator | None = None) -> tuple[Subgoal, list[int]]:
-    """The teacher's subgoal from its answers: the most likely, or with `rng` one drawn from its
-    distribution; and the answer each prompt's choice amounts to (the verb for the chosen object,
-    `ignore it` for the others), which is what feedback is given on."""
-    options, weights = choice_weights(probs, questions)
-    c, verb = options[int(rng.choice(len(options), p=weights)) if rng is not None else int(np.argmax(weights))]
-    answers = [len(q.actions) - 1 for q in questions]
-    if c >= 0:
-        answers[c] = questions[c].actions.index(ANSWERS[verb])
-    return (Subgoal(EXPLORE) if c < 0 else Subgoal(verb, objects[c])), answers
-
-
-def choice_weights(probs: Sequence[np.ndarray], questions: Sequence[Situation]) -> tuple[list[tuple[int, str]], np.ndarray]:
-    """The teacher's distribution over subgoals, from its answers to each candidate's prompt.
-
-    Each prompt says how likely each verb is for its object, and how likely the object is
-    irrelevant: (c, verb) weighs p_c(verb), and explore weighs the chance that every object is
-    irrelevant, prod p_c(ignore). Returns the options as (candidate index or -1, verb) and their
-    probabilities."""
-    options = [(-1, EXPLORE)]
-    weights = [float(np.prod([p[-1] for p in probs]))]
-    for c, (p, q) in enumerate(zip(probs, questions)):
-        for answer, pa in zip(q.actions[:-1], p[:-1]):
-            options.append((c, _VERB_OF[answer]))
-            weights.append(float(pa))
-    w = np.asarray(weights)
-    return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
 
 
 def reached(subgoal: Subgoal, image: np.ndarray, start_objects: Sequence[Obj]) -> bool:

@@ -9,7 +9,8 @@ import numpy as np
 from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
 from mutualrl.envs import FULL_ACTIONS, Situation
-from mutualrl.subgoals import ANSWERS, GROUNDING_QUESTION, Subgoal, question_object, stack_subgoals
+from mutualrl.grounding import COLOURS, KINDS, VERB_WORDS, meaning, words_of
+from mutualrl.subgoals import EXPLORE, Subgoal, stack_subgoals, visible_objects
 from mutualrl.teachers.base import Advice, Teacher
 
 
@@ -78,7 +79,7 @@ class BotTeacher(Teacher):
             raise ValueError("the bot teacher plans from the live environments: pass one per situation as envs=")
 
     def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
-        if situations and situations[0].question == GROUNDING_QUESTION:
+        if situations and situations[0].cloze:
             return self._ground(situations, envs)
         advice = []
         for s, expert in zip(situations, self.expert_actions(situations, envs)):
@@ -92,16 +93,25 @@ class BotTeacher(Teacher):
         return advice
 
     def _ground(self, situations: Sequence[Situation], envs: Sequence[Any] | None) -> list[Advice]:
-        """Answers to grounding prompts: the verb of the bot's current subgoal for its object,
-        `ignore it` for any other (bots kept in step by `observe`)."""
+        """Answers to grounding clozes that make the bot's current subgoal the choice: its verb,
+        and its object's colour and kind in every role; where it explores, the name of an object
+        not in view (bots kept in step by `observe`)."""
         self._check_envs(situations, envs)
-        views = {id(env): env for env in envs}
-        expert = {key: self.expert_subgoals(env, env.gen_obs()["image"]) for key, env in views.items()}
+        wanted = {}
+        for env in {id(env): env for env in envs}.values():
+            image = env.gen_obs()["image"]
+            goal = self.expert_subgoals(env, image)[0]
+            seen = {words_of(obj) for obj in visible_objects(image)}
+            name = words_of(goal.obj) if goal.verb != EXPLORE else next(
+                (c, k) for c in COLOURS for k in KINDS if (c, k) not in seen)
+            wanted[id(env)] = (VERB_WORDS.get(goal.verb), *name)
         advice = []
         for s, env in zip(situations, envs):
-            obj = question_object(s)
-            verbs = [g.verb for g in expert[id(env)] if g.obj == obj and ANSWERS.get(g.verb) in s.actions]
-            probs = np.zeros(len(s.actions))
-            probs[s.actions.index(ANSWERS[verbs[0]]) if verbs else -1] = 1.0
+            word, colour, kind = wanted[id(env)]
+            _, asks, given = meaning(s)
+            answer = word if asks is None else colour if asks == "colour" else kind if given == colour else None
+            probs = np.full(len(s.actions), 1.0 / len(s.actions))
+            if answer in s.actions:
+                probs = (np.asarray(s.actions) == answer).astype(float)
             advice.append(Advice(probs=probs))
         return advice

@@ -36,7 +36,7 @@ import numpy as np
 from mutualrl.envs import Situation
 from mutualrl.feedback import PromptFeedback
 from mutualrl.teachers.base import Advice
-from mutualrl.teachers.prompt import SYSTEM_PROMPT, question
+from mutualrl.teachers.prompt import system_prompt, user_message
 from mutualrl.teachers.text import TextTeacher
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class EndpointTeacher(TextTeacher):
     def user_message(self, situation: Situation) -> str:
         """The question, plus what the student reported about this situation before."""
         key = self.key(situation)
-        text = question(situation)
+        text = user_message(situation)
         notes = self.memory.get(key)
         if notes:
             said = "; ".join(f"'{a}' {'helped' if v > 0 else 'hurt'} ({v:+.2f})" for a, v in sorted(notes.items()))
@@ -194,8 +194,10 @@ class EndpointTeacher(TextTeacher):
         """One prompt per (situation, action), and where the action's text lies in it."""
         prompts, spans = [], []
         for s in situations:
-            prefix = f"{SYSTEM_PROMPT}\n{self.user_message(s)}\nAnswer: "
+            # a cloze's reply begins with its lead, and each word follows it after a space
+            prefix = f"{system_prompt(s)}\n{self.user_message(s)}\n" + (s.description if s.cloze else "Answer: ")
             for a in s.actions:
+                a = " " + a if s.cloze else a
                 prompts.append(prefix + a)
                 spans.append((len(prefix), len(prefix) + len(a)))
         return prompts, spans
@@ -243,7 +245,7 @@ class EndpointTeacher(TextTeacher):
         for s in situations:
             reply = self._post("/chat/completions", {
                 "model": self.model, "n": self.samples, "temperature": 1.0, "max_tokens": 8,
-                "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": self.user_message(s)}],
+                "messages": [{"role": "system", "content": system_prompt(s)}, {"role": "user", "content": self.user_message(s)}],
             })
             counts = np.zeros(len(s.actions))
             for choice in reply.get("choices", []):

@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import DynamicCache
 
 from mutualrl.envs import Situation
-from mutualrl.teachers.prompt import SYSTEM_PROMPT, question
+from mutualrl.teachers.prompt import system_prompt, user_message
 
 
 class PrefixSharedScorer:
@@ -62,12 +62,18 @@ class PrefixSharedScorer:
     # ----------------------------------------------------------------- prompts
 
     def prompt_parts(self, situation: Situation) -> tuple[str, str]:
-        """The prompt split into the task header (shared by every state of a mission) and the rest."""
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question(situation)}]
+        """The prompt split into the task header (shared by every state of a mission) and the rest
+        (a cloze: its question and the start of the reply, after the header of its mission)."""
+        system, user = system_prompt(situation), user_message(situation)
         if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template([{"role": "system", "content": system},
+                                                       {"role": "user", "content": user}],
+                                                      tokenize=False, add_generation_prompt=True)
         else:
-            text = f"{SYSTEM_PROMPT}\n{question(situation)}\nAnswer: "
+            text = f"{system}\n{user}\n" + ("" if situation.cloze else "Answer: ")
+        if situation.cloze:  # the mission's header serves all its clozes
+            cut = text.index(situation.question)
+            return text[:cut], text[cut:] + situation.description
         cut = text.index(situation.description)
         return text[:cut], text[cut:]
 
@@ -78,6 +84,10 @@ class PrefixSharedScorer:
         if action not in self._action_ids:
             self._action_ids[action] = self._ids(action)
         return self._action_ids[action]
+
+    def answer_ids(self, situation: Situation) -> list[list[int]]:
+        """The tokens of each answer (a cloze's word follows its lead after a space)."""
+        return [self.action_ids(" " + a if situation.cloze else a) for a in situation.actions]
 
     def prompt_ids(self, situation: Situation) -> tuple[list[int], list[int]]:
         header, rest = self.prompt_parts(situation)
@@ -93,7 +103,7 @@ class PrefixSharedScorer:
         parts = [self.prompt_ids(s) for s in situations]
         for i, (header, _) in enumerate(parts):
             headers.setdefault(tuple(header), []).append(i)
-        actions = [self.action_ids(a) for a in situations[0].actions]
+        actions = self.answer_ids(situations[0])
         out = torch.empty(len(situations), len(actions), device=self.device)
         for header, rows in headers.items():
             rests = [parts[i][1] for i in rows]
@@ -188,16 +198,28 @@ class PrefixSharedScorer:
 
     def _action_scores(self, last_hidden: torch.Tensor, follow_hidden: torch.Tensor | None,
                        actions: list[list[int]]) -> torch.Tensor:
-        """Sum of the action tokens' log-probabilities from the hidden states that predict them."""
+        """Sum of the action tokens' log-probabilities from the hidden states that predict them.
+
+        Where every action is one token, only those rows of the output layer are computed: the
+        scores are then the actions' logits, which differ from their log-probabilities by one
+        constant per prompt, so the choice among them (their softmax) is exactly the same."""
+        if follow_hidden is None:
+            return self._logit_rows(last_hidden, [a[0] for a in actions])
         first = self._lm_head(last_hidden)
         scores = torch.stack([first[:, a[0]] for a in actions], dim=1)
-        if follow_hidden is None:
-            return scores
         batch, n_actions = last_hidden.shape[0], len(actions)
         logp = self._lm_head(follow_hidden).view(batch, n_actions, follow_hidden.shape[1], -1)
         rest = [logp[:, j, torch.arange(len(a) - 1), torch.tensor(a[1:], dtype=torch.long)].sum(-1)
                 for j, a in enumerate(actions)]
         return scores + torch.stack(rest, dim=1)
+
+    def _logit_rows(self, hidden: torch.Tensor, ids: list[int]) -> torch.Tensor:
+        """The logits of the tokens `ids` only, (B, len(ids)): a few rows of the output layer
+        instead of the whole vocabulary."""
+        head = self._base_model().get_output_embeddings()
+        rows = torch.tensor(ids, device=self.device)
+        logits = hidden @ head.weight[rows].T
+        return (logits + head.bias[rows] if getattr(head, "bias", None) is not None else logits).float()
 
     def _header_kv(self, stage: str, header_input: torch.Tensor, key: str):
         """The KV cache of a task header in a stage. Cached per teacher version (the lower stage's
@@ -257,7 +279,7 @@ class PrefixSharedScorer:
         enc_ids, enc_mask = enc_ids.to(self.device), enc_mask.to(self.device)
         encoded = self.model.get_encoder()(input_ids=enc_ids, attention_mask=enc_mask).last_hidden_state
         self.tokens_processed += int(enc_mask.sum())
-        actions = [self.action_ids(a) for a in situations[0].actions]
+        actions = self.answer_ids(situations[0])
         batch, n_actions = len(situations), len(actions)
         decoder_inputs, targets, target_mask = self.decoder_tensors(actions)
         out = self.model(

@@ -1,0 +1,72 @@
+"""Zero-shot subgoal accuracy of the untaught teacher, per level and per grounding design.
+
+Along the BabyAI bot's own held-out episodes, how often the teacher's most likely subgoal is one
+the bot's stack holds (`evaluation.subgoal_agreement`), with the level's task actions and with
+all seven (every verb offered), for each design of `grounding.Design`. A design changes only how
+the answers become a choice, so every design reads the same cached answers. `--reworded` adds a
+row per level whose missions the teacher reads in other words (synonyms, other phrasing): the
+grounding must not depend on the templates' words.
+
+    python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from mutualrl import grounding, output
+from mutualrl.envs import task_actions
+from mutualrl.evaluation import subgoal_agreement
+from mutualrl.teachers import make_teacher
+
+LEVELS = ("BabyAI-GoToRedBall-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0")
+#: calibrated or as read, and the explore ratio (`grounding.Design`)
+DESIGNS = {"calibrated 0.5": grounding.Design(), "calibrated 0.25": grounding.Design(explore_ratio=0.25),
+           "calibrated 0.1": grounding.Design(explore_ratio=0.1), "as read 0.5": grounding.Design(calibrate=False)}
+#: other words for the same tasks: verbs, prepositions and phrasing no BabyAI template uses
+_REWORDINGS = ((r"^go to ", "walk over to "), (r"^pick up ", "grab "), (r"^put ", "place "), (r" next to ", " beside "),
+               (r"^open ", "unlock and open "), (r" in front of you", " ahead of you"), (r" behind you", " at your back"))
+
+
+def reword(mission: str) -> str:
+    for pattern, words in _REWORDINGS:
+        mission = re.sub(pattern, words, mission)
+    return mission
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", default="smollm2")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--levels", default=",".join(LEVELS))
+    parser.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated, of: {', '.join(DESIGNS)}")
+    parser.add_argument("--reworded", action="store_true", help="also read the missions in other words")
+    args = parser.parse_args()
+    output.configure()
+    teacher = make_teacher(args.teacher, seed=args.seed)
+    designs = args.designs.split(",")
+    table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
+                        f"seed {args.seed})")
+    for column in ("level", "actions", "missions", *designs, "seconds"):
+        table.add_column(column)
+    for env_id in args.levels.split(","):
+        for space in ("task", "full"):
+            for words, rewording in (("as given", None), ("reworded", reword))[: 2 if args.reworded else 1]:
+                start, row = time.perf_counter(), []
+                for name in designs:
+                    grounding.DESIGN = DESIGNS[name]
+                    row.append(subgoal_agreement(teacher, env_id, args.episodes, args.seed,
+                                                 task_actions(env_id, space), reword=rewording))
+                table.add_row(env_id, space, words, *(f"{a:.3f}" for a in row), f"{time.perf_counter() - start:.0f}")
+                print(f"{env_id} {space} {words}: " + ", ".join(f"{n} {a:.3f}" for n, a in zip(designs, row)), flush=True)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Grounding: which object and verb a mission means, asked of a language model as clozes.
+
+A small model copies well from its context and does little else well. So the teacher is asked to
+say the mission again, and each question is one word of that restatement, the next word after a
+lead that begins its reply:
+
+- the verb, where the level's actions allow more than one: "The mission is to {go|pick|put|open}";
+- for each verb, the colour of the object it needs: "The mission is to pick up the {red|...}";
+- and its kind, for each colour: "The mission is to pick up the red {ball|box|key|door}".
+
+`put` needs two objects: the one to move ("... to put the") and the one to put it next to ("... to
+put it next to the"). Every object name the level can hold is scored, so the teacher says from
+the mission alone which object it means; the subgoal is then a visible object that matches
+(`choice_weights`), or explore when none does. No code reads the mission's words: grounding them
+is the language model's work (a mission in other words is restated all the same).
+
+The questions depend on the mission and the level's verbs only, so one read serves every state,
+episode and layout. Their answers are single tokens: the choice among them is the softmax of
+those tokens' logits (`scoring.PrefixSharedScorer` computes only those rows).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_OBJECT
+
+from mutualrl.envs import Situation
+from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, visible_objects
+
+COLOURS: tuple[str, ...] = tuple(COLOR_TO_IDX)
+KINDS: tuple[str, ...] = ("ball", "box", "key", "door")
+#: the one-word answer for each verb (the subgoal verbs but `explore`), and the actions it needs
+VERB_WORDS = {"go to": "go", "pick up": "pick", "put next to": "put", "open": "open"}
+_NEEDS = {"go": (), "pick": ("pick up",), "put": ("pick up", "drop"), "open": ("toggle",)}
+#: asked to restate the mission, the model copies (or rephrases into) each word an answer needs
+QUESTION, VERB_LEAD = "Say the mission again.", "The mission is to"
+#: the restatement up to the object each verb needs (`put` needs two): the roles of objects
+ROLES = {"go": "The mission is to go to the", "pick": "The mission is to pick up the", "open": "The mission is to open the",
+         "move": "The mission is to put the", "fixed": "The mission is to put it next to the"}
+#: the mission of the clozes that measure the model's bias, whatever the mission
+CONTENT_FREE = "N/A"
+
+
+@dataclass(frozen=True)
+class Design:
+    """How the answers become a choice (chosen by `benchmarks/grounding_zero_shot.py`).
+
+    `calibrate`: each colour's and kind's probability is divided by its probability for a
+    content-free mission, then normalised (contextual calibration: a small model's favourite
+    words, such as "red", would otherwise win wherever the mission names no colour, or one it
+    finds unlikely). The verb is left as read: calibrated, "open" outweighed "pick" for boxes.
+    `explore_ratio`: explore outweighs a visible object when a name not in view is this many
+    times as likely."""
+
+    calibrate: bool = True
+    explore_ratio: float = 0.5
+
+
+DESIGN = Design()
+
+
+#: lead -> what the cloze asks: ("verb", None, None), (role, "colour", None) or (role, "kind", colour)
+_MEANING: dict[str, tuple[str, str | None, str | None]] = {VERB_LEAD: ("verb", None, None)}
+for _role, _lead in ROLES.items():
+    _MEANING[_lead] = (_role, "colour", None)
+    for _colour in COLOURS:
+        _MEANING[f"{_lead} {_colour}"] = (_role, "kind", _colour)
+
+
+def meaning(cloze: Situation) -> tuple[str, str | None, str | None]:
+    """What a grounding cloze asks: the verb, or a role's colour, or its kind given a colour."""
+    return _MEANING[cloze.description]
+
+
+def verb_words(actions: Sequence[str]) -> tuple[str, ...]:
+    """The verbs the level's actions allow, as answer words (`go` always)."""
+    return tuple(w for w, needs in _NEEDS.items() if all(a in actions for a in needs))
+
+
+def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation, ...]:
+    """Every cloze about a mission: the verb (where there is a choice), and the colour and kind
+    of the object each verb the actions allow needs; with calibration, the same about the
+    content-free mission (one read per teacher version serves every mission)."""
+    bias = tuple(q for q in _clozes(CONTENT_FREE, actions) if q.description != VERB_LEAD) if DESIGN.calibrate else ()
+    return _clozes(mission, actions) + bias
+
+
+@functools.lru_cache(maxsize=4096)
+def _clozes(mission: str, actions: tuple[str, ...]) -> tuple[Situation, ...]:
+    words = verb_words(actions)
+    questions = [] if len(words) == 1 else [Situation(mission, VERB_LEAD, words, question=QUESTION, cloze=True)]
+    for role in (r for w in words for r in (("move", "fixed") if w == "put" else (w,))):
+        questions.append(Situation(mission, ROLES[role], COLOURS, question=QUESTION, cloze=True))
+        questions += [Situation(mission, f"{ROLES[role]} {c}", KINDS, question=QUESTION, cloze=True) for c in COLOURS]
+    return tuple(questions)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One subgoal the teacher may choose, and the answers it amounts to: the verb word and the
+    role whose object it is (None for explore)."""
+
+    subgoal: Subgoal
+    word: str | None = None
+    role: str | None = None
+
+
+class Reading:
+    """A teacher's answers to a mission's clozes as distributions: over verb words, and over
+    every object name per role (p(colour) * p(kind | colour))."""
+
+    def __init__(self, questions: Sequence[Situation], probs: Sequence[np.ndarray], actions: Sequence[str]):
+        answers = {meaning(q): p for q, p in zip(questions, probs) if q.mission != CONTENT_FREE}
+        bias = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE}
+        dist = {k: _calibrated(p, bias.get(k)) for k, p in answers.items()}
+        words = verb_words(actions)
+        self.verbs = dict(zip(words, dist.get(("verb", None, None), [1.0])))
+        self.names: dict[str, np.ndarray] = {}  # role -> (colours, kinds)
+        for role in ROLES:
+            if (role, "colour", None) in dist:
+                kinds = np.stack([dist[(role, "kind", c)] for c in COLOURS])
+                self.names[role] = dist[(role, "colour", None)][:, None] * kinds
+
+    def p(self, role: str, obj: Obj) -> float:
+        return float(self.names[role][obj[1], KINDS.index(IDX_TO_OBJECT[obj[0]])])
+
+    def best_unseen(self, role: str, seen: Sequence[Obj]) -> float:
+        """The likeliest name of the role that no visible object bears."""
+        names = self.names[role].copy()
+        for obj in seen:
+            names[obj[1], KINDS.index(IDX_TO_OBJECT[obj[0]])] = 0.0
+        return float(names.max())
+
+
+def _calibrated(probs: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """p / p_content_free, normalised (p itself without a content-free answer)."""
+    if bias is None:
+        return np.asarray(probs, dtype=float)
+    ratio = np.asarray(probs, dtype=float) / np.clip(bias, 1e-6, None)
+    return ratio / ratio.sum() if ratio.sum() > 0 else np.full(len(ratio), 1.0 / len(ratio))
+
+
+def words_of(obj: Obj) -> tuple[str, str]:
+    """An object's colour and kind, as the clozes' answers name them."""
+    return COLOURS[obj[1]], IDX_TO_OBJECT[obj[0]]
+
+
+def _role(word: str, carrying: Obj | None) -> str:
+    """The role of the object a verb word needs now (`put`: first the object to move)."""
+    return word if word != "put" else ("move" if carrying is None else "fixed")
+
+
+def _subgoal_for(word: str, obj: Obj, carrying: Obj | None) -> tuple[str, str]:
+    """The verb a subgoal on `obj` takes, and the role whose object it is, for a verb word."""
+    role, door = _role(word, carrying), IDX_TO_OBJECT[obj[0]] == "door"
+    if word == "put":
+        return ("pick up" if carrying is None else "put next to"), role
+    if word == "pick" and carrying is None and not door:
+        return "pick up", role
+    return ("open" if word == "open" and door else "go to"), role
+
+
+def choice_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.ndarray]:
+    """The teacher's distribution over subgoals in this view.
+
+    A visible object weighs p(verb) * p(its name in the verb's role); explore weighs, per verb,
+    `explore_ratio` times the likeliest name of that role that no visible object bears. So the
+    mission's object wins where it is in view, explore where it is not, and where the mission
+    names several objects alike ("a red object") any one in view wins over the unseen."""
+    seen, holding = visible_objects(image), carried(image)
+    weights: dict[Option, float] = {Option(Subgoal(EXPLORE)): 0.0}
+    for word, pw in reading.verbs.items():
+        for obj in seen:
+            verb, role = _subgoal_for(word, obj, holding)
+            option = Option(Subgoal(verb, obj), word, role)
+            weights[option] = weights.get(option, 0.0) + pw * reading.p(role, obj)
+        weights[Option(Subgoal(EXPLORE))] += pw * DESIGN.explore_ratio * reading.best_unseen(_role(word, holding), seen)
+    options, w = list(weights), np.array(list(weights.values()))
+    return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+
+
+def answers_for(questions: Sequence[Situation], option: Option) -> list[int]:
+    """The answer a choice amounts to in each cloze (-1 where the cloze has no part in it): the
+    verb word, and the chosen object's colour and kind in its role. Explore answers none."""
+    answers = [-1] * len(questions)
+    if option.role is None:
+        return answers
+    colour, kind = words_of(option.subgoal.obj)
+    wanted = {("verb", None, None): option.word, (option.role, "colour", None): colour,
+              (option.role, "kind", colour): kind}
+    for i, q in enumerate(questions):
+        answer = wanted.get(meaning(q)) if q.mission != CONTENT_FREE else None
+        if answer in q.actions:
+            answers[i] = q.actions.index(answer)
+    return answers
+
+
+def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
+           rng: np.random.Generator | None = None) -> tuple[Subgoal, list[int]]:
+    """The teacher's subgoal from its answers: the most likely, or with `rng` one drawn from its
+    distribution; and the answer it amounts to in each cloze (what feedback is given on)."""
+    if not visible_objects(image):
+        return Subgoal(EXPLORE), [-1] * len(questions)
+    options, weights = choice_weights(Reading(questions, probs, actions), image)
+    option = options[int(rng.choice(len(options), p=weights)) if rng is not None else int(np.argmax(weights))]
+    return option.subgoal, answers_for(questions, option)
+
+
+def hindsight(mission: str, actions: tuple[str, ...], obj: Obj, verb: str, carrying: Obj | None
+              ) -> tuple[list[Situation], list[int]]:
+    """The clozes and answers a student's own act amounts to: going to `obj` or picking it up
+    (`verb`) with `carrying` in hand, as each verb word that leads to that act would read it."""
+    questions = mission_questions(mission, actions)
+    picked, answers = [], []
+    for word in verb_words(actions):
+        made, role = _subgoal_for(word, obj, carrying)
+        if made != verb:
+            continue
+        for q, a in zip(questions, answers_for(questions, Option(Subgoal(verb, obj), word, role))):
+            if a >= 0 and q not in picked:
+                picked.append(q)
+                answers.append(a)
+    return picked, answers

@@ -165,20 +165,24 @@ def _subgoal_for(word: str, obj: Obj, carrying: Obj | None) -> tuple[str, str]:
 
 
 def choice_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.ndarray]:
-    """The teacher's distribution over subgoals in this view.
+    """The teacher's distribution over subgoals in this view: first the verb, then the object it
+    needs.
 
-    A visible object weighs p(verb) * p(its name in the verb's role); explore weighs, per verb,
-    `explore_ratio` times the likeliest name of that role that no visible object bears. So the
-    mission's object wins where it is in view, explore where it is not, and where the mission
-    names several objects alike ("a red object") any one in view wins over the unseen."""
+    Given a verb word, a visible object weighs its name's probability in the verb's role, and
+    explore `explore_ratio` times the likeliest name of that role that no visible object bears;
+    these are normalised per verb and weighed by the verb's probability. So the mission's object
+    wins where it is in view, explore where it is not, and where the mission names several
+    objects alike ("a red object") any one in view wins over the unseen. (Normalised per verb,
+    a role the model restates more surely cannot outvote the verb.)"""
     seen, holding = visible_objects(image), carried(image)
     weights: dict[Option, float] = {Option(Subgoal(EXPLORE)): 0.0}
     for word, pw in reading.verbs.items():
-        for obj in seen:
-            verb, role = _subgoal_for(word, obj, holding)
-            option = Option(Subgoal(verb, obj), word, role)
-            weights[option] = weights.get(option, 0.0) + pw * reading.p(role, obj)
-        weights[Option(Subgoal(EXPLORE))] += pw * DESIGN.explore_ratio * reading.best_unseen(_role(word, holding), seen)
+        role = _role(word, holding)
+        given = {Option(Subgoal(_subgoal_for(word, obj, holding)[0], obj), word, role): reading.p(role, obj) for obj in seen}
+        given[Option(Subgoal(EXPLORE))] = DESIGN.explore_ratio * reading.best_unseen(role, seen)
+        total = sum(given.values())
+        for option, w in given.items():
+            weights[option] = weights.get(option, 0.0) + (pw * w / total if total > 0 else 0.0)
     options, w = list(weights), np.array(list(weights.values()))
     return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
 

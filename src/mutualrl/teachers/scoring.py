@@ -63,7 +63,7 @@ class PrefixSharedScorer:
 
     def prompt_parts(self, situation: Situation) -> tuple[str, str]:
         """The prompt split into the task header (shared by every state of a mission) and the rest
-        (a cloze: its question and the start of the reply, after the header of its mission)."""
+        (a cloze: the start of the reply, after its mission and question)."""
         system, user = system_prompt(situation), user_message(situation)
         if getattr(self.tokenizer, "chat_template", None):
             text = self.tokenizer.apply_chat_template([{"role": "system", "content": system},
@@ -71,9 +71,8 @@ class PrefixSharedScorer:
                                                       tokenize=False, add_generation_prompt=True)
         else:
             text = f"{system}\n{user}\n" + ("" if situation.cloze else "Answer: ")
-        if situation.cloze:  # the mission's header serves all its clozes
-            cut = text.index(situation.question)
-            return text[:cut], text[cut:] + situation.description
+        if situation.cloze:  # the mission's clozes share one question: one header serves them all
+            return text, situation.description
         cut = text.index(situation.description)
         return text[:cut], text[cut:]
 

@@ -103,6 +103,8 @@ class PrefixSharedScorer:
         for i, (header, _) in enumerate(parts):
             headers.setdefault(tuple(header), []).append(i)
         actions = self.answer_ids(situations[0])
+        if self.trunk_layers and all(len(a) == 1 for a in actions):
+            return self._one_token_from_trunk(headers, parts, actions)
         out = torch.empty(len(situations), len(actions), device=self.device)
         for header, rows in headers.items():
             rests = [parts[i][1] for i in rows]
@@ -248,8 +250,9 @@ class PrefixSharedScorer:
             self._follow_ids(actions, len(rests)), len(actions))
         return self._action_scores(rest_hidden[:, -1], follow_hidden, actions)
 
-    def _score_from_trunk(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
-        """The top layers over cached trunk states; the trunk runs only for prompts it has not seen."""
+    def _trunk_states(self, header: list[int], rests: list[list[int]], actions: list[list[int]]):
+        """The frozen trunk's outputs for a header and each rest (with its action tokens after the
+        first), computed only for prompts it has not seen: (header states, [(rest, follow)])."""
         header_key = str(header)
         lower_kv, header_states = self._header_kv("lower", torch.tensor([header], device=self.device), header_key)
         missing = [i for i, r in enumerate(rests) if (header_key, tuple(r)) not in self.trunk_cache]
@@ -264,12 +267,35 @@ class PrefixSharedScorer:
                     own, follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
             while len(self.trunk_cache) > self.trunk_cache_size:
                 self.trunk_cache.pop(next(iter(self.trunk_cache)))
-        states = [self.trunk_cache[(header_key, tuple(r))] for r in rests]
-        upper_kv, _ = self._header_kv("upper", header_states, header_key)
+        return header_states, [self.trunk_cache[(header_key, tuple(r))] for r in rests]
+
+    def _score_from_trunk(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
+        """The top layers over cached trunk states, after the header's (one header at a time)."""
+        header_states, states = self._trunk_states(header, rests, actions)
+        upper_kv, _ = self._header_kv("upper", header_states, str(header))
         follow = torch.cat([f for _, f in states]) if states[0][1] is not None else None
         rest_hidden, _, follow_hidden = self._traverse("upper", upper_kv, len(header), [s for s, _ in states],
                                                        follow, len(actions))
         return self._action_scores(rest_hidden[:, -1], follow_hidden, actions)
+
+    def _one_token_from_trunk(self, headers: dict[tuple[int, ...], list[int]], parts: list[tuple[list[int], list[int]]],
+                              actions: list[list[int]]) -> torch.Tensor:
+        """One-token answers: the top layers run once over every prompt's cached trunk states
+        (its header's, then its own), left-padded into one batch whatever the headers, and only
+        the answers' rows of the output layer are computed."""
+        sequences: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
+        for header, rows in headers.items():
+            header_states, states = self._trunk_states(list(header), [parts[i][1] for i in rows], actions)
+            for i, (own, _) in zip(rows, states):
+                sequences[i] = torch.cat([header_states[0], own])
+        width = max(len(x) for x in sequences)
+        inputs = sequences[0].new_zeros((len(sequences), width, sequences[0].shape[-1]))
+        mask = torch.zeros((len(sequences), width), dtype=torch.long, device=self.device)
+        for i, x in enumerate(sequences):
+            inputs[i, width - len(x):] = x
+            mask[i, width - len(x):] = 1
+        hidden, _ = self._run("upper", inputs, mask, (mask.cumsum(1) - 1).clamp(min=0))
+        return self._logit_rows(hidden[:, -1], [a[0] for a in actions])
 
     def _seq2seq_logliks(self, situations: Sequence[Situation]) -> torch.Tensor:
         prompts = [sum(self.prompt_ids(s), []) for s in situations]

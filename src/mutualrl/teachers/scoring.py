@@ -222,9 +222,11 @@ class PrefixSharedScorer:
         logits = hidden @ head.weight[rows].T
         return (logits + head.bias[rows] if getattr(head, "bias", None) is not None else logits).float()
 
-    def _header_kv(self, stage: str, header_input: torch.Tensor, key: str):
-        """The KV cache of a task header in a stage. Cached per teacher version (the lower stage's
-        never changes); computed anew when gradients are on, so the adapter learns through it."""
+    def _header_kv(self, stage: str, header_input: torch.Tensor, key: str, copy_kv: bool = True):
+        """The KV cache of a task header in a stage, and its hidden states. Cached per teacher
+        version (the lower stage's never changes); computed anew when gradients are on, so the
+        adapter learns through it. A caller that extends the cache gets a copy (`copy_kv`); one
+        that needs only the hidden states gets no cache (a copy of every layer's is not free)."""
         cache_key = (stage, key)
         learning = torch.is_grad_enabled() and stage != "lower"
         if learning or cache_key not in self._header_cache:
@@ -236,7 +238,7 @@ class PrefixSharedScorer:
                 return kv, hidden
             self._header_cache[cache_key] = (kv, hidden)
         kv, hidden = self._header_cache[cache_key]
-        return copy.deepcopy(kv), hidden
+        return (copy.deepcopy(kv) if copy_kv else None), hidden
 
     def forget_adapted_headers(self) -> None:
         """Drop header caches that depend on the adapter (kept: the frozen lower stage's)."""
@@ -254,8 +256,9 @@ class PrefixSharedScorer:
         """The frozen trunk's outputs for a header and each rest (with its action tokens after the
         first), computed only for prompts it has not seen: (header states, [(rest, follow)])."""
         header_key = str(header)
-        lower_kv, header_states = self._header_kv("lower", torch.tensor([header], device=self.device), header_key)
         missing = [i for i, r in enumerate(rests) if (header_key, tuple(r)) not in self.trunk_cache]
+        lower_kv, header_states = self._header_kv("lower", torch.tensor([header], device=self.device), header_key,
+                                                  copy_kv=bool(missing))
         if missing:
             with torch.no_grad():
                 hidden, mask, follow = self._traverse(

@@ -283,22 +283,25 @@ class PrefixSharedScorer:
 
     def _one_token_from_trunk(self, headers: dict[tuple[int, ...], list[int]], parts: list[tuple[list[int], list[int]]],
                               actions: list[list[int]]) -> torch.Tensor:
-        """One-token answers: the top layers run once over every prompt's cached trunk states
-        (its header's, then its own), left-padded into one batch whatever the headers, and only
+        """One-token answers, every header at once: the top layers run over each distinct
+        header's cached trunk states once (left-padded into one batch), then over every prompt's
+        own states after its header's cache (right-padded, read at each row's last token); only
         the answers' rows of the output layer are computed."""
-        sequences: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
-        for header, rows in headers.items():
-            header_states, states = self._trunk_states(list(header), [parts[i][1] for i in rows], actions)
-            for i, (own, _) in zip(rows, states):
-                sequences[i] = torch.cat([header_states[0], own])
-        width = max(len(x) for x in sequences)
-        inputs = sequences[0].new_zeros((len(sequences), width, sequences[0].shape[-1]))
-        mask = torch.zeros((len(sequences), width), dtype=torch.long, device=self.device)
-        for i, x in enumerate(sequences):
-            inputs[i, width - len(x):] = x
-            mask[i, width - len(x):] = 1
-        hidden, _ = self._run("upper", inputs, mask, (mask.cumsum(1) - 1).clamp(min=0))
-        return self._logit_rows(hidden[:, -1], [a[0] for a in actions])
+        rows_of = list(headers.values())
+        trunk = [self._trunk_states(list(h), [parts[i][1] for i in rows], actions) for h, rows in headers.items()]
+        heads, head_mask = _pad([states[0] for states, _ in trunk], left=True)
+        header_kv = self._run("upper", heads, head_mask, (head_mask.cumsum(1) - 1).clamp(min=0))[1]
+        order = [i for rows in rows_of for i in rows]
+        owner = torch.tensor([h for h, rows in enumerate(rows_of) for _ in rows], device=self.device)
+        header_kv.reorder_cache(owner)  # one copy of its header's cache per prompt
+        rests, rest_mask = _pad([own for _, states in trunk for own, _ in states], left=False)
+        lengths = head_mask.sum(1)[owner]
+        positions = lengths[:, None] + torch.arange(rests.shape[1], device=self.device)[None]
+        hidden, _ = self._run("upper", rests, torch.cat([head_mask[owner], rest_mask], dim=1), positions, header_kv)
+        last = hidden[torch.arange(len(order), device=self.device), rest_mask.sum(1) - 1]
+        out = torch.empty(len(parts), len(actions), device=self.device)
+        out[order] = self._logit_rows(last, [a[0] for a in actions])
+        return out
 
     def _seq2seq_logliks(self, situations: Sequence[Situation]) -> torch.Tensor:
         prompts = [sum(self.prompt_ids(s), []) for s in situations]
@@ -331,3 +334,14 @@ class PrefixSharedScorer:
             targets[j, : len(a)] = torch.tensor(a)
             mask[j, : len(a)] = 1
         return inputs, targets, mask
+
+
+def _pad(sequences: list[torch.Tensor], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, L, ...) states padded with zeros to the longest, on the left or the right, and the mask."""
+    width = max(len(x) for x in sequences)
+    out = sequences[0].new_zeros((len(sequences), width, *sequences[0].shape[1:]))
+    mask = torch.zeros((len(sequences), width), dtype=torch.long, device=out.device)
+    for i, x in enumerate(sequences):
+        span = slice(width - len(x), width) if left else slice(0, len(x))
+        out[i, span], mask[i, span] = x, 1
+    return out, mask

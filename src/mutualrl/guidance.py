@@ -305,9 +305,11 @@ class SubgoalGuidance(Guidance):
                 continue
             questions, answers = hindsight(missions[i], self.actions, obj, verb, carried(before[i]))
             if questions:
-                uniform = [np.full(len(q.actions), 1.0 / len(q.actions)) for q in questions]
+                said = self.teacher.recall(questions)  # the update improves on the teacher's own answers
+                probs = [a.probs if a is not None else np.full(len(q.actions), 1.0 / len(q.actions))
+                         for a, q in zip(said, questions)]
                 self.hindsight.append(SubgoalDecision(env=i, start=step, questions=questions, answers=answers,
-                                                      probs=uniform, end=step + 1, reached=True))
+                                                      probs=probs, end=step + 1, reached=True))
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
         """Trust evidence, from a randomised comparison: whether a subgoal is shown is drawn per

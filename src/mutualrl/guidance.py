@@ -163,10 +163,18 @@ class SubgoalGuidance(Guidance):
         super().__init__(config, teacher, rng, device, shows)
 
     def start_rollout(self) -> None:
-        """Spend the budget on the prompts asked for; held subgoals go on into the new rollout as
-        new decisions from its first step."""
+        """Spend the budget on the prompts asked for (without a budget: read the clozes of every
+        copy's mission that the teacher's version has not answered, in one batch, cheaper than a
+        few at each step after an update); held subgoals go on into the new rollout as new
+        decisions from its first step."""
         super().start_rollout()
         self._read_asked()
+        if not self.config.budget and self._before is not None:
+            unread = list(dict.fromkeys(q for m in self._before[1] for q in mission_questions(m, self.actions)
+                                        if not self.teacher.knows(q)))
+            if unread:
+                self.teacher.advise(unread)
+                self.reads += len(unread)
         self.decisions, self.hindsight = [], []
         for h in self.held:
             if h is not None:

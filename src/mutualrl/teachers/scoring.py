@@ -42,6 +42,7 @@ class PrefixSharedScorer:
         self.trunk_cache_size = 50_000
         self.trunk_layers = self._trunk_depth()
         self._action_ids: dict[str, list[int]] = {}
+        self._prompt_ids: dict[Situation, tuple[list[int], list[int]]] = {}
         self.tokens_processed = 0
 
     def _trunk_depth(self) -> int:
@@ -89,8 +90,13 @@ class PrefixSharedScorer:
         return [self.action_ids(" " + a if situation.cloze else a) for a in situation.actions]
 
     def prompt_ids(self, situation: Situation) -> tuple[list[int], list[int]]:
-        header, rest = self.prompt_parts(situation)
-        return self._ids(header), self._ids(rest)
+        """The header's and the rest's tokens, kept per situation (read again after every update)."""
+        if situation not in self._prompt_ids:
+            header, rest = self.prompt_parts(situation)
+            self._prompt_ids[situation] = self._ids(header), self._ids(rest)
+            if len(self._prompt_ids) > self.trunk_cache_size:
+                self._prompt_ids.pop(next(iter(self._prompt_ids)))
+        return self._prompt_ids[situation]
 
     # ----------------------------------------------------------------- scoring
 

@@ -128,14 +128,19 @@ class Reading:
                 self.names[role] = dist[(role, "colour", None)][:, None] * kinds
 
     def p(self, role: str, obj: Obj) -> float:
-        return float(self.names[role][obj[1], KINDS.index(IDX_TO_OBJECT[obj[0]])])
+        return float(self.names[role][_cell(obj)])
 
     def best_unseen(self, role: str, seen: Sequence[Obj]) -> float:
         """The likeliest name of the role that no visible object bears."""
         names = self.names[role].copy()
         for obj in seen:
-            names[obj[1], KINDS.index(IDX_TO_OBJECT[obj[0]])] = 0.0
+            names[_cell(obj)] = 0.0
         return float(names.max())
+
+
+def _cell(obj: Obj) -> tuple[int, int]:
+    """Where an object's name lies in a role's (colours, kinds) table."""
+    return obj[1], KINDS.index(IDX_TO_OBJECT[obj[0]])
 
 
 def _calibrated(probs: np.ndarray, bias: np.ndarray | None) -> np.ndarray:

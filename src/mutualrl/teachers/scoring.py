@@ -170,14 +170,8 @@ class PrefixSharedScorer:
         `rests` are left-padded so that every row ends at the last position. `follow` holds the
         action tokens after the first (B*A rows). Returns the rests' hidden states (B, W, ...),
         their mask, and the follow hidden states (or None)."""
-        batch, width = len(rests), max(len(r) for r in rests)
-        inputs = rests[0].new_zeros((batch, width, *rests[0].shape[1:]))
-        if inputs.dtype == torch.long:
-            inputs.fill_(self.pad_id)
-        mask = torch.zeros((batch, width), dtype=torch.long, device=self.device)
-        for i, r in enumerate(rests):
-            inputs[i, width - len(r):] = r
-            mask[i, width - len(r):] = 1
+        batch = len(rests)
+        inputs, mask = _pad(rests, left=True, fill=self.pad_id if rests[0].dtype == torch.long else 0)
         header_kv.batch_repeat_interleave(batch)
         attention = torch.cat([torch.ones((batch, h), dtype=torch.long, device=self.device), mask], dim=1)
         positions = h + (mask.cumsum(1) - 1).clamp(min=0)
@@ -342,10 +336,11 @@ class PrefixSharedScorer:
         return inputs, targets, mask
 
 
-def _pad(sequences: list[torch.Tensor], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, L, ...) states padded with zeros to the longest, on the left or the right, and the mask."""
+def _pad(sequences: list[torch.Tensor], left: bool, fill: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, L, ...) token ids or states padded with `fill` to the longest, on the left or the
+    right, and the mask."""
     width = max(len(x) for x in sequences)
-    out = sequences[0].new_zeros((len(sequences), width, *sequences[0].shape[1:]))
+    out = sequences[0].new_full((len(sequences), width, *sequences[0].shape[1:]), fill)
     mask = torch.zeros((len(sequences), width), dtype=torch.long, device=out.device)
     for i, x in enumerate(sequences):
         span = slice(width - len(x), width) if left else slice(0, len(x))

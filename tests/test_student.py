@@ -118,7 +118,7 @@ def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row(
     assert torch.allclose(mixed[0], shown[0]) and torch.allclose(mixed[[1, 3]], alone[[1, 3]])
     assert not torch.allclose(mixed[2], shown[2]) and not torch.allclose(mixed[2], alone[2])
     with torch.no_grad():
-        own = model.own_subgoal(*model._inputs(obs))
+        own = model.own_subgoal(*model.read(obs))
     half, _, _ = model(obs, 0.5 * advice + 0.5 * own)
     assert torch.allclose(mixed[2], half[2], atol=1e-6)
 
@@ -131,8 +131,8 @@ def test_the_film_student_reads_word_order_and_the_mlp_student_does_not():
     torch.manual_seed(0)
     film, mlp = make_student("film", 7, "subgoal"), make_student("mlp", 7, "subgoal")
     with torch.no_grad():
-        read = film._inputs(obs)[1]
-        bag = mlp._inputs(obs)[1]
+        read = film.read(obs)[1]
+        bag = mlp.read(obs)[1]
     assert not torch.allclose(read[0], read[1], atol=1e-4)
     assert torch.allclose(bag[0], bag[1])  # the same words: the same bag
 

@@ -32,7 +32,7 @@ _CARRIED_CELL = 3 * 7 + 6  # the agent's own cell (column 3, bottom row) in the 
 
 class Student(nn.Module):
     """What every student architecture shares: the advice input, its own grounding head, actor and
-    critic, and how it acts. A subclass reads the observation (`_inputs`: cell embeddings and a
+    critic, and how it acts. A subclass reads the observation (`read`: cell embeddings and a
     mission vector) and turns it into features (`_trunk`).
 
     With `advice="action"` the advice input is a distribution over the task's text actions (all
@@ -113,7 +113,7 @@ class Student(nn.Module):
                 + self.color_emb(image[..., 1].clamp(max=_NUM_COLORS - 1))
                 + self.state_emb(image[..., 2].clamp(max=_NUM_STATES - 1)))
 
-    def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def read(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Cell embeddings (B, 7, 7, cell_dim) and the mission as one vector (B, mission_dim)."""
         raise NotImplementedError
 
@@ -140,10 +140,11 @@ class Student(nn.Module):
         return torch.cat([(mask_logits > 0).float(), verb], -1)
 
     def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None,
-                 memory: torch.Tensor | None = None,
-                 starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Features for the heads, and the memory after the last step (None without memory)."""
-        cells, mission = self._inputs(obs)
+                 memory: torch.Tensor | None = None, starts: torch.Tensor | None = None,
+                 read: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features for the heads, and the memory after the last step (None without memory).
+        `read`: the observation as `read(obs)` gives it, where the caller needs it too."""
+        cells, mission = read if read is not None else self.read(obs)
         if gate is not None:
             advice = gate[:, None] * advice
             rows = (gate < 1).nonzero().squeeze(1)
@@ -160,10 +161,10 @@ class Student(nn.Module):
         return torch.cat([features, recalled], -1), memory  # was (a feed-forward policy works from the start)
 
     def forward(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None,
-                memory: torch.Tensor | None = None,
-                starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                memory: torch.Tensor | None = None, starts: torch.Tensor | None = None,
+                read: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Action logits, state values and the memory after the last step (`gate=None`: the advice as given)."""
-        h, memory = self.features(obs, advice, gate, memory, starts)
+        h, memory = self.features(obs, advice, gate, memory, starts, read)
         return self.actor(h), self.critic(h).squeeze(-1), memory
 
     def act(self, obs, advice, advice_logits: torch.Tensor | None = None, *, gate: torch.Tensor | None = None,
@@ -191,12 +192,14 @@ class Student(nn.Module):
             logits, _, _ = self.alone(obs, memory, starts)
         return torch.softmax(logits, -1)
 
-    def distill_loss(self, obs: dict[str, torch.Tensor], target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def distill_loss(self, read: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor,
+                     logits: torch.Tensor) -> torch.Tensor:
         """Per-sample loss towards the teacher's advice: CE(advice || own action logits), or for
-        subgoals, the grounding head's cross-entropy to the subgoal's mask and verb."""
+        subgoals, the grounding head's cross-entropy to the subgoal's mask and verb (from the
+        observation as `read` gives it, shared with the forward pass)."""
         if self.advice_kind == "action":
             return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
-        mask_logits, verb_logits = self.grounding(*self._inputs(obs))
+        mask_logits, verb_logits = self.grounding(*read)
         mask = nn.functional.binary_cross_entropy_with_logits(mask_logits, target[:, :49], reduction="none").sum(-1)
         return mask - (target[:, 49:] * torch.log_softmax(verb_logits, -1)).sum(-1)
 
@@ -233,7 +236,7 @@ class ActorCritic(Student):
         self._advice_parts(num_actions, advice, cell_dim, mission_dim=16)
         self._memory_part(hidden, memory)
 
-    def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def read(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         words = obs["mission"]  # word ids, -1 = padding
         present = (words >= 0).float().sum(1, keepdim=True).clamp(min=1)
         mission = self.word_emb(words.masked_fill(words < 0, len(MISSION_VOCAB))).sum(1) / present
@@ -293,7 +296,7 @@ class FiLMActorCritic(Student):
         self._heads(hidden, num_actions, memory)
         self._memory_part(hidden, memory)
 
-    def _inputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def read(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = (obs["mission"] >= 0).sum(1)
         words = obs["mission"][:, : max(1, int(lengths.max()))]  # word ids, -1 = padding (read to the longest only)
         states, _ = self.reader(self.word_emb(words.masked_fill(words < 0, len(MISSION_VOCAB))))
@@ -447,7 +450,8 @@ def ppo_update(
     stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "v_loss", "entropy", "guidance_loss", "approx_kl", "clipfrac")}
     for _ in range(config.update_epochs):
         for mb in batch.minibatches(config.minibatches, generator):
-            logits, value, _ = model(mb.obs, mb.advice, mb.gate, mb.memory, mb.starts)
+            read = model.read(mb.obs)
+            logits, value, _ = model(mb.obs, mb.advice, mb.gate, mb.memory, mb.starts, read)
             dist = Categorical(logits=logits + mb.advice_logits)
             new_logprob = dist.log_prob(mb.actions)
             log_ratio = new_logprob - mb.logprobs
@@ -460,7 +464,7 @@ def ppo_update(
             entropy = dist.entropy().mean()
             guidance_loss = logits.new_zeros(())
             if mb.guidance_weight.any():  # (untrusted advice weighs nothing: skip the student's grounding pass)
-                guidance_loss = (mb.guidance_weight * model.distill_loss(mb.obs, mb.teacher_probs, logits)).mean()
+                guidance_loss = (mb.guidance_weight * model.distill_loss(read, mb.teacher_probs, logits)).mean()
             loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss + guidance_loss
             optimizer.zero_grad()
             loss.backward()

@@ -261,16 +261,33 @@ class PrefixSharedScorer:
                                                   copy_kv=bool(missing))
         if missing:
             with torch.no_grad():
-                hidden, mask, follow = self._traverse(
-                    "lower", lower_kv, len(header), [torch.tensor(rests[i], device=self.device) for i in missing],
-                    self._follow_ids(actions, len(missing)), len(actions))
+                own, follow = self._lower_rests(lower_kv, len(header), [rests[i] for i in missing], actions)
             for row, i in enumerate(missing):
-                own = hidden[row, mask[row].bool()]
                 self.trunk_cache[(header_key, tuple(rests[i]))] = (
-                    own, follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
+                    own[row], follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
             while len(self.trunk_cache) > self.trunk_cache_size:
                 self.trunk_cache.pop(next(iter(self.trunk_cache)))
         return header_states, [self.trunk_cache[(header_key, tuple(r))] for r in rests]
+
+    def _lower_rests(self, kv, h: int, rests: list[list[int]], actions: list[list[int]]):
+        """The frozen trunk's states of each rest after its header's cache `kv` (h tokens), and of
+        the action tokens after the first (B*A rows, or None). Where answers are one token, the
+        rests' common start runs once (a mission's clozes share their lead: "The mission is to go
+        to the" before each colour), and each rest only its own tokens after it."""
+        follow = self._follow_ids(actions, len(rests))
+        stem = _common_prefix(rests) if follow is None and len(rests) > 1 else []
+        stem_states = torch.empty(0, device=self.device)
+        if stem:
+            width = h + len(stem)
+            stem_states, kv = self._run("lower", torch.tensor([stem], device=self.device),
+                                        torch.ones((1, width), dtype=torch.long, device=self.device),
+                                        torch.arange(h, width, device=self.device)[None], kv)
+            stem_states, h = stem_states[0], width
+        own = [r[len(stem):] for r in rests]
+        hidden, mask, follow = self._traverse("lower", kv, h, [torch.tensor(r, device=self.device) for r in own],
+                                              follow, len(actions))
+        return [torch.cat([stem_states.view(-1, hidden.shape[-1]), hidden[row, mask[row].bool()]])
+                for row in range(len(rests))], follow
 
     def _score_from_trunk(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
         """The top layers over cached trunk states, after the header's (one header at a time)."""
@@ -283,24 +300,41 @@ class PrefixSharedScorer:
 
     def _one_token_from_trunk(self, headers: dict[tuple[int, ...], list[int]], parts: list[tuple[list[int], list[int]]],
                               actions: list[list[int]]) -> torch.Tensor:
-        """One-token answers, every header at once: the top layers run over each distinct
-        header's cached trunk states once (left-padded into one batch), then over every prompt's
-        own states after its header's cache (right-padded, read at each row's last token); only
-        the answers' rows of the output layer are computed."""
+        """One-token answers, every prompt at once, each shared token through the top layers once:
+        the headers' common start (the system message; its cache kept per teacher version), then
+        each distinct header's own tokens and its prompts' common start (a mission's clozes share
+        their lead), left-padded into one batch; then each prompt's remaining tokens after its
+        header's cache (right-padded, read at each row's last token; a prompt with none left is read
+        at its header's end). Only the answers' rows of the output layer are computed."""
         rows_of = list(headers.values())
         trunk = [self._trunk_states(list(h), [parts[i][1] for i in rows], actions) for h, rows in headers.items()]
-        heads, head_mask = _pad([states[0] for states, _ in trunk], left=True)
-        header_kv = self._run("upper", heads, head_mask, (head_mask.cumsum(1) - 1).clamp(min=0))[1]
-        order = [i for rows in rows_of for i in rows]
-        owner = torch.tensor([h for h, rows in enumerate(rows_of) for _ in rows], device=self.device)
-        header_kv.reorder_cache(owner)  # one copy of its header's cache per prompt
-        rests, rest_mask = _pad([own for _, states in trunk for own, _ in states], left=False)
-        lengths = head_mask.sum(1)[owner]
-        positions = lengths[:, None] + torch.arange(rests.shape[1], device=self.device)[None]
-        hidden, _ = self._run("upper", rests, torch.cat([head_mask[owner], rest_mask], dim=1), positions, header_kv)
-        last = hidden[torch.arange(len(order), device=self.device), rest_mask.sum(1) - 1]
+        shared = min(len(_common_prefix([list(h) for h in headers])), min(len(h) for h in headers) - 1)
+        shared_kv = DynamicCache()
+        if shared:
+            shared_kv, _ = self._header_kv("upper", trunk[0][0][:, :shared], str(list(list(headers)[0][:shared])))
+        heads, owner, owns = [], [], []
+        for g, ((header_states, states), rows) in enumerate(zip(trunk, rows_of)):
+            stem = len(_common_prefix([parts[i][1] for i in rows]))
+            heads.append(torch.cat([header_states[0, shared:], states[0][0][:stem]]))
+            owner += [g] * len(rows)
+            owns += [own[stem:] for own, _ in states]
+        heads, head_mask = _pad(heads, left=True)
+        if shared:
+            shared_kv.batch_repeat_interleave(len(heads))
+        head_mask = torch.cat([head_mask.new_ones(len(heads), shared), head_mask], dim=1)
+        head_hidden, header_kv = self._run("upper", heads, head_mask, (head_mask.cumsum(1) - 1)[:, shared:], shared_kv)
+        last = head_hidden[owner, -1]  # prompts read at their header's end, replaced below where tokens remain
+        more = [k for k, own in enumerate(owns) if len(own)]
+        if more:
+            owner = torch.tensor(owner, device=self.device)[more]
+            header_kv.reorder_cache(owner)  # one copy of its header's cache per prompt
+            rests, rest_mask = _pad([owns[k] for k in more], left=False)
+            positions = head_mask.sum(1)[owner][:, None] + torch.arange(rests.shape[1], device=self.device)[None]
+            hidden, _ = self._run("upper", rests, torch.cat([head_mask[owner], rest_mask], dim=1), positions, header_kv)
+            last = last.index_copy(0, torch.tensor(more, device=self.device),
+                                   hidden[torch.arange(len(more), device=self.device), rest_mask.sum(1) - 1])
         out = torch.empty(len(parts), len(actions), device=self.device)
-        out[order] = self._logit_rows(last, [a[0] for a in actions])
+        out[[i for rows in rows_of for i in rows]] = self._logit_rows(last, [a[0] for a in actions])
         return out
 
     def _seq2seq_logliks(self, situations: Sequence[Situation]) -> torch.Tensor:
@@ -346,3 +380,12 @@ def _pad(sequences: list[torch.Tensor], left: bool, fill: int = 0) -> tuple[torc
         span = slice(width - len(x), width) if left else slice(0, len(x))
         out[i, span], mask[i, span] = x, 1
     return out, mask
+
+
+def _common_prefix(sequences: list[list[int]]) -> list[int]:
+    """The longest start that every sequence shares."""
+    first = sequences[0]
+    for length, token in enumerate(first):
+        if any(len(seq) <= length or seq[length] != token for seq in sequences[1:]):
+            return first[:length]
+    return list(first)

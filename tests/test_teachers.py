@@ -95,6 +95,25 @@ def test_the_choice_among_one_token_answers_equals_the_naive_scorers(fixture, lo
         assert any(n.abs().max() > 1e-4 for n in naive_grads)
 
 
+@pytest.mark.parametrize("lora_layers", [1, 6])
+def test_clozes_with_different_answers_read_at_once_equal_the_naive_scorers(tiny_causal, lora_layers):
+    """Every cloze of two missions (verb, colours, kinds: several answer sets) read in one call,
+    their headers, leads and the trunk's first pass shared, scores as the reference does per
+    answer set."""
+    from mutualrl.grounding import mission_questions
+
+    model, tokenizer = tiny_causal
+    teacher = HFTeacher(copy.deepcopy(model), tokenizer, config=TeacherConfig(lora_layers=lora_layers))
+    questions = [q for m in ("go to the red ball", "put the blue key next to the grey box")
+                 for q in mission_questions(m, FULL_ACTIONS)]
+    assert len({q.actions for q in questions}) == 3
+    fast = teacher.score_each(questions)
+    for q, row in zip(questions, fast):
+        naive = naive_logliks(teacher.scorer, [q])[0]
+        assert np.allclose(torch.log_softmax(torch.tensor(row), -1), torch.log_softmax(naive, -1), atol=1e-5)
+    assert np.std(np.concatenate(fast)) > 0
+
+
 def test_prefix_sharing_processes_fewer_tokens(tiny_causal):
     scorer = HFTeacher(*tiny_causal).scorer
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in range(8)])

@@ -43,6 +43,10 @@ class HFTeacher(TextTeacher):
         with torch.no_grad():
             return self.scorer.logliks(situations).cpu().numpy()
 
+    def score_each(self, situations: Sequence[Situation]) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [row.cpu().numpy() for row in self.scorer.logliks_each(situations)]
+
     # ---------------------------------------------------------------- learning
 
     def _ensure_adapter(self) -> None:

@@ -43,6 +43,7 @@ class PrefixSharedScorer:
         self.trunk_layers = self._trunk_depth()
         self._action_ids: dict[str, list[int]] = {}
         self._prompt_ids: dict[Situation, tuple[list[int], list[int]]] = {}
+        self._start: list[int] | None = None  # the start of every header read so far
         self.tokens_processed = 0
 
     def _trunk_depth(self) -> int:
@@ -104,13 +105,13 @@ class PrefixSharedScorer:
         """Log-likelihood of each action given each prompt, shape (B, A), sharing prefixes."""
         if self.is_seq2seq:
             return self._seq2seq_logliks(situations)
+        actions = self.answer_ids(situations[0])
+        if self._one_token(situations):
+            return self._logit_rows(self._last_states(situations), [a[0] for a in actions])
         headers: dict[tuple[int, ...], list[int]] = {}
         parts = [self.prompt_ids(s) for s in situations]
         for i, (header, _) in enumerate(parts):
             headers.setdefault(tuple(header), []).append(i)
-        actions = self.answer_ids(situations[0])
-        if self.trunk_layers and all(len(a) == 1 for a in actions):
-            return self._one_token_from_trunk(headers, parts, actions)
         out = torch.empty(len(situations), len(actions), device=self.device)
         for header, rows in headers.items():
             rests = [parts[i][1] for i in rows]
@@ -119,6 +120,26 @@ class PrefixSharedScorer:
             else:
                 out[rows] = self._score_group(list(header), rests, actions)
         return out
+
+    def logliks_each(self, situations: Sequence[Situation]) -> list[torch.Tensor]:
+        """Each prompt's answer scores, where prompts offer different answers (a mission's verb,
+        colour and kind clozes): one-token answers are read in one pass, so a mission's header and
+        lead run once for all its clozes; otherwise one `logliks` per answer set."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, s in enumerate(situations):
+            groups.setdefault(s.actions, []).append(i)
+        out: list[torch.Tensor] = [torch.empty(0)] * len(situations)
+        last = self._last_states(situations) if self._one_token(situations) else None
+        for rows in groups.values():
+            scores = (self.logliks([situations[i] for i in rows]) if last is None else
+                      self._logit_rows(last[rows], [a[0] for a in self.answer_ids(situations[rows[0]])]))
+            for i, row in zip(rows, scores):
+                out[i] = row
+        return out
+
+    def _one_token(self, situations: Sequence[Situation]) -> bool:
+        """Whether every answer is one token, on a model with a trunk: the path that reads only what the choice needs."""
+        return bool(self.trunk_layers) and all(len(a) == 1 for s in situations for a in self.answer_ids(s))
 
     # A causal model runs in stages: `_stage` picks which of its layers run. With a trunk, the
     # frozen lower layers run once per prompt (their outputs cached: no adapter touches them),
@@ -229,7 +250,7 @@ class PrefixSharedScorer:
         that needs only the hidden states gets no cache (a copy of every layer's is not free)."""
         cache_key = (stage, key)
         learning = torch.is_grad_enabled() and stage != "lower"
-        if learning or cache_key not in self._header_cache:
+        if learning or cache_key not in self._header_cache or (copy_kv and self._header_cache[cache_key][0] is None):
             h = header_input.shape[1]
             with torch.set_grad_enabled(learning):
                 hidden, kv = self._run(stage, header_input, torch.ones((1, h), dtype=torch.long, device=self.device),
@@ -261,33 +282,16 @@ class PrefixSharedScorer:
                                                   copy_kv=bool(missing))
         if missing:
             with torch.no_grad():
-                own, follow = self._lower_rests(lower_kv, len(header), [rests[i] for i in missing], actions)
+                hidden, mask, follow = self._traverse(
+                    "lower", lower_kv, len(header), [torch.tensor(rests[i], device=self.device) for i in missing],
+                    self._follow_ids(actions, len(missing)), len(actions))
             for row, i in enumerate(missing):
+                own = hidden[row, mask[row].bool()]
                 self.trunk_cache[(header_key, tuple(rests[i]))] = (
-                    own[row], follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
+                    own, follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
             while len(self.trunk_cache) > self.trunk_cache_size:
                 self.trunk_cache.pop(next(iter(self.trunk_cache)))
         return header_states, [self.trunk_cache[(header_key, tuple(r))] for r in rests]
-
-    def _lower_rests(self, kv, h: int, rests: list[list[int]], actions: list[list[int]]):
-        """The frozen trunk's states of each rest after its header's cache `kv` (h tokens), and of
-        the action tokens after the first (B*A rows, or None). Where answers are one token, the
-        rests' common start runs once (a mission's clozes share their lead: "The mission is to go
-        to the" before each colour), and each rest only its own tokens after it."""
-        follow = self._follow_ids(actions, len(rests))
-        stem = _common_prefix(rests) if follow is None and len(rests) > 1 else []
-        stem_states = torch.empty(0, device=self.device)
-        if stem:
-            width = h + len(stem)
-            stem_states, kv = self._run("lower", torch.tensor([stem], device=self.device),
-                                        torch.ones((1, width), dtype=torch.long, device=self.device),
-                                        torch.arange(h, width, device=self.device)[None], kv)
-            stem_states, h = stem_states[0], width
-        own = [r[len(stem):] for r in rests]
-        hidden, mask, follow = self._traverse("lower", kv, h, [torch.tensor(r, device=self.device) for r in own],
-                                              follow, len(actions))
-        return [torch.cat([stem_states.view(-1, hidden.shape[-1]), hidden[row, mask[row].bool()]])
-                for row in range(len(rests))], follow
 
     def _score_from_trunk(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
         """The top layers over cached trunk states, after the header's (one header at a time)."""
@@ -298,26 +302,87 @@ class PrefixSharedScorer:
                                                        follow, len(actions))
         return self._action_scores(rest_hidden[:, -1], follow_hidden, actions)
 
-    def _one_token_from_trunk(self, headers: dict[tuple[int, ...], list[int]], parts: list[tuple[list[int], list[int]]],
-                              actions: list[list[int]]) -> torch.Tensor:
-        """One-token answers, every prompt at once, each shared token through the top layers once:
-        the headers' common start (the system message; its cache kept per teacher version), then
-        each distinct header's own tokens and its prompts' common start (a mission's clozes share
-        their lead), left-padded into one batch; then each prompt's remaining tokens after its
-        header's cache (right-padded, read at each row's last token; a prompt with none left is read
-        at its header's end). Only the answers' rows of the output layer are computed."""
-        rows_of = list(headers.values())
-        trunk = [self._trunk_states(list(h), [parts[i][1] for i in rows], actions) for h, rows in headers.items()]
-        shared = min(len(_common_prefix([list(h) for h in headers])), min(len(h) for h in headers) - 1)
+    def _read_new_prompts(self, groups: list[tuple[list[int], list[list[int]]]]) -> None:
+        """The frozen trunk's first pass over prompts it has not seen (one-token answers), all at
+        once (a pass through the trunk costs as much as a few dozen tokens, whatever its batch):
+        the headers' shared start (kept for good), then each header with its new prompts' common
+        start, one row each, then every new prompt's remaining tokens. Fills the trunk caches."""
+        new = [(h, list(dict.fromkeys(tuple(r) for r in rests if (str(h), tuple(r)) not in self.trunk_cache)))
+               for h, rests in groups]
+        new = [(h, [list(r) for r in rests]) for h, rests in new if rests]
+        if not new:
+            return
+        self._start = _common_prefix([h for h, _ in new] + ([self._start] if self._start is not None else []))
+        shared = self._shared([h for h, _ in new])
+        kv, start = DynamicCache(), None
+        if shared:
+            kv, start = self._header_kv("lower", torch.tensor([new[0][0][:shared]], device=self.device),
+                                        str(new[0][0][:shared]))
+            kv.batch_repeat_interleave(len(new))
+        stems = [_common_prefix(rests) for _, rests in new]
+        ids, mask = _pad([torch.tensor(h[shared:] + stem, device=self.device) for (h, _), stem in zip(new, stems)],
+                         left=True, fill=self.pad_id)
+        attention = torch.cat([mask.new_ones(len(new), shared), mask], dim=1)
+        owner = [g for g, (_, rests) in enumerate(new) for _ in rests]
+        left = [r[len(stem):] for (_, rests), stem in zip(new, stems) for r in rests]
+        more = [k for k, tokens in enumerate(left) if tokens]
+        with torch.no_grad():
+            hidden, kv = self._run("lower", ids, attention, (attention.cumsum(1) - 1)[:, shared:], kv)
+            heads = [hidden[g, mask[g].bool()] for g in range(len(new))]
+            own: dict[int, torch.Tensor] = {}
+            if more:
+                rows = torch.tensor([owner[k] for k in more], device=self.device)
+                kv.reorder_cache(rows)
+                ids, rest_mask = _pad([torch.tensor(left[k], device=self.device) for k in more], left=False,
+                                      fill=self.pad_id)
+                positions = attention.sum(1)[rows][:, None] + torch.arange(ids.shape[1], device=self.device)[None]
+                rest_hidden, _ = self._run("lower", ids, torch.cat([attention[rows], rest_mask], dim=1), positions, kv)
+                own = {k: rest_hidden[row, rest_mask[row].bool()] for row, k in enumerate(more)}
+        k = 0
+        for g, (h, rests) in enumerate(new):
+            mine = len(h) - shared
+            if ("lower", str(h)) not in self._header_cache:  # its states only: a cache is made if ever needed
+                states = heads[g][:mine] if start is None else torch.cat([start[0], heads[g][:mine]])
+                self._header_cache[("lower", str(h))] = (None, states[None])
+            for r in rests:
+                self.trunk_cache[(str(h), tuple(r))] = (torch.cat([heads[g][mine:], own.get(k, heads[g][:0])]), None)
+                k += 1
+        while len(self.trunk_cache) > self.trunk_cache_size:
+            self.trunk_cache.pop(next(iter(self.trunk_cache)))
+
+    def _shared(self, headers: list[list[int]]) -> int:
+        """How many of the headers' first tokens run once for all of them: the start every header
+        read so far shares (the system message), the same from call to call so that its caches
+        serve them all; each header keeps one token of its own."""
+        start = self._start if self._start is not None else _common_prefix(headers)
+        return min(len(start), min(len(h) for h in headers) - 1)
+
+    def _last_states(self, situations: Sequence[Situation]) -> torch.Tensor:
+        """The top layer's output at each prompt's last token (one-token answers, every prompt at
+        once), each shared token through the top layers once: the headers' common start (the
+        system message; its cache kept per teacher version), then each distinct header's own
+        tokens and its prompts' common start (a mission's clozes share their lead), left-padded
+        into one batch; then each prompt's remaining tokens after its header's cache
+        (right-padded, read at each row's last token; a prompt with none left is read at its
+        header's end)."""
+        headers: dict[tuple[int, ...], list[int]] = {}
+        parts = [self.prompt_ids(s) for s in situations]
+        for i, (header, _) in enumerate(parts):
+            headers.setdefault(tuple(header), []).append(i)
+        groups = [(list(h), [parts[i][1] for i in rows]) for h, rows in headers.items()]
+        self._read_new_prompts(groups)
+        shared = self._shared([h for h, _ in groups])
+        lower = [self._header_cache[("lower", str(h))][1][0] for h, _ in groups]
         shared_kv = DynamicCache()
         if shared:
-            shared_kv, _ = self._header_kv("upper", trunk[0][0][:, :shared], str(list(list(headers)[0][:shared])))
+            shared_kv, _ = self._header_kv("upper", lower[0][None, :shared], str(groups[0][0][:shared]))
         heads, owner, owns = [], [], []
-        for g, ((header_states, states), rows) in enumerate(zip(trunk, rows_of)):
-            stem = len(_common_prefix([parts[i][1] for i in rows]))
-            heads.append(torch.cat([header_states[0, shared:], states[0][0][:stem]]))
-            owner += [g] * len(rows)
-            owns += [own[stem:] for own, _ in states]
+        for g, ((header, rests), header_states) in enumerate(zip(groups, lower)):
+            stem = len(_common_prefix(rests))
+            states = [self.trunk_cache[(str(header), tuple(r))][0] for r in rests]
+            heads.append(torch.cat([header_states[shared:], states[0][:stem]]))
+            owner += [g] * len(rests)
+            owns += [own[stem:] for own in states]
         heads, head_mask = _pad(heads, left=True)
         if shared:
             shared_kv.batch_repeat_interleave(len(heads))
@@ -326,16 +391,15 @@ class PrefixSharedScorer:
         last = head_hidden[owner, -1]  # prompts read at their header's end, replaced below where tokens remain
         more = [k for k, own in enumerate(owns) if len(own)]
         if more:
-            owner = torch.tensor(owner, device=self.device)[more]
-            header_kv.reorder_cache(owner)  # one copy of its header's cache per prompt
+            rows = torch.tensor(owner, device=self.device)[more]
+            header_kv.reorder_cache(rows)  # one copy of its header's cache per prompt
             rests, rest_mask = _pad([owns[k] for k in more], left=False)
-            positions = head_mask.sum(1)[owner][:, None] + torch.arange(rests.shape[1], device=self.device)[None]
-            hidden, _ = self._run("upper", rests, torch.cat([head_mask[owner], rest_mask], dim=1), positions, header_kv)
+            positions = head_mask.sum(1)[rows][:, None] + torch.arange(rests.shape[1], device=self.device)[None]
+            hidden, _ = self._run("upper", rests, torch.cat([head_mask[rows], rest_mask], dim=1), positions, header_kv)
             last = last.index_copy(0, torch.tensor(more, device=self.device),
                                    hidden[torch.arange(len(more), device=self.device), rest_mask.sum(1) - 1])
-        out = torch.empty(len(parts), len(actions), device=self.device)
-        out[[i for rows in rows_of for i in rows]] = self._logit_rows(last, [a[0] for a in actions])
-        return out
+        order = torch.tensor([i for rows in headers.values() for i in rows], device=self.device)
+        return torch.empty_like(last).index_copy(0, order, last)
 
     def _seq2seq_logliks(self, situations: Sequence[Situation]) -> torch.Tensor:
         prompts = [sum(self.prompt_ids(s), []) for s in situations]

@@ -37,6 +37,18 @@ class TextTeacher(Teacher):
 
         All situations of one call share one action set."""
 
+    def score_each(self, situations: Sequence[Situation]) -> list[np.ndarray]:
+        """Scores of prompts that may offer different answers: one `score` call per answer set
+        (a teacher that reads them together overrides this)."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, s in enumerate(situations):
+            groups.setdefault(s.actions, []).append(i)
+        rows: list[np.ndarray] = [np.empty(0)] * len(situations)
+        for members in groups.values():
+            for i, row in zip(members, self.score([situations[i] for i in members])):
+                rows[i] = row
+        return rows
+
     @abstractmethod
     def update(self, feedback: Sequence[PromptFeedback]) -> dict[str, float]:
         """Change the teacher towards what the feedback says paid off; returns diagnostics."""
@@ -71,13 +83,9 @@ class TextTeacher(Teacher):
         for k, s in zip(keys, situations):
             if found[k] is None:
                 missing.setdefault(k, s)
-        by_actions: dict[tuple[str, ...], list[str]] = {}
-        for k, s in missing.items():
-            by_actions.setdefault(s.actions, []).append(k)
-        for group in by_actions.values():
-            scores = self.score([missing[k] for k in group])
-            self.calls += len(group)
-            for k, row in zip(group, scores):
+        if missing:
+            self.calls += len(missing)
+            for k, row in zip(missing, self.score_each(list(missing.values()))):
                 self.cache.put(self.version, k, row)
                 found[k] = row
         return [Advice(probs=softmax(found[k], self.temperature)) for k in keys]

@@ -9,6 +9,11 @@ Lamorel style; the reference lives beside the tests) to 1e-4.
 Frozen trunk: an adapter sits on the top `lora_layers` layers only, so the lower layers' outputs
 for a prompt never change. For Llama-like decoders they are computed once per prompt and kept; a
 new adapter state re-runs only the top layers over them.
+
+One-token answers (a mission's clozes): prompts offering different answers are read in one call
+(`logliks_each`), and each token they share runs once, through the trunk at the first read and
+through the top layers after each update: the headers' common start (the system message), each
+mission's header with the lead its clozes share, then one token per cloze.
 """
 
 from __future__ import annotations

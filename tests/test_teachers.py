@@ -108,10 +108,12 @@ def test_clozes_with_different_answers_read_at_once_equal_the_naive_scorers(tiny
                  for q in mission_questions(m, FULL_ACTIONS)]
     assert len({q.actions for q in questions}) == 3
     fast = teacher.score_each(questions)
+    fast_tokens, teacher.scorer.tokens_processed = teacher.scorer.tokens_processed, 0
     for q, row in zip(questions, fast):
         naive = naive_logliks(teacher.scorer, [q])[0]
         assert np.allclose(torch.log_softmax(torch.tensor(row), -1), torch.log_softmax(naive, -1), atol=1e-5)
     assert np.std(np.concatenate(fast)) > 0
+    assert fast_tokens * 10 < teacher.scorer.tokens_processed  # every shared token once, not once per answer
 
 
 def test_prefix_sharing_processes_fewer_tokens(tiny_causal):

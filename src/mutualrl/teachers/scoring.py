@@ -359,7 +359,7 @@ class PrefixSharedScorer:
         """How many of the headers' first tokens run once for all of them: the start every header
         read so far shares (the system message), the same from call to call so that its caches
         serve them all; each header keeps one token of its own."""
-        start = self._start if self._start is not None else _common_prefix(headers)
+        start = _common_prefix(headers + ([self._start] if self._start is not None else []))
         return min(len(start), min(len(h) for h in headers) - 1)
 
     def _last_states(self, situations: Sequence[Situation]) -> torch.Tensor:

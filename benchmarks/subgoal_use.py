@@ -1,0 +1,71 @@
+"""Where a subgoal-advised student alone loses: its own grounding against the right subgoal shown,
+greedy against sampled actions, on held-out episodes of its run's level.
+
+The right subgoal is the BabyAI bot's (the reference, never the teacher's helper): at every step,
+the first subgoal its plan means in the student's view. Alone equal to shown: the student's
+grounding is not what holds it back. Greedy far below sampled: its policy is not yet sure.
+
+    python benchmarks/subgoal_use.py RUN_DIR [RUN_DIR ...] [--episodes 100] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from mutualrl import output
+from mutualrl.evaluation import run_episodes
+from mutualrl.student import Student, load_student, obs_to_tensors
+from mutualrl.subgoals import subgoal_vector
+from mutualrl.teachers.bot import BotTeacher
+
+
+def success(model: Student, env_id: str, episodes: int, seed: int, shown: bool, greedy: bool) -> float:
+    """Held-out success of the student alone (its own subgoals) or shown the bot's."""
+    bot, memory = BotTeacher(), None
+
+    def policy(obs, sits, envs, starts):
+        nonlocal memory
+        tensors, starts = obs_to_tensors(obs), torch.as_tensor(starts, dtype=torch.float32)
+        with torch.no_grad():
+            if shown:
+                bot.observe(envs, [s.last_action for s in sits])
+                images = np.asarray(obs["image"])
+                subgoals = [bot.expert_subgoals(env, image)[0] for env, image in zip(envs, images)]
+                advice = torch.as_tensor(np.stack([subgoal_vector(image, sg) for image, sg in zip(images, subgoals)]))
+                logits, _, memory = model(tensors, advice.float(), torch.ones(len(envs)), memory, starts)
+            else:
+                logits, _, memory = model.alone(tensors, memory, starts)
+        return (logits.argmax(-1) if greedy else torch.distributions.Categorical(logits=logits).sample()).numpy()
+
+    return run_episodes(env_id, episodes, seed, policy).success_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run directories of students trained with subgoal advice")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    output.configure()
+    torch.manual_seed(args.seed)
+    table = Table(title=f"the student's success on {args.episodes} held-out episodes (seed {args.seed})")
+    for column in ("run", "level", "alone, greedy", "shown, greedy", "alone, sampled", "shown, sampled"):
+        table.add_column(column)
+    for run in args.runs:
+        config, model = load_student(run)
+        if config.guidance.advice != "subgoal":
+            raise SystemExit(f"{run}: trained with {config.guidance.advice!r} advice; this measure needs 'subgoal'")
+        model.eval()
+        figures = [success(model, config.env_id, args.episodes, args.seed, shown, greedy)
+                   for greedy in (True, False) for shown in (False, True)]
+        table.add_row(run, config.env_id, *(f"{f:.2f}" for f in figures))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

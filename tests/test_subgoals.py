@@ -312,6 +312,22 @@ def test_hindsight_judges_the_object_the_student_itself_went_to():
     assert guidance.decisions and guidance.decisions[-1].reached  # the bot's last subgoal was reached
 
 
+@pytest.mark.parametrize("verb, carrying", [("go to", None), ("pick up", None), ("go to", (5, 1))])
+def test_hindsight_judges_the_object_and_never_the_verb(verb, carrying):
+    """An act shows which object the student dealt with, not which verb the mission means: with
+    every verb offered, hindsight on a pick-up mission answers the object's clozes (its colour
+    and kind, in each role the act can serve) and leaves the verb cloze alone."""
+    from mutualrl.grounding import hindsight
+
+    ball = (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"])
+    questions, answers = hindsight("pick up the red ball", FULL_ACTIONS, ball, verb, carrying)
+    said = [(meaning(q), q.actions[a]) for q, a in zip(questions, answers)]
+    assert said and all(what[0] != "verb" for what, _ in said)
+    assert {word for (_, part, _), word in said if part == "colour"} == {"red"}
+    assert {word for (_, part, _), word in said if part == "kind"} == {"ball"}
+    assert any(meaning(q)[0] == "verb" for q in mission_questions("pick up the red ball", FULL_ACTIONS))  # it has one
+
+
 def test_the_local_teacher_learns_from_prompts_with_different_answers():
     """The verb and colour clozes offer different answers: one LoRA update takes them all, and each
     cloze moves towards the answer that paid off."""

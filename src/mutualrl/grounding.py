@@ -224,8 +224,13 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
 def hindsight(mission: str, actions: tuple[str, ...], obj: Obj, verb: str, carrying: Obj | None
               ) -> tuple[list[Situation], list[int]]:
     """The clozes and answers a student's own act amounts to: going to `obj` or picking it up
-    (`verb`) with `carrying` in hand, as each verb word that leads to that act would read it."""
-    questions = mission_questions(mission, actions)
+    (`verb`) with `carrying` in hand, as each verb word that leads to that act would read it.
+    Only the object's clozes: an act shows which object the student dealt with, not which verb
+    the mission means (going to an object is a step of every verb). Measured on the short
+    curriculum (`mutual`, seed 0): judging the verb "go" at every object faced, the teacher fell
+    from 0.98 to 0.44 subgoal accuracy on `GoToRedBall` and was right in 0.11 of `PickupLoc`'s
+    states after the go-to levels; judging the object only, 1.00 and 0.62 (untaught: 0.89)."""
+    questions = [q for q in mission_questions(mission, actions) if meaning(q)[0] != "verb"]
     picked, answers = [], []
     for word in verb_words(actions):
         made, role = _subgoal_for(word, obj, carrying)

@@ -82,6 +82,15 @@ class Teacher(ABC):
         self.version = int(state.get("version", 0))
 
 
+def by_answers(situations: Sequence[Situation]) -> list[list[int]]:
+    """The situations' indices grouped by the answers they offer, groups in first-seen order (a
+    score or a gradient step covers one answer set; a mission's clozes offer several)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, s in enumerate(situations):
+        groups.setdefault(s.actions, []).append(i)
+    return list(groups.values())
+
+
 def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of action scores (log-likelihoods) into an advice distribution."""
     z = np.asarray(scores, dtype=np.float64) / temperature

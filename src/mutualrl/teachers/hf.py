@@ -18,7 +18,7 @@ from mutualrl.config import TeacherConfig
 from mutualrl.envs import Situation
 from mutualrl.errors import MutualRLError
 from mutualrl.feedback import PromptFeedback
-from mutualrl.teachers.base import softmax
+from mutualrl.teachers.base import by_answers, softmax
 from mutualrl.teachers.scoring import PrefixSharedScorer
 from mutualrl.teachers.text import TextTeacher
 
@@ -102,10 +102,7 @@ class HFTeacher(TextTeacher):
         targets = [softmax(np.log(np.clip(f.policy, 1e-6, None)) + np.nan_to_num((f.signal - mean) / scale))
                    for f in feedback]
         # one action set per gradient step (prompts of subgoal advice offer different answers)
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, s in enumerate(situations):
-            groups.setdefault(s.actions, []).append(i)
-        members = list(groups.values())
+        members = by_answers(situations)
         sizes = np.array([len(m) for m in members], dtype=float)
         self._ensure_adapter()
         losses, kls = [], []

@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import DynamicCache
 
 from mutualrl.envs import Situation
+from mutualrl.teachers.base import by_answers
 from mutualrl.teachers.prompt import system_prompt, user_message
 
 
@@ -113,10 +114,7 @@ class PrefixSharedScorer:
         actions = self.answer_ids(situations[0])
         if self._one_token(situations):
             return self._logit_rows(self._last_states(situations), [a[0] for a in actions])
-        headers: dict[tuple[int, ...], list[int]] = {}
-        parts = [self.prompt_ids(s) for s in situations]
-        for i, (header, _) in enumerate(parts):
-            headers.setdefault(tuple(header), []).append(i)
+        headers, parts = self._by_header(situations)
         out = torch.empty(len(situations), len(actions), device=self.device)
         for header, rows in headers.items():
             rests = [parts[i][1] for i in rows]
@@ -130,17 +128,22 @@ class PrefixSharedScorer:
         """Each prompt's answer scores, where prompts offer different answers (a mission's verb,
         colour and kind clozes): one-token answers are read in one pass, so a mission's header and
         lead run once for all its clozes; otherwise one `logliks` per answer set."""
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, s in enumerate(situations):
-            groups.setdefault(s.actions, []).append(i)
         out: list[torch.Tensor] = [torch.empty(0)] * len(situations)
         last = self._last_states(situations) if self._one_token(situations) else None
-        for rows in groups.values():
+        for rows in by_answers(situations):
             scores = (self.logliks([situations[i] for i in rows]) if last is None else
                       self._logit_rows(last[rows], [a[0] for a in self.answer_ids(situations[rows[0]])]))
             for i, row in zip(rows, scores):
                 out[i] = row
         return out
+
+    def _by_header(self, situations: Sequence[Situation]):
+        """Each distinct header's prompt indices, and every prompt's (header, rest) tokens."""
+        headers: dict[tuple[int, ...], list[int]] = {}
+        parts = [self.prompt_ids(s) for s in situations]
+        for i, (header, _) in enumerate(parts):
+            headers.setdefault(tuple(header), []).append(i)
+        return headers, parts
 
     def _one_token(self, situations: Sequence[Situation]) -> bool:
         """Whether every answer is one token, on a model with a trunk: the path that reads only what the choice needs."""
@@ -307,6 +310,35 @@ class PrefixSharedScorer:
                                                        follow, len(actions))
         return self._action_scores(rest_hidden[:, -1], follow_hidden, actions)
 
+    def _tree_pass(self, stage: str, shared: torch.Tensor, key: str, heads: list[torch.Tensor], owner: list[int],
+                   rests: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """One stage over prompts that share their start: `shared` (1, S, ...: token ids or states,
+        `key` naming it) once, its cache kept (for good below the adapter, per teacher version
+        above it); then `heads`, one row per header (its own tokens and its prompts' common start),
+        left-padded into one batch after it; then each prompt's remaining tokens `rests` after its
+        header's row (`owner`), right-padded. Returns the hidden states of each head and of each
+        prompt's remaining tokens (empty where none)."""
+        fill = self.pad_id if heads[0].dtype == torch.long else 0
+        width = shared.shape[1]
+        kv = DynamicCache()
+        if width:
+            kv, _ = self._header_kv(stage, shared, key)
+            kv.batch_repeat_interleave(len(heads))
+        ids, mask = _pad(heads, left=True, fill=fill)
+        attention = torch.cat([mask.new_ones(len(heads), width), mask], dim=1)
+        head_hidden, kv = self._run(stage, ids, attention, (attention.cumsum(1) - 1)[:, width:], kv)
+        own = [head_hidden.new_zeros(0, *head_hidden.shape[2:])] * len(rests)
+        more = [k for k, tokens in enumerate(rests) if len(tokens)]
+        if more:
+            rows = torch.tensor([owner[k] for k in more], device=self.device)
+            kv.reorder_cache(rows)  # one copy of its header's cache per prompt
+            ids, rest_mask = _pad([rests[k] for k in more], left=False, fill=fill)
+            positions = attention.sum(1)[rows][:, None] + torch.arange(ids.shape[1], device=self.device)[None]
+            hidden, _ = self._run(stage, ids, torch.cat([attention[rows], rest_mask], dim=1), positions, kv)
+            for row, k in enumerate(more):
+                own[k] = hidden[row, rest_mask[row].bool()]
+        return [head_hidden[g, mask[g].bool()] for g in range(len(heads))], own
+
     def _read_new_prompts(self, groups: list[tuple[list[int], list[list[int]]]]) -> None:
         """The frozen trunk's first pass over prompts it has not seen (one-token answers), all at
         once (a pass through the trunk costs as much as a few dozen tokens, whatever its batch):
@@ -319,38 +351,23 @@ class PrefixSharedScorer:
             return
         self._start = _common_prefix([h for h, _ in new] + ([self._start] if self._start is not None else []))
         shared = self._shared([h for h, _ in new])
-        kv, start = DynamicCache(), None
-        if shared:
-            kv, start = self._header_kv("lower", torch.tensor([new[0][0][:shared]], device=self.device),
-                                        str(new[0][0][:shared]))
-            kv.batch_repeat_interleave(len(new))
+        start = new[0][0][:shared]
         stems = [_common_prefix(rests) for _, rests in new]
-        ids, mask = _pad([torch.tensor(h[shared:] + stem, device=self.device) for (h, _), stem in zip(new, stems)],
-                         left=True, fill=self.pad_id)
-        attention = torch.cat([mask.new_ones(len(new), shared), mask], dim=1)
-        owner = [g for g, (_, rests) in enumerate(new) for _ in rests]
-        left = [r[len(stem):] for (_, rests), stem in zip(new, stems) for r in rests]
-        more = [k for k, tokens in enumerate(left) if tokens]
+        tensor = lambda tokens: torch.tensor(tokens, dtype=torch.long, device=self.device)  # noqa: E731
         with torch.no_grad():
-            hidden, kv = self._run("lower", ids, attention, (attention.cumsum(1) - 1)[:, shared:], kv)
-            heads = [hidden[g, mask[g].bool()] for g in range(len(new))]
-            own: dict[int, torch.Tensor] = {}
-            if more:
-                rows = torch.tensor([owner[k] for k in more], device=self.device)
-                kv.reorder_cache(rows)
-                ids, rest_mask = _pad([torch.tensor(left[k], device=self.device) for k in more], left=False,
-                                      fill=self.pad_id)
-                positions = attention.sum(1)[rows][:, None] + torch.arange(ids.shape[1], device=self.device)[None]
-                rest_hidden, _ = self._run("lower", ids, torch.cat([attention[rows], rest_mask], dim=1), positions, kv)
-                own = {k: rest_hidden[row, rest_mask[row].bool()] for row, k in enumerate(more)}
+            heads, own = self._tree_pass(
+                "lower", tensor([start]), str(start), [tensor(h[shared:] + stem) for (h, _), stem in zip(new, stems)],
+                [g for g, (_, rests) in enumerate(new) for _ in rests],
+                [tensor(r[len(stem):]) for (_, rests), stem in zip(new, stems) for r in rests])
+            start_states = self._header_kv("lower", tensor([start]), str(start), copy_kv=False)[1][0] if shared else None
         k = 0
-        for g, (h, rests) in enumerate(new):
+        for (h, rests), head in zip(new, heads):
             mine = len(h) - shared
             if ("lower", str(h)) not in self._header_cache:  # its states only: a cache is made if ever needed
-                states = heads[g][:mine] if start is None else torch.cat([start[0], heads[g][:mine]])
+                states = head[:mine] if start_states is None else torch.cat([start_states, head[:mine]])
                 self._header_cache[("lower", str(h))] = (None, states[None])
             for r in rests:
-                self.trunk_cache[(str(h), tuple(r))] = (torch.cat([heads[g][mine:], own.get(k, heads[g][:0])]), None)
+                self.trunk_cache[(str(h), tuple(r))] = (torch.cat([head[mine:], own[k]]), None)
                 k += 1
         while len(self.trunk_cache) > self.trunk_cache_size:
             self.trunk_cache.pop(next(iter(self.trunk_cache)))
@@ -364,45 +381,25 @@ class PrefixSharedScorer:
 
     def _last_states(self, situations: Sequence[Situation]) -> torch.Tensor:
         """The top layer's output at each prompt's last token (one-token answers, every prompt at
-        once), each shared token through the top layers once: the headers' common start (the
-        system message; its cache kept per teacher version), then each distinct header's own
-        tokens and its prompts' common start (a mission's clozes share their lead), left-padded
-        into one batch; then each prompt's remaining tokens after its header's cache
-        (right-padded, read at each row's last token; a prompt with none left is read at its
-        header's end)."""
-        headers: dict[tuple[int, ...], list[int]] = {}
-        parts = [self.prompt_ids(s) for s in situations]
-        for i, (header, _) in enumerate(parts):
-            headers.setdefault(tuple(header), []).append(i)
+        once), each shared token through the top layers once (`_tree_pass`): the headers' common
+        start (the system message), each distinct header's own tokens with its prompts' common
+        start (a mission's clozes share their lead), then each prompt's remaining tokens; a
+        prompt with none left is read at its header's end."""
+        headers, parts = self._by_header(situations)
         groups = [(list(h), [parts[i][1] for i in rows]) for h, rows in headers.items()]
         self._read_new_prompts(groups)
         shared = self._shared([h for h, _ in groups])
         lower = [self._header_cache[("lower", str(h))][1][0] for h, _ in groups]
-        shared_kv = DynamicCache()
-        if shared:
-            shared_kv, _ = self._header_kv("upper", lower[0][None, :shared], str(groups[0][0][:shared]))
-        heads, owner, owns = [], [], []
-        for g, ((header, rests), header_states) in enumerate(zip(groups, lower)):
-            stem = len(_common_prefix(rests))
-            states = [self.trunk_cache[(str(header), tuple(r))][0] for r in rests]
+        heads, owner, rests = [], [], []
+        for g, ((header, prompts), header_states) in enumerate(zip(groups, lower)):
+            stem = len(_common_prefix(prompts))
+            states = [self.trunk_cache[(str(header), tuple(r))][0] for r in prompts]
             heads.append(torch.cat([header_states[shared:], states[0][:stem]]))
-            owner += [g] * len(rests)
-            owns += [own[stem:] for own in states]
-        heads, head_mask = _pad(heads, left=True)
-        if shared:
-            shared_kv.batch_repeat_interleave(len(heads))
-        head_mask = torch.cat([head_mask.new_ones(len(heads), shared), head_mask], dim=1)
-        head_hidden, header_kv = self._run("upper", heads, head_mask, (head_mask.cumsum(1) - 1)[:, shared:], shared_kv)
-        last = head_hidden[owner, -1]  # prompts read at their header's end, replaced below where tokens remain
-        more = [k for k, own in enumerate(owns) if len(own)]
-        if more:
-            rows = torch.tensor(owner, device=self.device)[more]
-            header_kv.reorder_cache(rows)  # one copy of its header's cache per prompt
-            rests, rest_mask = _pad([owns[k] for k in more], left=False)
-            positions = head_mask.sum(1)[rows][:, None] + torch.arange(rests.shape[1], device=self.device)[None]
-            hidden, _ = self._run("upper", rests, torch.cat([head_mask[rows], rest_mask], dim=1), positions, header_kv)
-            last = last.index_copy(0, torch.tensor(more, device=self.device),
-                                   hidden[torch.arange(len(more), device=self.device), rest_mask.sum(1) - 1])
+            owner += [g] * len(prompts)
+            rests += [own[stem:] for own in states]
+        head_states, own = self._tree_pass("upper", lower[0][None, :shared], str(groups[0][0][:shared]),
+                                           heads, owner, rests)
+        last = torch.stack([rest[-1] if len(rest) else head_states[g][-1] for g, rest in zip(owner, own)])
         order = torch.tensor([i for rows in headers.values() for i in rows], device=self.device)
         return torch.empty_like(last).index_copy(0, order, last)
 

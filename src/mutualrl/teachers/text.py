@@ -10,7 +10,7 @@ import numpy as np
 
 from mutualrl.envs import Situation
 from mutualrl.feedback import PromptFeedback
-from mutualrl.teachers.base import Advice, Teacher, softmax
+from mutualrl.teachers.base import Advice, Teacher, by_answers, softmax
 from mutualrl.teachers.cache import AdviceCache
 
 
@@ -40,11 +40,8 @@ class TextTeacher(Teacher):
     def score_each(self, situations: Sequence[Situation]) -> list[np.ndarray]:
         """Scores of prompts that may offer different answers: one `score` call per answer set
         (a teacher that reads them together overrides this)."""
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, s in enumerate(situations):
-            groups.setdefault(s.actions, []).append(i)
         rows: list[np.ndarray] = [np.empty(0)] * len(situations)
-        for members in groups.values():
+        for members in by_answers(situations):
             for i, row in zip(members, self.score([situations[i] for i in members])):
                 rows[i] = row
         return rows

@@ -13,7 +13,7 @@ from mutualrl.feedback import PromptFeedback
 from mutualrl.teachers import BotTeacher, make_teacher
 from mutualrl.teachers.cache import AdviceCache
 from mutualrl.teachers.endpoint import EndpointTeacher
-from mutualrl.teachers.hf import HFTeacher
+from mutualrl.teachers.hf import HFTeacher, improvement_targets
 from mutualrl.teachers.prompt import SYSTEM_PROMPT
 
 from conftest import real_situations
@@ -182,6 +182,21 @@ def test_feedback_update_moves_loglikelihoods_with_the_advantage(lora_layers):
     restored.load_state_dict(teacher.state_dict())
     with torch.no_grad():
         assert torch.allclose(torch.log_softmax(restored.scorer.logliks(sits), -1), after, atol=1e-5)
+
+
+def test_an_answer_as_good_as_expected_keeps_its_probability_whatever_other_prompts_found():
+    """A cloze judged only by its decisions (every taken answer as good as the critic expected)
+    beside hindsight records of a rewarding act: its target stays its own policy, while the act's
+    answer gains and a worse one loses."""
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1)])
+    n = len(sits[0].actions)
+    policy = np.linspace(1.0, 2.0, n) / np.linspace(1.0, 2.0, n).sum()
+    judged = PromptFeedback(sits[0], 20, np.r_[12.0, 8.0, np.zeros(n - 2)], np.zeros(n), 20 * policy, 0, 0)
+    acts = PromptFeedback(sits[1], 2, np.r_[1.0, 1.0, np.zeros(n - 2)], np.r_[0.5, -0.1, np.zeros(n - 2)], 2 * policy, 1, 1)
+    kept, moved = improvement_targets([judged, acts])
+    assert np.allclose(kept, policy)
+    assert moved[0] > policy[0] and moved[1] < policy[1]
+    assert np.allclose(moved[2:] / policy[2:], moved[2] / policy[2])  # untaken answers keep their odds
 
 
 def test_expert_teacher_agrees_with_the_bot_and_solves_the_task():

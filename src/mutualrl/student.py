@@ -195,12 +195,15 @@ class Student(nn.Module):
     def distill_loss(self, read: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor,
                      logits: torch.Tensor) -> torch.Tensor:
         """Per-sample loss towards the teacher's advice: CE(advice || own action logits), or for
-        subgoals, the grounding head's cross-entropy to the subgoal's mask and verb (from the
-        observation as `read` gives it, shared with the forward pass)."""
+        subgoals, the grounding head's cross-entropy to the subgoal's mask (per cell, averaged over
+        the view) and verb (from the observation as `read` gives it, shared with the forward pass).
+        Averaged, not summed over the 49 cells: measured on `PickupLoc`, the summed mask's gradient
+        was three times the policy's, so clipping the whole gradient to `max_grad_norm` shrank the
+        policy's step to a sixth and the student stalled where `rl` learnt."""
         if self.advice_kind == "action":
             return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
         mask_logits, verb_logits = self.grounding(*read)
-        mask = nn.functional.binary_cross_entropy_with_logits(mask_logits, target[:, :49], reduction="none").sum(-1)
+        mask = nn.functional.binary_cross_entropy_with_logits(mask_logits, target[:, :49], reduction="none").mean(-1)
         return mask - (target[:, 49:] * torch.log_softmax(verb_logits, -1)).sum(-1)
 
 

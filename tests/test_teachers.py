@@ -184,19 +184,28 @@ def test_feedback_update_moves_loglikelihoods_with_the_advantage(lora_layers):
         assert torch.allclose(torch.log_softmax(restored.scorer.logliks(sits), -1), after, atol=1e-5)
 
 
-def test_an_answer_as_good_as_expected_keeps_its_probability_whatever_other_prompts_found():
-    """A cloze judged only by its decisions (every taken answer as good as the critic expected)
-    beside hindsight records of a rewarding act: its target stays its own policy, while the act's
-    answer gains and a worse one loses."""
-    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1)])
+def test_each_answer_is_judged_against_the_other_answers_of_its_own_prompt():
+    """A cloze whose taken answers did equally well keeps its policy whatever other prompts found
+    (hindsight's rewarding acts beside it); within a prompt the better answer gains and the worse
+    loses; a shift of every signal (a critic lagging the student) and an answer taken alone
+    move nothing."""
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1, 2)])
     n = len(sits[0].actions)
     policy = np.linspace(1.0, 2.0, n) / np.linspace(1.0, 2.0, n).sum()
-    judged = PromptFeedback(sits[0], 20, np.r_[12.0, 8.0, np.zeros(n - 2)], np.zeros(n), 20 * policy, 0, 0)
-    acts = PromptFeedback(sits[1], 2, np.r_[1.0, 1.0, np.zeros(n - 2)], np.r_[0.5, -0.1, np.zeros(n - 2)], 2 * policy, 1, 1)
-    kept, moved = improvement_targets([judged, acts])
-    assert np.allclose(kept, policy)
-    assert moved[0] > policy[0] and moved[1] < policy[1]
-    assert np.allclose(moved[2:] / policy[2:], moved[2] / policy[2])  # untaken answers keep their odds
+
+    def record(sit, counts, sums):
+        pad = np.zeros(n - len(counts))
+        return PromptFeedback(sit, int(sum(counts)), np.r_[counts, pad], np.r_[sums, pad], sum(counts) * policy, 0, 0)
+
+    feedback = [record(sits[0], [12.0, 8.0], [0.0, 0.0]), record(sits[1], [1.0, 1.0], [0.5, -0.1]),
+                record(sits[2], [3.0], [0.9])]
+    even, contrast, alone = improvement_targets(feedback)
+    assert np.allclose(even, policy) and np.allclose(alone, policy)
+    assert contrast[0] > policy[0] and contrast[1] < policy[1]
+    assert np.allclose(contrast[2:] / policy[2:], contrast[2] / policy[2])  # untaken answers keep their odds
+    shifted = [record(s, list(f.counts[f.counts > 0]), list(f.signal_sum[f.counts > 0] + 0.3 * f.counts[f.counts > 0]))
+               for s, f in zip(sits, feedback)]
+    assert all(np.allclose(x, y) for x, y in zip(improvement_targets(shifted), [even, contrast, alone]))
 
 
 def test_expert_teacher_agrees_with_the_bot_and_solves_the_task():

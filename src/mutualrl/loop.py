@@ -143,18 +143,9 @@ class Trainer:
         """One iteration: rollout, GAE, guidance, student update, feedback, maybe teacher update and evaluation."""
         cfg, timer, start = self.config, Timer(), time.perf_counter()
         rollout = self.collect_rollout(timer)
-        advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.dones, rollout.next_value,
-                                          cfg.ppo.gamma, cfg.ppo.gae_lambda)
-        row: dict[str, Any] = {}
-        guidance_weight = torch.zeros_like(rollout.rewards)
-        if self.guidance is not None:
-            row.update(self.guidance.update(rollout, advantages, self.frames))
-            row.update(self.guidance.usage(cfg.frames_per_iteration))
-            if cfg.teacher_guides:
-                guidance_weight = self.guidance.loss_weight(rollout, self.frames)
+        batch, advantages, row = self.prepare_update(rollout)
         with timer("student_update"):
-            row.update(ppo_update(self.student, self.optimizer,
-                                  PPOBatch.from_rollout(rollout, advantages, returns, guidance_weight), cfg.ppo))
+            row.update(ppo_update(self.student, self.optimizer, batch, cfg.ppo))
         self.frames += cfg.frames_per_iteration
         self.iteration += 1
         if cfg.teacher_learns:
@@ -169,6 +160,21 @@ class Trainer:
         if self.teacher is not None:
             row.update(self.teacher.stats(cfg.frames_per_iteration), teacher_version=self.teacher.version)
         return row
+
+    def prepare_update(self, rollout: Rollout) -> tuple[PPOBatch, torch.Tensor, dict[str, Any]]:
+        """GAE, the guidance's verdict on the rollout (trust, usage: the row's first metrics), and
+        the student's batch with the guidance term's weight."""
+        cfg = self.config
+        advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.dones, rollout.next_value,
+                                          cfg.ppo.gamma, cfg.ppo.gae_lambda)
+        row: dict[str, Any] = {}
+        guidance_weight = torch.zeros_like(rollout.rewards)
+        if self.guidance is not None:
+            row.update(self.guidance.update(rollout, advantages, self.frames))
+            row.update(self.guidance.usage(cfg.frames_per_iteration))
+            if cfg.teacher_guides:
+                guidance_weight = self.guidance.loss_weight(rollout, self.frames)
+        return PPOBatch.from_rollout(rollout, advantages, returns, guidance_weight), advantages, row
 
     def collect_rollout(self, timer: Timer) -> Rollout:
         """Step every environment copy `num_steps` times, asking the teacher where the mode guides."""

@@ -441,6 +441,31 @@ class PPOBatch:
             yield self.subset((steps + copies).flatten(), self.memory[copies])
 
 
+def minibatch_losses(model: Student, mb: PPOBatch, clip_coef: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """PPO's terms on one minibatch, unweighted: the clipped policy loss, the clipped value loss,
+    the entropy and the guidance loss; and the log ratio of new to old action probabilities."""
+    read = model.read(mb.obs)
+    logits, value, _ = model(mb.obs, mb.advice, mb.gate, mb.memory, mb.starts, read)
+    dist = Categorical(logits=logits + mb.advice_logits)
+    log_ratio = dist.log_prob(mb.actions) - mb.logprobs
+    ratio = log_ratio.exp()
+    adv = mb.advantages
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(adv) > 1 else adv
+    pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    v_clipped = mb.values + (value - mb.values).clamp(-clip_coef, clip_coef)
+    v_loss = 0.5 * torch.max((value - mb.returns) ** 2, (v_clipped - mb.returns) ** 2).mean()
+    guidance_loss = logits.new_zeros(())
+    if mb.guidance_weight.any():  # (untrusted advice weighs nothing: skip the student's grounding pass)
+        guidance_loss = (mb.guidance_weight * model.distill_loss(read, mb.teacher_probs, logits)).mean()
+    return {"pg_loss": pg_loss, "v_loss": v_loss, "entropy": dist.entropy().mean(), "guidance_loss": guidance_loss}, log_ratio
+
+
+def weighted(terms: dict[str, torch.Tensor], config: PPOConfig) -> dict[str, torch.Tensor]:
+    """The terms as the loss sums them (in this order)."""
+    return {"pg_loss": terms["pg_loss"], "entropy": -config.ent_coef * terms["entropy"],
+            "v_loss": config.vf_coef * terms["v_loss"], "guidance_loss": terms["guidance_loss"]}
+
+
 def ppo_update(
     model: Student,
     optimizer: torch.optim.Optimizer,
@@ -449,35 +474,19 @@ def ppo_update(
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """PPO epochs over one rollout; returns CleanRL-style diagnostics."""
-    clip_coef = config.clip_coef
     stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "v_loss", "entropy", "guidance_loss", "approx_kl", "clipfrac")}
     for _ in range(config.update_epochs):
         for mb in batch.minibatches(config.minibatches, generator):
-            read = model.read(mb.obs)
-            logits, value, _ = model(mb.obs, mb.advice, mb.gate, mb.memory, mb.starts, read)
-            dist = Categorical(logits=logits + mb.advice_logits)
-            new_logprob = dist.log_prob(mb.actions)
-            log_ratio = new_logprob - mb.logprobs
-            ratio = log_ratio.exp()
-            adv = mb.advantages
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8) if len(adv) > 1 else adv
-            pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
-            v_clipped = mb.values + (value - mb.values).clamp(-clip_coef, clip_coef)
-            v_loss = 0.5 * torch.max((value - mb.returns) ** 2, (v_clipped - mb.returns) ** 2).mean()
-            entropy = dist.entropy().mean()
-            guidance_loss = logits.new_zeros(())
-            if mb.guidance_weight.any():  # (untrusted advice weighs nothing: skip the student's grounding pass)
-                guidance_loss = (mb.guidance_weight * model.distill_loss(read, mb.teacher_probs, logits)).mean()
-            loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss + guidance_loss
+            terms, log_ratio = minibatch_losses(model, mb, config.clip_coef)
+            loss = sum(weighted(terms, config).values())
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             with torch.no_grad():
+                ratio = log_ratio.exp()
                 stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
-                stats["clipfrac"].append(((ratio - 1).abs() > clip_coef).float().mean().item())
-            stats["pg_loss"].append(pg_loss.item())
-            stats["v_loss"].append(v_loss.item())
-            stats["entropy"].append(entropy.item())
-            stats["guidance_loss"].append(guidance_loss.item())
+                stats["clipfrac"].append(((ratio - 1).abs() > config.clip_coef).float().mean().item())
+            for name, term in terms.items():
+                stats[name].append(term.item())
     return {k: float(np.mean(v)) for k, v in stats.items()}

@@ -328,6 +328,28 @@ def test_hindsight_judges_the_object_and_never_the_verb(verb, carrying):
     assert any(meaning(q)[0] == "verb" for q in mission_questions("pick up the red ball", FULL_ACTIONS))  # it has one
 
 
+def test_a_decision_is_judged_on_its_object_and_never_its_verb():
+    """The steps under a subgoal judge its verb by how such subgoals end, not by the mission: with
+    every verb offered, the teacher's decisions give feedback to the object's clozes only."""
+    from mutualrl.config import GuidanceConfig
+    from mutualrl.envs import make_env, unwrapped_envs
+    from mutualrl.guidance import SubgoalGuidance
+
+    envs = make_env("BabyAI-PickupLoc-v0", 4, seed=0)
+    obs, _ = envs.reset(seed=0)
+    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(), np.random.default_rng(0), torch.device("cpu"), 4,
+                               FULL_ACTIONS)
+    guidance.start_rollout()
+    guidance.teacher.observe(unwrapped_envs(envs), [None] * 4)
+    guidance.advise(obs, unwrapped_envs(envs), 0, np.zeros(4))
+    chosen = [d for d in guidance.decisions if any(a >= 0 for a in d.answers)]
+    assert chosen  # some copy sees an object and chose one
+    for d in chosen:
+        assert any(meaning(q)[0] == "verb" for q in d.questions)  # the verb was asked ...
+        assert all(a < 0 for q, a in zip(d.questions, d.answers) if meaning(q)[0] == "verb")  # ... and is not judged
+        assert {meaning(q)[1] for q, a in zip(d.questions, d.answers) if a >= 0} == {"colour", "kind"}
+
+
 def test_the_local_teacher_learns_from_prompts_with_different_answers():
     """The verb and colour clozes offer different answers: one LoRA update takes them all, and each
     cloze moves towards the answer that paid off."""

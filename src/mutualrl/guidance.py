@@ -21,7 +21,7 @@ import torch
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
-from mutualrl.grounding import choose, hindsight, mission_questions
+from mutualrl.grounding import choose, hindsight, judged, mission_questions
 from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, carried, front_object, reached, subgoal_vector,
                                visible_objects)
 from mutualrl.teachers import Teacher
@@ -233,7 +233,8 @@ class SubgoalGuidance(Guidance):
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
               image: np.ndarray, stale: bool) -> None:
         subgoal, answers = choose(questions, probs, image, self.actions, self.rng)
-        decision = SubgoalDecision(env=i, start=step, questions=questions, answers=answers, probs=probs, stale=stale)
+        decision = SubgoalDecision(env=i, start=step, questions=questions, answers=judged(questions, answers),
+                                   probs=probs, stale=stale)
         self.decisions.append(decision)
         shown = self.shows and bool(self.rng.random() < self.config.advice_prob)
         self.held[i] = _Held(subgoal, decision, shown, f"{subgoal}|{mission}", visible_objects(image))

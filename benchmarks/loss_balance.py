@@ -69,7 +69,7 @@ def main() -> None:
         advice = saved.guidance.advice if saved.mode != "rl" else "-"
         level = saved.env_id.removeprefix("BabyAI-").removesuffix("-v0")
         table.add_row(Path(run).name, level, advice, *(f"{figures[n]:.3f}" for n in (*TERMS, "total")), f"{figures['clip']:.2f}")
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def gradient_norm(model: torch.nn.Module, loss: torch.Tensor) -> float:
     return float(torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters() if p.grad is not None)))
 
 
-def balance(run: str) -> dict[str, float]:
-    """Mean gradient norm of each weighted term and of the whole loss over one rollout's minibatches."""
+def balance(run: str) -> tuple[dict[str, float], TrainConfig]:
+    """Mean gradient norm of each weighted term and of the whole loss over one rollout's
+    minibatches, and the run's config."""
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "run"
         shutil.copytree(run, copy, ignore=shutil.ignore_patterns("tb"))
@@ -50,7 +51,7 @@ def balance(run: str) -> dict[str, float]:
             rows.append(row)
         mean = {name: float(np.mean([r[name] for r in rows])) for name in rows[0]}
         mean["clip"] = min(1.0, config.max_grad_norm / mean["total"])
-        return mean
+        return mean, trainer.config
 
 
 def main() -> None:
@@ -64,8 +65,7 @@ def main() -> None:
     for column in ("run", "level", "advice", "policy", "entropy", "value", "guidance", "total", "clip leaves"):
         table.add_column(column)
     for run in args.runs:
-        figures = balance(run)
-        saved = TrainConfig.from_yaml(Path(run) / "config.yaml")
+        figures, saved = balance(run)
         advice = saved.guidance.advice if saved.mode != "rl" else "-"
         level = saved.env_id.removeprefix("BabyAI-").removesuffix("-v0")
         table.add_row(Path(run).name, level, advice, *(f"{figures[n]:.3f}" for n in (*TERMS, "total")), f"{figures['clip']:.2f}")

@@ -4,7 +4,8 @@ A small model copies well from its context and does little else well. So the tea
 say the mission again, and each question is one word of that restatement, the next word after a
 lead that begins its reply:
 
-- the verb, where the level's actions allow more than one: "The mission is to {go|pick|put|open}";
+- the verb, where the level's actions allow more than one: "In plain words, the mission is to
+  {go|pick|put|open}";
 - for each verb, the colour of the object it needs: "The mission is to pick up the {red|...}";
 - and its kind, for each colour: "The mission is to pick up the red {ball|box|key|door}".
 
@@ -37,7 +38,11 @@ KINDS: tuple[str, ...] = ("ball", "box", "key", "door")
 VERB_WORDS = {"go to": "go", "pick up": "pick", "put next to": "put", "open": "open"}
 _NEEDS = {"go": (), "pick": ("pick up",), "put": ("pick up", "drop"), "open": ("toggle",)}
 #: asked to restate the mission, the model copies (or rephrases into) each word an answer needs
-QUESTION, VERB_LEAD = "Say the mission again.", "The mission is to"
+#: The verb's lead asks for the mission in plain words (measured on missions in other words, "walk
+#: over to", "place ... beside": after the bare "The mission is to" the verb was wrong in up to a
+#: third of them, after "In plain words, ..." in none). The objects' leads stay bare: with "In
+#: plain words" they named the object less often.
+QUESTION, VERB_LEAD = "Say the mission again.", "In plain words, the mission is to"
 #: the restatement up to the object each verb needs (`put` needs two): the roles of objects
 ROLES = {"go": "The mission is to go to the", "pick": "The mission is to pick up the", "open": "The mission is to open the",
          "move": "The mission is to put the", "fixed": "The mission is to put it next to the"}

@@ -123,6 +123,38 @@ def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row(
     assert torch.allclose(mixed[2], half[2], atol=1e-6)
 
 
+@pytest.mark.parametrize("architecture", list(STUDENTS))
+def test_the_grounding_points_at_the_subgoals_cells_or_at_none(architecture):
+    """The grounding loss is one choice among the view's 49 cells and "none" (logit 0): the
+    subgoal's cells share the target, an explore subgoal's is none; trained on it, the student's
+    own subgoal marks exactly the subgoal's cells (both cells of the object) and nothing for explore."""
+    torch.manual_seed(0)
+    model = make_student(architecture, 3, "subgoal")
+    cell = torch.arange(49)
+    image = torch.stack([cell % 11, (cell // 11) % 6, torch.zeros(49, dtype=torch.long)], -1).repeat(3, 1, 1)
+    image[:, 30] = image[:, 10]  # one object in two cells, every other cell unlike it
+    obs = {"image": image.view(3, 7, 7, 3), "direction": torch.randint(0, 4, (3,)), "mission": torch.randint(0, 5, (3, 8))}
+    target = torch.zeros(3, model.advice_dim)
+    target[0, [10, 30]] = 1.0  # one object in two cells
+    target[1, 44] = 1.0
+    target[:2, 49], target[2, -1] = 1.0, 1.0  # go to; explore (no cell)
+    read = model.read(obs)
+    mask_logits, verb_logits = model.grounding(*read)
+    choice = torch.cat([mask_logits, torch.zeros(3, 1)], -1)
+    aim = torch.cat([target[:, :49], torch.tensor([[0.0], [0.0], [1.0]])], -1)
+    expected = (torch.nn.functional.cross_entropy(choice, aim / aim.sum(-1, keepdim=True), reduction="none")
+                + torch.nn.functional.cross_entropy(verb_logits, target[:, 49:], reduction="none"))
+    assert torch.allclose(model.distill_loss(read, target, None), expected)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        optimizer.zero_grad()
+        model.distill_loss(model.read(obs), target, None).mean().backward()
+        optimizer.step()
+    with torch.no_grad():
+        own = model.own_subgoal(*model.read(obs))
+    assert torch.equal(own, target)
+
+
 def test_the_film_student_reads_word_order_and_the_mlp_student_does_not():
     missions = ["put the red ball next to the blue key", "put the blue key next to the red ball"]
     words = torch.as_tensor(np.stack([encode_mission(m) for m in missions]))

@@ -4,6 +4,8 @@ greedy against sampled actions, on held-out episodes of its run's level.
 The right subgoal is the BabyAI bot's (the reference, never the teacher's helper): at every step,
 the first subgoal its plan means in the student's view. Alone equal to shown: the student's
 grounding is not what holds it back. Greedy far below sampled: its policy is not yet sure.
+"Own = bot's": along the shown greedy episodes, the share of the states where the bot's subgoal
+marks an object in view whose own subgoal marks exactly the same cells.
 
     python benchmarks/subgoal_use.py RUN_DIR [RUN_DIR ...] [--episodes 100] [--seed 0]
 """
@@ -24,12 +26,13 @@ from mutualrl.subgoals import subgoal_vector
 from mutualrl.teachers.bot import BotTeacher
 
 
-def success(model: Student, env_id: str, episodes: int, seed: int, shown: bool, greedy: bool) -> float:
-    """Held-out success of the student alone (its own subgoals) or shown the bot's."""
-    bot, memory = BotTeacher(), None
+def success(model: Student, env_id: str, episodes: int, seed: int, shown: bool, greedy: bool) -> tuple[float, float]:
+    """Held-out success of the student alone (its own subgoals) or shown the bot's; and shown, how
+    often its own object is the bot's where the bot's subgoal marks one (NaN alone)."""
+    bot, memory, agree, marked = BotTeacher(), None, 0, 0
 
     def policy(obs, sits, envs, starts):
-        nonlocal memory
+        nonlocal memory, agree, marked
         tensors, starts = obs_to_tensors(obs), torch.as_tensor(starts, dtype=torch.float32)
         with torch.no_grad():
             if shown:
@@ -37,12 +40,17 @@ def success(model: Student, env_id: str, episodes: int, seed: int, shown: bool, 
                 images = np.asarray(obs["image"])
                 subgoals = [bot.expert_subgoals(env, image)[0] for env, image in zip(envs, images)]
                 advice = torch.as_tensor(np.stack([subgoal_vector(image, sg) for image, sg in zip(images, subgoals)]))
+                own = model.own_subgoal(*model.read(tensors))[:, :49]
+                rows = advice[:, :49].any(-1)
+                marked += int(rows.sum())
+                agree += int((own[rows] == advice[rows, :49]).all(-1).sum())
                 logits, _, memory = model(tensors, advice.float(), torch.ones(len(envs)), memory, starts)
             else:
                 logits, _, memory = model.alone(tensors, memory, starts)
         return (logits.argmax(-1) if greedy else torch.distributions.Categorical(logits=logits).sample()).numpy()
 
-    return run_episodes(env_id, episodes, seed, policy).success_rate
+    rate = run_episodes(env_id, episodes, seed, policy).success_rate
+    return rate, agree / marked if marked else float("nan")
 
 
 def main() -> None:
@@ -54,16 +62,16 @@ def main() -> None:
     output.configure()
     torch.manual_seed(args.seed)
     table = Table(title=f"the student's success on {args.episodes} held-out episodes (seed {args.seed})")
-    for column in ("run", "level", "alone, greedy", "shown, greedy", "alone, sampled", "shown, sampled"):
+    for column in ("run", "level", "alone, greedy", "shown, greedy", "alone, sampled", "shown, sampled", "own = bot's"):
         table.add_column(column)
     for run in args.runs:
         config, model = load_student(run)
         if config.guidance.advice != "subgoal":
             raise SystemExit(f"{run}: trained with {config.guidance.advice!r} advice; this measure needs 'subgoal'")
         model.eval()
-        figures = [success(model, config.env_id, args.episodes, args.seed, shown, greedy)
+        results = [success(model, config.env_id, args.episodes, args.seed, shown, greedy)
                    for greedy in (True, False) for shown in (False, True)]
-        table.add_row(run, config.env_id, *(f"{f:.2f}" for f in figures))
+        table.add_row(run, config.env_id, *(f"{rate:.2f}" for rate, _ in results), f"{results[1][1]:.2f}")
     Console().print(table)
 
 

@@ -204,8 +204,8 @@ class Student(nn.Module):
         subgoals, the grounding head's cross-entropy to the subgoal's object and verb (from the
         observation as `read` gives it, shared with the forward pass).
 
-        The object is a pointer: one choice among the view's cells and "none" (a fixed logit 0, so
-        a cell is marked where it is likelier than none), the subgoal's cells sharing the target.
+        The object is a pointer: one choice among the view's cells and "none" (a fixed logit 0),
+        the subgoal's cells sharing the target (`own_subgoal` names the likeliest cell's object).
         Measured on `GoToLocal` guided by the bot: with a cross-entropy per cell, one marked cell
         among 49 (averaged over the cells) left the marked cell below the threshold for long (the
         student's own mask empty in 0.43-0.88 of the states where the bot marked an object, after

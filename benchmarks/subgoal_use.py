@@ -40,11 +40,12 @@ def success(model: Student, env_id: str, episodes: int, seed: int, shown: bool, 
                 images = np.asarray(obs["image"])
                 subgoals = [bot.expert_subgoals(env, image)[0] for env, image in zip(envs, images)]
                 advice = torch.as_tensor(np.stack([subgoal_vector(image, sg) for image, sg in zip(images, subgoals)]))
-                own = model.own_subgoal(*model.read(tensors))[:, :49]
+                read = model.read(tensors)
+                own = model.own_subgoal(*read)[:, :49]
                 rows = advice[:, :49].any(-1)
                 marked += int(rows.sum())
                 agree += int((own[rows] == advice[rows, :49]).all(-1).sum())
-                logits, _, memory = model(tensors, advice.float(), torch.ones(len(envs)), memory, starts)
+                logits, _, memory = model(tensors, advice.float(), torch.ones(len(envs)), memory, starts, read)
             else:
                 logits, _, memory = model.alone(tensors, memory, starts)
         return (logits.argmax(-1) if greedy else torch.distributions.Categorical(logits=logits).sample()).numpy()

@@ -115,14 +115,14 @@ def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: s
     """One record per grounding cloze read for a subgoal, keyed by the teacher's prompt key.
 
     Each decision gives every cloze that had a part in its choice one count, on the answer the
-    choice amounted to (the chosen object's colour and kind; never the verb, `grounding.judged`), with the signal of the
-    steps spent under the subgoal (their mean advantage or TD error), the episode's outcome, and
-    the teacher's own probabilities there as the policy the choice was drawn from. Hindsight
-    records (an object the student itself went to or picked up, `SubgoalGuidance._note_hindsight`)
-    count the same way, with that step's signal and the teacher's last answers as the policy (with
-    a uniform one, measured, the update pulled a sure and right zero-shot teacher towards doubt:
-    subgoal accuracy 1.00 -> 0.90 on `GoToLocal`). Decisions made from an
-    older version's answers (`stale`) are left out: the update moves the current teacher's
+    choice amounted to (the chosen object's colour and kind; never the verb, `grounding.judged`),
+    with the signal of the steps spent under the subgoal (their mean advantage or TD error), the
+    episode's outcome, and the teacher's own probabilities there as the policy the choice was drawn
+    from. Hindsight records (an object the student itself went to or picked up,
+    `SubgoalGuidance._note_hindsight`) count the same way, with that step's signal and the teacher's
+    last answers as the policy (with a uniform one, measured, the update pulled a sure and right
+    zero-shot teacher towards doubt: subgoal accuracy 1.00 -> 0.90 on `GoToLocal`). Decisions made
+    from an older version's answers (`stale`) are left out: the update moves the current teacher's
     probabilities, and measured, their many records drowned the hindsight ones."""
     values = (advantages if signal == "advantage" else td_errors(rollout, gamma)).cpu().numpy()
     outcomes = rollout.episode_outcomes()

@@ -25,9 +25,10 @@ from mutualrl.evaluation import subgoal_agreement
 from mutualrl.teachers import make_teacher
 
 LEVELS = ("BabyAI-GoToRedBall-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0")
-#: calibrated or as read, and the explore ratio (`grounding.Design`)
-DESIGNS = {f"{'calibrated' if calibrate else 'as read'} {ratio}": grounding.Design(calibrate, ratio)
-           for calibrate in (True, False) for ratio in (0.5, 0.25, 0.1)}
+#: calibrated or as read, the explore ratio, and what a colourless mission does (`grounding.Design`)
+DESIGNS = {f"{'calibrated' if calibrate else 'as read'} {ratio}{'' if colourless == 'ignored' else ' ' + colourless}":
+           grounding.Design(calibrate, ratio, colourless)
+           for calibrate in (True, False) for ratio in (0.5, 0.25, 0.1) for colourless in ("ignored", "mixed", "majority")}
 #: other words for the same tasks: verbs, prepositions and phrasing no BabyAI template uses
 _REWORDINGS = ((r"^go to ", "walk over to "), (r"^pick up ", "grab "), (r"^put ", "place "), (r" next to ", " beside "),
                (r"^open ", "unlock and open "), (r" in front of you", " ahead of you"), (r" behind you", " at your back"))

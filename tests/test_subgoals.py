@@ -46,7 +46,7 @@ def test_the_clozes_ask_about_the_mission_alone_and_offer_every_name(env_id):
             assert any(meaning(q)[0] == "verb" for q in own) == (len(words) > 1)
             for q in questions:
                 assert q.cloze and q.mission in (obs["mission"], CONTENT_FREE) and "You see" not in question(q)
-                assert q.actions in (COLOURS, KINDS, words)
+                assert q.actions in (COLOURS + KINDS, KINDS, words)
             keys.update(question(q) for q in own)
             missions.add(obs["mission"])
         assert len(keys) == len(missions) * len(own)  # nothing but the mission varies
@@ -189,6 +189,32 @@ def test_choice_follows_the_teachers_answers():
     assert chosen == Subgoal(EXPLORE) and answers == [-1] * len(questions)
     chosen, _ = choose(questions, _answers(questions, colour), image, actions)
     assert chosen.verb == "go to" and words_of(chosen.obj)[0] == colour
+
+
+def test_a_mission_without_a_colour_means_any_object_of_its_kind():
+    """Where the colour cloze is answered with a kind ("go to the {ball}"), the mission names no
+    colour: any visible object of that kind is chosen over explore, whatever its colour, and the
+    choice counts on the kind in the colour cloze (feedback confirms the reading rather than
+    teaching the mission a colour)."""
+    actions = task_actions("BabyAI-GoToLocal-v0")
+    env = gym.make("BabyAI-GoToLocal-v0")
+    for seed in range(50):
+        obs, _ = env.reset(seed=seed)
+        seen = visible_objects(obs["image"])
+        kinds = [words_of(o)[1] for o in seen]
+        kind = next((k for k in kinds if kinds.count(k) == 1 and k != "door"), None)
+        if kind is not None:
+            break
+    questions = mission_questions("go to the thing", actions)
+    probs = [_one_hot(q, kind) if meaning(q)[1] in ("colour", "kind") else np.full(len(q.actions), 1 / len(q.actions))
+             for q in questions]
+    unseen = next(c for c in COLOURS if (c, kind) not in {words_of(o) for o in seen})
+    colour_cloze = next(i for i, q in enumerate(questions) if meaning(q)[1] == "colour")
+    probs[colour_cloze][questions[colour_cloze].actions.index(unseen)] += 0.05  # the colours' answers alone say another
+    chosen, answers = choose(questions, probs, obs["image"], actions)
+    assert chosen.verb == "go to" and words_of(chosen.obj)[1] == kind
+    said = {meaning(q): q.actions[a] for q, a in zip(questions, answers) if a >= 0}
+    assert said == {("go", "colour", None): kind, ("go", "kind", words_of(chosen.obj)[0]): kind}
 
 
 def test_subgoal_feedback_gives_each_prompt_the_signal_of_the_steps_under_its_choice():

@@ -91,7 +91,8 @@ def test_the_choice_among_one_token_answers_equals_the_naive_scorers(fixture, lo
             grads.append((choice.detach(), [p.grad.clone() for p in teacher.scorer.model.parameters() if p.requires_grad]))
         (fast, fast_grads), (naive, naive_grads) = grads
         assert torch.allclose(fast, naive, atol=1e-5) and naive.std() > 0.01
-        assert all(torch.allclose(f, n, rtol=1e-3, atol=1e-5) for f, n in zip(fast_grads, naive_grads))  # float32 sums
+        # float32 sums in another order: equal up to a small fraction of each gradient's scale
+        assert all((f - n).abs().max() <= 1e-3 * n.abs().max() + 1e-5 for f, n in zip(fast_grads, naive_grads))
         assert any(n.abs().max() > 1e-4 for n in naive_grads)
 
 

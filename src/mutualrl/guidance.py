@@ -21,7 +21,7 @@ import torch
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
-from mutualrl.grounding import choose, hindsight, judged, mission_questions
+from mutualrl.grounding import as_read, choose, hindsight, judged, mission_questions
 from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, carried, front_object, reached, subgoal_vector,
                                visible_objects)
 from mutualrl.teachers import Teacher
@@ -317,6 +317,7 @@ class SubgoalGuidance(Guidance):
                 said = self.teacher.recall(questions)  # the update improves on the teacher's own answers
                 probs = [a.probs if a is not None else np.full(len(q.actions), 1.0 / len(q.actions))
                          for a, q in zip(said, questions)]
+                answers = as_read(questions, answers, probs, obj)
                 self.hindsight.append(SubgoalDecision(env=i, start=step, questions=questions, answers=answers,
                                                       probs=probs, end=step + 1, reached=True))
 

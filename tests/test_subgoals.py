@@ -354,6 +354,23 @@ def test_hindsight_judges_the_object_and_never_the_verb(verb, carrying):
     assert any(meaning(q)[0] == "verb" for q in mission_questions("pick up the red ball", FULL_ACTIONS))  # it has one
 
 
+def test_hindsight_judges_only_the_roles_of_the_verb_the_teacher_reads():
+    """Given the teacher's reading of the verb, an act is judged as that verb would read it: going
+    to an object teaches a put mission's go-to role nothing (the object to move is picked up, not
+    gone to), and picking it up teaches the object to move."""
+    from mutualrl.grounding import hindsight
+
+    mission, ball = "put the red ball next to the blue key", (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"])
+    verb_cloze = next(q for q in mission_questions(mission, FULL_ACTIONS) if meaning(q)[0] == "verb")
+    reads = {word: _one_hot(verb_cloze, word) for word in verb_cloze.actions}
+    roles = lambda questions: {meaning(q)[0] for q in questions}  # noqa: E731
+    assert roles(hindsight(mission, FULL_ACTIONS, ball, "go to", None)[0]) >= {"go", "open"}  # every verb's reading
+    assert hindsight(mission, FULL_ACTIONS, ball, "go to", None, reads["put"]) == ([], [])
+    assert roles(hindsight(mission, FULL_ACTIONS, ball, "go to", None, reads["go"])[0]) == {"go"}
+    questions, answers = hindsight(mission, FULL_ACTIONS, ball, "pick up", None, reads["put"])
+    assert roles(questions) == {"move"} and {q.actions[a] for q, a in zip(questions, answers)} == {"red", "ball"}
+
+
 def test_a_decision_is_judged_on_its_object_and_never_its_verb():
     """The steps under a subgoal judge its verb by how such subgoals end, not by the mission: with
     every verb offered, the teacher's decisions give feedback to the object's clozes only."""

@@ -21,7 +21,7 @@ import torch
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
-from mutualrl.grounding import as_read, choose, hindsight, judged, mission_questions
+from mutualrl.grounding import as_read, choose, hindsight, judged, meaning, mission_questions
 from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, carried, front_object, reached, subgoal_vector,
                                visible_objects)
 from mutualrl.teachers import Teacher
@@ -115,6 +115,13 @@ class ActionGuidance(Guidance):
                 self.reads += new
                 scheduled.add(keys[i])
         return granted
+
+    def _verb_reading(self, mission: str) -> np.ndarray | None:
+        """The teacher's last answer to the mission's verb cloze (None where there is no choice of
+        verb, or it has not been read)."""
+        verb = [q for q in mission_questions(mission, self.actions) if meaning(q)[0] == "verb"]
+        said = self.teacher.recall(verb) if verb else [None]
+        return None if said[0] is None else said[0].probs
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
         """Trust evidence from this rollout: did taking the teacher's top action beat the others?"""
@@ -312,7 +319,8 @@ class SubgoalGuidance(Guidance):
                 verb = "go to"
             else:
                 continue
-            questions, answers = hindsight(missions[i], self.actions, obj, verb, carried(before[i]))
+            questions, answers = hindsight(missions[i], self.actions, obj, verb, carried(before[i]),
+                                           self._verb_reading(missions[i]))
             if questions:
                 said = self.teacher.recall(questions)  # the update improves on the teacher's own answers
                 probs = [a.probs if a is not None else np.full(len(q.actions), 1.0 / len(q.actions))
@@ -320,6 +328,13 @@ class SubgoalGuidance(Guidance):
                 answers = as_read(questions, answers, probs, obj)
                 self.hindsight.append(SubgoalDecision(env=i, start=step, questions=questions, answers=answers,
                                                       probs=probs, end=step + 1, reached=True))
+
+    def _verb_reading(self, mission: str) -> np.ndarray | None:
+        """The teacher's last answer to the mission's verb cloze (None where there is no choice of
+        verb, or it has not been read)."""
+        verb = [q for q in mission_questions(mission, self.actions) if meaning(q)[0] == "verb"]
+        said = self.teacher.recall(verb) if verb else [None]
+        return None if said[0] is None else said[0].probs
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
         """Trust evidence, from a randomised comparison: whether a subgoal is shown is drawn per

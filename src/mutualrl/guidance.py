@@ -116,13 +116,6 @@ class ActionGuidance(Guidance):
                 scheduled.add(keys[i])
         return granted
 
-    def _verb_reading(self, mission: str) -> np.ndarray | None:
-        """The teacher's last answer to the mission's verb cloze (None where there is no choice of
-        verb, or it has not been read)."""
-        verb = [q for q in mission_questions(mission, self.actions) if meaning(q)[0] == "verb"]
-        said = self.teacher.recall(verb) if verb else [None]
-        return None if said[0] is None else said[0].probs
-
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:
         """Trust evidence from this rollout: did taking the teacher's top action beat the others?"""
         advice = rollout.advice

@@ -217,6 +217,33 @@ def test_a_mission_without_a_colour_means_any_object_of_its_kind():
     assert said == {("go", "colour", None): kind, ("go", "kind", words_of(chosen.obj)[0]): kind}
 
 
+def test_feedback_keeps_the_teachers_reading_of_whether_the_mission_names_a_colour():
+    """An act is as consistent with "the red ball" as with "a ball": the update's target for a
+    colour cloze keeps the colours' and the kinds' shares of the teacher's own answer, and moves
+    answers within them; other clozes' targets are the plain improvement step."""
+    from mutualrl.feedback import PromptFeedback
+    from mutualrl.teachers.hf import improvement_targets
+
+    colour, kind = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))[:2]
+    records = []
+    for q, said in ((colour, ("red", "blue")), (kind, ("ball", "key"))):
+        policy = np.full(len(q.actions), 0.01)
+        policy[q.actions.index(said[0])] = 0.8
+        policy = policy / policy.sum()
+        counts = np.zeros(len(q.actions))
+        counts[[q.actions.index(w) for w in said]] = 4
+        signal = counts * np.where(np.arange(len(q.actions)) == q.actions.index(said[0]), -1.0, 1.0)  # the said answer did worse
+        records.append((q, policy, PromptFeedback(q, 8, counts, signal, policy * 8, 0, 0)))
+    targets = improvement_targets([r for _, _, r in records])
+    (_, colour_policy, _), (_, kind_policy, _) = records
+    n = len(COLOURS)
+    assert np.isclose(targets[0][n:].sum(), colour_policy[n:].sum()) and np.isclose(targets[0].sum(), 1)
+    assert targets[0][colour.actions.index("blue")] > colour_policy[colour.actions.index("blue")]  # within the colours
+    plain = targets[1] / kind_policy
+    assert np.isclose(plain[kind.actions.index("box")], plain[kind.actions.index("door")])  # untaken: one factor
+    assert targets[1][kind.actions.index("box")] > kind_policy[kind.actions.index("box")]  # and it gained
+
+
 def test_subgoal_feedback_gives_each_prompt_the_signal_of_the_steps_under_its_choice():
     q, other = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))[:2]
     steps, envs = 6, 2

@@ -260,6 +260,23 @@ def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Seque
             and float(np.sum(p[len(COLOURS):])) > 0.5 else a for q, a, p in zip(questions, answers, probs)]
 
 
+def kept_reading(cloze: Situation, target: np.ndarray, policy: np.ndarray) -> np.ndarray:
+    """A learning target with the teacher's own reading of whether the mission names a colour
+    kept: in a colour cloze the colours' share and the kinds' share stay the policy's, and the
+    feedback moves answers within each. An act is as consistent with "the red ball" as with "a
+    ball", so whether the mission names a colour is the language model's, as the verb is.
+    Measured (`GoToRedBall`, `mutual`, seed 2): without it, the untaken kind answers gained on
+    noisy colours' feedback until "go to the red ball" read "ball" (0.11 untaught, 1.00 after
+    143k frames) and any ball was chosen (subgoal accuracy 1.00 -> 0.83)."""
+    if cloze.description not in _MEANING or meaning(cloze)[1] != "colour" or len(cloze.actions) != len(COLOURS) + len(KINDS):
+        return target
+    kept = np.array(target, dtype=float)
+    for part in (slice(0, len(COLOURS)), slice(len(COLOURS), None)):
+        total = kept[part].sum()
+        kept[part] = kept[part] * policy[part].sum() / total if total > 0 else policy[part]
+    return kept
+
+
 def judged(questions: Sequence[Situation], answers: Sequence[int]) -> list[int]:
     """The answers a teacher's decision is judged on: its object's, never its verb's (-1). The
     steps under a subgoal judge its verb by how such subgoals end ("go to" on facing the object,

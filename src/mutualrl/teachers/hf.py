@@ -18,6 +18,7 @@ from mutualrl.config import TeacherConfig
 from mutualrl.envs import Situation
 from mutualrl.errors import MutualRLError
 from mutualrl.feedback import PromptFeedback
+from mutualrl.grounding import kept_reading
 from mutualrl.teachers.base import by_answers, softmax
 from mutualrl.teachers.scoring import PrefixSharedScorer
 from mutualrl.teachers.text import TextTeacher
@@ -169,5 +170,5 @@ def improvement_targets(feedback: Sequence[PromptFeedback]) -> list[np.ndarray]:
     for f in feedback:
         baseline = f.signal_sum.sum() / max(f.counts.sum(), 1.0)
         gain = np.nan_to_num((f.signal - baseline) / scale)
-        targets.append(softmax(np.log(np.clip(f.policy, 1e-6, None)) + gain))
+        targets.append(kept_reading(f.situation, softmax(np.log(np.clip(f.policy, 1e-6, None)) + gain), f.policy))
     return targets

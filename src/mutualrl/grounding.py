@@ -165,15 +165,18 @@ def _calibrated(probs: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     return ratio / ratio.sum() if ratio.sum() > 0 else np.full(len(ratio), 1.0 / len(ratio))
 
 
+def _unnamed(answers: np.ndarray) -> float:
+    """The colour cloze's share on the kinds: how surely the mission names no colour."""
+    return float(np.sum(answers[len(COLOURS):]))
+
+
 def _colours(answers: np.ndarray) -> np.ndarray:
     """The object's colour from the colour cloze's answers (colours, then kinds: `Design.colourless`)."""
     named = answers[: len(COLOURS)]
     named = named / named.sum() if named.sum() > 0 else np.full(len(COLOURS), 1.0 / len(COLOURS))
-    unnamed = float(answers[len(COLOURS):].sum())
     if DESIGN.colourless == "ignored":
         return named
-    if DESIGN.colourless == "majority":
-        unnamed = float(unnamed > 0.5)
+    unnamed = _unnamed(answers) if DESIGN.colourless == "mixed" else float(_unnamed(answers) > 0.5)
     return (1.0 - unnamed) * named + unnamed / len(COLOURS)
 
 
@@ -257,7 +260,7 @@ def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Seque
         return list(answers)
     kind = words_of(obj)[1]
     return [q.actions.index(kind) if a >= 0 and meaning(q)[1] == "colour" and kind in q.actions
-            and float(np.sum(p[len(COLOURS):])) > 0.5 else a for q, a, p in zip(questions, answers, probs)]
+            and _unnamed(p) > 0.5 else a for q, a, p in zip(questions, answers, probs)]
 
 
 def kept_reading(cloze: Situation, target: np.ndarray, policy: np.ndarray) -> np.ndarray:

@@ -573,3 +573,33 @@ def test_the_subgoal_reward_is_paid_once_per_subgoal_and_episode():
         paid.append(float(guidance.after_step({"image": image}, np.array([done]), np.array([False]),
                                               {"final_obs": [{"image": image[0]}]}, 0)[0]))
     assert paid == [0.5, 0.0, 0.5, 0.0]
+
+
+def test_the_progress_reward_pays_each_step_nearer_than_before_once_per_episode():
+    """Coming nearer the named object than ever before in the episode pays per step of the grid;
+    stepping back and coming again pays nothing (it cannot be farmed); reaching it counts as 0
+    steps away; a new episode pays again."""
+    from mutualrl.config import GuidanceConfig
+    from mutualrl.guidance import SubgoalGuidance, _Held
+
+    actions = task_actions("BabyAI-GoToLocal-v0")
+    guidance = SubgoalGuidance(GuidanceConfig(subgoal_progress=0.1), BotTeacher(), np.random.default_rng(0),
+                               torch.device("cpu"), 1, actions)
+    guidance.start_rollout()
+    ball = (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"])
+
+    def ahead(cells: int) -> np.ndarray:
+        image = np.zeros((1, 7, 7, 3), dtype=np.uint8)
+        image[0, 3, 6 - cells, :2] = ball
+        return image
+
+    paid, before = [], ahead(3)
+    for cells, done in ((3, False), (2, False), (3, False), (2, False), (1, False), (3, True), (2, False)):
+        if guidance.held[0] is None:
+            decision = SubgoalDecision(env=0, start=0, questions=[], answers=[], probs=[])
+            guidance.held[0] = _Held(Subgoal("go to", ball), decision, True, "k", [])
+        guidance._before, image = (before, ["go to the red ball"]), ahead(cells)
+        paid.append(round(float(guidance.after_step({"image": image}, np.array([done]), np.array([False]),
+                                                    {"final_obs": [{"image": image[0]}]}, 0)[0]), 6))
+        before = ahead(3) if done else image
+    assert paid == [0.0, 0.1, 0.0, 0.0, 0.2, 0.0, 0.1]

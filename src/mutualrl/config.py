@@ -65,6 +65,8 @@ class GuidanceConfig:
                          key="teacher_budget")
     subgoal_steps: int = _field(20, "steps a subgoal is held at most before the teacher is asked again")
     subgoal_reward: float = _field(0.0, "shaped reward for reaching the teacher's subgoal (off by default)")
+    subgoal_progress: float = _field(0.0, "shaped reward per step of the view's grid the student comes nearer the "
+                                     "teacher's object subgoal than before in the episode (off by default)")
     start: float = _field(1.0, "lambda of the CE(teacher||student) term at frame 0", key="guidance_start")
     end: float = _field(1.0, "lambda after guidance_decay_frames (default: constant; trust gates the pull)",
                         key="guidance_end")
@@ -82,7 +84,7 @@ class GuidanceConfig:
             raise MutualRLError(f"unknown advice {self.advice!r}; allowed: {', '.join(ADVICE_KINDS)}")
         _check(self, positive=("trust_rate", "subgoal_steps"),
                non_negative=("start", "end", "decay_frames", "advice_weight", "trust_sharpness", "trust_spread",
-                             "trust_confidence", "budget", "subgoal_reward"),
+                             "trust_confidence", "budget", "subgoal_reward", "subgoal_progress"),
                unit=("advice_prob", "trust_rate"))
 
     def lambda_at(self, frames: int) -> float:

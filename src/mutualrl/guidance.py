@@ -22,8 +22,8 @@ from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.grounding import as_read, choose, hindsight, judged, meaning, mission_questions
-from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, carried, front_object, reached, subgoal_vector,
-                               visible_objects)
+from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, carried, cells_away, front_object, reached,
+                               subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
 
 #: advice probabilities are floored here before their log enters the student's logits
@@ -158,6 +158,7 @@ class SubgoalGuidance(Guidance):
         self.actions = actions
         self.held: list[_Held | None] = [None] * num_envs
         self._paid: list[set[Subgoal]] = [set() for _ in range(num_envs)]  # subgoals rewarded this episode
+        self._nearest: list[dict[Subgoal, int]] = [{} for _ in range(num_envs)]  # closest approach this episode
         self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
         self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
         super().__init__(config, teacher, rng, device, shows)
@@ -269,10 +270,12 @@ class SubgoalGuidance(Guidance):
                    step: int) -> np.ndarray:
         """End the subgoals this step finished (reached, out of view, timed out, episode over);
         note what the student itself went to or picked up (`hindsight`); returns the shaped reward
-        for the object subgoals reached (`subgoal_reward`, 0 by default). It cannot be farmed: it
-        is paid once per subgoal and episode (facing the same object again pays nothing), and
-        never for explore, which a student could reach by turning on the spot (measured: success
-        fell from 0.58 to 0.12).
+        for the object subgoals reached (`subgoal_reward`) and approached (`subgoal_progress`), both
+        0 by default. Neither can be farmed: reaching is paid once per subgoal and episode (facing
+        the same object again pays nothing), approaching once per step of the view's grid nearer
+        than the episode's closest so far (turning away and back pays nothing); explore is never
+        paid, since a student could reach it by turning on the spot (measured: success fell from
+        0.58 to 0.12).
 
         `final` is the vector env's step info: the last view of an episode that ended lies in
         `final_obs`, as the new episode's first view is already in `obs`."""
@@ -287,16 +290,32 @@ class SubgoalGuidance(Guidance):
             h.steps += 1
             got = bool(success[i]) or reached(h.subgoal, images[i], h.objects)
             lost = h.subgoal.obj is not None and h.subgoal.obj not in visible_objects(images[i])
+            if h.subgoal.obj is not None and self.config.subgoal_progress:
+                bonus[i] += self.config.subgoal_progress * self._approach(i, h.subgoal, images[i], got, bool(success[i]))
             if got or lost or done[i] or h.steps >= self.config.subgoal_steps:
                 h.decision.end, h.decision.reached = step + 1, got
                 if got and h.subgoal.obj is not None and h.subgoal not in self._paid[i]:
-                    bonus[i] = self.config.subgoal_reward
+                    bonus[i] += self.config.subgoal_reward
                     self._paid[i].add(h.subgoal)
                 self.held[i] = None
         for i in np.flatnonzero(done):
             self._paid[i].clear()
+            self._nearest[i].clear()
         self.shaped += float(bonus.sum())
         return bonus
+
+    def _approach(self, i: int, subgoal: Subgoal, image: np.ndarray, got: bool, success: bool) -> int:
+        """How many steps nearer the subgoal's object copy i now is than ever before in its episode
+        (a subgoal reached is at 0, but for put next to, which dropping anywhere ends, only success)."""
+        best = self._nearest[i].get(subgoal)
+        if best is None:  # not yet near in this episode: as far as it was before the step
+            best = cells_away(self._before[0][i], subgoal.obj)
+        now = 0 if success or (got and subgoal.verb != "put next to") else cells_away(image, subgoal.obj)
+        if now is None or best is None:
+            self._nearest[i][subgoal] = best if now is None else now
+            return 0
+        self._nearest[i][subgoal] = min(best, now)
+        return max(best - now, 0)
 
     def _note_hindsight(self, after: np.ndarray, step: int) -> None:
         """Where a step brought the student to an object (now facing it; now carrying it), the
@@ -346,7 +365,7 @@ class SubgoalGuidance(Guidance):
         row = {"lambda": self.config.lambda_at(frames), "trust": float(rollout.advice.trust.mean()),
                "subgoals_reached_rate": float(np.mean([d.reached for d in finished])) if finished else 0.0,
                "subgoals_per_1024_frames": len(rollout.decisions) * 1024 / (steps * envs)}
-        if self.config.subgoal_reward:  # reported whenever it is on (episode returns exclude it)
+        if self.config.subgoal_reward or self.config.subgoal_progress:  # (episode returns exclude it)
             row["shaped_reward_per_1024_frames"] = self.shaped * 1024 / (steps * envs)
         return row
 

@@ -79,6 +79,15 @@ def object_mask(image: np.ndarray, obj: Obj) -> np.ndarray:
     return mask
 
 
+def cells_away(image: np.ndarray, obj: Obj) -> int | None:
+    """Steps (Manhattan, in the view's grid) from the agent to the nearest cell holding `obj`;
+    None where it is out of view."""
+    cols, rows = np.nonzero(object_mask(image, obj))
+    if not len(cols):
+        return None
+    return int((np.abs(cols - _AGENT[0]) + np.abs(rows - _AGENT[1])).min())
+
+
 def subgoal_vector(image: np.ndarray, subgoal: Subgoal) -> np.ndarray:
     """The student's input for a subgoal: the object's mask (49, column-major as the view) and the verb."""
     out = np.zeros(SUBGOAL_DIM, dtype=np.float32)

@@ -332,17 +332,6 @@ def test_mutual_with_subgoals_learns_the_teacher_and_resumes(tmp_path):
     resumed.train()
 
 
-def test_the_subgoal_teacher_learns_nothing_where_no_episode_succeeded(tmp_path):
-    """On a level a new student does not solve, every answer's signal is the critic's noise about
-    episodes that all failed: the teacher's feedback is gathered, but it does not update."""
-    config = TrainConfig().replace(**{**SMALL, "env_id": "BabyAI-PutNextLocal-v0"}, mode="mutual", teacher="tiny",
-                                   frames=512, teacher_update_every=2, teacher_update_steps=1, teacher_batch=4)
-    trainer = Trainer(config, tmp_path, quiet=True)
-    rows = [trainer.iterate() for _ in range(4)]
-    assert all(row["success_rate"] == 0 for row in rows if "success_rate" in row)
-    assert rows[-1]["prompts_per_1024_frames"] > 0 and trainer.teacher.version == 0
-
-
 def test_hindsight_judges_the_object_the_student_itself_went_to():
     """Driven by the bot's actions to success on GoToLocal, the last hindsight record counts the
     mission's target as the answer to its clozes, from the episode's final view (not the next

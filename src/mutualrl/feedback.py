@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -100,15 +100,6 @@ def build_feedback(rollout: Rollout, advantages: torch.Tensor, policy: torch.Ten
         records[key] = PromptFeedback(dataclasses.replace(s, last_action=None), int(visits[i]), counts[i],
                                       signal_sum[i], policy_sum[i], int(finished[i]), int(succeeded[i]))
     return records
-
-
-def with_success(records: Sequence[PromptFeedback]) -> list[PromptFeedback]:
-    """The records of the prompts through which some episode succeeded. Where none did, the signal
-    of each answer is the critic's noise about episodes that all failed alike, and the teacher's
-    update, which scales the signal to unit spread, would learn that noise (measured on
-    `PutNextLocal`, where the student succeeds in 0.01-0.13 of its episodes: the subgoal teacher
-    fell from 0.944 / 0.932 / 0.971 to 0.795 / 0.866 / 0.890 in 300k frames)."""
-    return [r for r in records if r.succeeded]
 
 
 def merge_feedback(pending: dict[str, PromptFeedback], new: dict[str, PromptFeedback]) -> dict[str, PromptFeedback]:

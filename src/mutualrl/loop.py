@@ -22,7 +22,7 @@ from mutualrl.config import TrainConfig
 from mutualrl.envs import make_env, situations, task_actions, unwrapped_envs
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals, evaluate_teacher
-from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback, with_success
+from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
 from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout, flatten
 from mutualrl.student import (PPOBatch, compute_gae, load_student, make_student, obs_to_tensors, ppo_update,
@@ -260,8 +260,7 @@ class Trainer:
         with timer("teacher_update"):
             # re-read the prompts at once where the teacher guides, unless a budget rations the reads
             refresh = self.config.teacher_guides and not self.config.guidance.budget
-            records = list(self.pending_feedback.values())
-            stats = self.teacher.learn(with_success(records) if self.subgoals else records, refresh=refresh)
+            stats = self.teacher.learn(list(self.pending_feedback.values()), refresh=refresh)
         self.pending_feedback = {}
         timer.move(stats.pop("time_reading", 0.0), "teacher_update", "teacher")
         return stats

@@ -170,13 +170,18 @@ def _unnamed(answers: np.ndarray) -> float:
     return float(np.sum(answers[len(COLOURS):]))
 
 
+def _reads_colourless(answers: np.ndarray) -> bool:
+    """Whether the colour cloze's kinds outweigh its colours: the mission read as naming no colour."""
+    return _unnamed(answers) > 0.5
+
+
 def _colours(answers: np.ndarray) -> np.ndarray:
     """The object's colour from the colour cloze's answers (colours, then kinds: `Design.colourless`)."""
     named = answers[: len(COLOURS)]
     named = named / named.sum() if named.sum() > 0 else np.full(len(COLOURS), 1.0 / len(COLOURS))
     if DESIGN.colourless == "ignored":
         return named
-    unnamed = _unnamed(answers) if DESIGN.colourless == "mixed" else float(_unnamed(answers) > 0.5)
+    unnamed = _unnamed(answers) if DESIGN.colourless == "mixed" else float(_reads_colourless(answers))
     return (1.0 - unnamed) * named + unnamed / len(COLOURS)
 
 
@@ -260,7 +265,7 @@ def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Seque
         return list(answers)
     kind = words_of(obj)[1]
     return [q.actions.index(kind) if a >= 0 and meaning(q)[1] == "colour" and kind in q.actions
-            and _unnamed(p) > 0.5 else a for q, a, p in zip(questions, answers, probs)]
+            and _reads_colourless(p) else a for q, a, p in zip(questions, answers, probs)]
 
 
 def kept_reading(cloze: Situation, target: np.ndarray, policy: np.ndarray) -> np.ndarray:

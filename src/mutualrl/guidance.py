@@ -308,14 +308,13 @@ class SubgoalGuidance(Guidance):
         """How many steps nearer the subgoal's object copy i now is than ever before in its episode
         (a subgoal reached is at 0, but for put next to, which dropping anywhere ends, only success)."""
         best = self._nearest[i].get(subgoal)
-        if best is None:  # not yet near in this episode: as far as it was before the step
+        if best is None:  # not yet seen in this episode: as far as it was before the step
             best = cells_away(self._before[0][i], subgoal.obj)
         now = 0 if success or (got and subgoal.verb != "put next to") else cells_away(image, subgoal.obj)
-        if now is None or best is None:
-            self._nearest[i][subgoal] = best if now is None else now
-            return 0
-        self._nearest[i][subgoal] = min(best, now)
-        return max(best - now, 0)
+        seen = [d for d in (best, now) if d is not None]
+        if seen:
+            self._nearest[i][subgoal] = min(seen)
+        return best - now if best is not None and now is not None and now < best else 0
 
     def _note_hindsight(self, after: np.ndarray, step: int) -> None:
         """Where a step brought the student to an object (now facing it; now carrying it), the

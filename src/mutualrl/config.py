@@ -107,7 +107,8 @@ class TeacherConfig:
     update_steps: int = _field(4, "gradient steps per teacher update", key="teacher_update_steps")
     batch_size: int = _field(32, "prompts per teacher gradient step", key="teacher_batch")
     lr: float = _field(2e-3, "learning rate of the teacher's LoRA adapter", key="teacher_lr")
-    kl_coef: float = _field(0.05, "weight of KL(teacher || original model) in the teacher update", key="teacher_kl")
+    kl_coef: float = _field(0.5, "weight of KL(teacher || original model) in the teacher update: how firmly "
+                            "feedback is held to the untaught model's reading", key="teacher_kl")
     lora_rank: int = _field(16, "LoRA rank of the teacher adapter")
     lora_layers: int = _field(1, "adapt only the top N transformer layers")
     endpoint_timeout: float = _field(120.0, "endpoint teacher: seconds without an answer after which the server "

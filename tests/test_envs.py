@@ -4,8 +4,10 @@ import pytest
 from minigrid.core.actions import Actions
 from minigrid.core.world_object import Ball, Box, Door, Key, Wall
 
-from mutualrl.envs import (ACTION_TEXTS, NAVIGATION_ACTIONS, check_env_id, describe, encode_mission, make_env,
-                           task_actions)
+from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
+
+from mutualrl.envs import (ACTION_TEXTS, FULL_ACTIONS, NAVIGATION_ACTIONS, QuietReset, check_env_id, describe,
+                           encode_mission, make_env, registered_env_ids, task_actions)
 from mutualrl.errors import MutualRLError
 
 
@@ -76,9 +78,37 @@ def test_text_actions_map_one_to_one_to_minigrid_actions():
     assert tuple(u.agent_pos) == (3, 2)
 
 
-def test_task_actions():
+def test_task_actions_follow_what_the_level_places_and_asks():
     assert task_actions("BabyAI-GoToRedBallNoDists-v0") == NAVIGATION_ACTIONS
     assert task_actions("BabyAI-PickupLoc-v0") == ACTION_TEXTS
+    assert task_actions("BabyAI-GoToObjMaze-v0") == ACTION_TEXTS  # a go-to mission behind closed doors
+    assert task_actions("MiniGrid-Empty-5x5-v0") == NAVIGATION_ACTIONS
+    assert task_actions("MiniGrid-GoToDoor-5x5-v0") == FULL_ACTIONS  # ends on `done`
+    assert task_actions("BabyAI-GoToRedBall-v0", "full") == FULL_ACTIONS
+
+
+def test_the_default_action_space_loses_the_bot_nothing_on_any_babyai_level():
+    """Wherever the bot solves an episode with all seven actions, it used none that the level's
+    default action space leaves out (so with that space it would act the same and succeed)."""
+    solved = 0
+    for env_id in (e for e in registered_env_ids() if e.startswith("BabyAI-")):
+        env, default = QuietReset(gym.make(env_id)), set(task_actions(env_id))
+        for seed in range(2):
+            env.reset(seed=seed)
+            bot, used = BabyAIBot(env), set()
+            for _ in range(env.unwrapped.max_steps):
+                try:
+                    action = bot.replan()
+                except (AssertionError, DisappearedBoxError):  # a level the bot cannot plan (KeyInBox)
+                    break
+                used.add(FULL_ACTIONS[int(action)])
+                _, reward, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+            if terminated and reward > 0:
+                solved += 1
+                assert used <= default, f"{env_id} seed {seed}: the bot needed {used - default}"
+    assert solved >= 180  # of 192 episodes: the bot fails KeyInBox and the PutNext...Carrying levels
 
 
 def test_unknown_env_names_it_and_suggests():

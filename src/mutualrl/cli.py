@@ -168,13 +168,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         label = (f"teacher {args.teacher}{' from ' + args.teacher_from if args.teacher_from else ''} on {env_id}"
                  + (" (its subgoals, carried out by the bot's planner)" if args.advice == "subgoal" else ""))
     elif args.run_dir:
-        from mutualrl.envs import task_actions
+        from mutualrl.envs import FULL_ACTIONS
         from mutualrl.student import load_student
 
         config, model = load_student(args.run_dir)
         device = _device(args.device)
         result = evaluate_student(model.to(device), config.env_id, args.episodes, args.seed, device,
-                                  task_actions(config.env_id, config.action_space))
+                                  FULL_ACTIONS[: model.num_actions])
         label = f"student of {args.run_dir} on {config.env_id}"
     else:
         raise MutualRLError("eval needs a run directory or --teacher NAME")

@@ -18,6 +18,7 @@ import minigrid  # noqa: F401  (registers the MiniGrid and BabyAI environments)
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
+from minigrid.envs.babyai.core.verifier import GoToInstr
 
 from mutualrl import output
 from mutualrl.errors import MutualRLError
@@ -29,9 +30,8 @@ ACTION_QUESTION = "Which action should the agent take now?"
 #: All seven MiniGrid actions, `done` included: what a generic RL library's user acts in.
 FULL_ACTIONS: tuple[str, ...] = ACTION_TEXTS + ("done",)
 
-#: Environments whose missions need only moving about: their task actions are the three
-#: navigation actions, which makes exploration and the teacher's choice three-way.
-_NAVIGATION_ONLY_MARKERS = ("GoTo", "Empty", "FourRooms", "Crossing", "LavaGap", "DistShift")
+#: How many layouts of a level are sampled to learn which actions it needs (`task_actions`).
+_LAYOUTS_SAMPLED = 8
 
 #: The agent's cell in MiniGrid's egocentric 7x7 view (column 3, bottom row); it faces up.
 _AGENT_COL, _AGENT_ROW = 3, 6
@@ -63,12 +63,49 @@ def check_env_id(env_id: str) -> None:
 
 
 def task_actions(env_id: str, action_space: str = "task") -> tuple[str, ...]:
-    """The text actions a student acts in: `task` keeps navigation only where the mission needs
-    nothing else (and leaves out `done`, which no BabyAI mission needs); `full` is all seven
-    MiniGrid actions (what a user of a generic RL library gets)."""
+    """The text actions a student acts in: `task` is what the level needs (`level_needs`), `full`
+    all seven MiniGrid actions (what a user of a generic RL library gets)."""
     if action_space == "full":
         return FULL_ACTIONS
-    return NAVIGATION_ACTIONS if any(m in env_id for m in _NAVIGATION_ONLY_MARKERS) else ACTION_TEXTS
+    return level_needs(env_id)
+
+
+@functools.lru_cache(maxsize=256)
+def level_needs(env_id: str) -> tuple[str, ...]:
+    """The actions a level needs, read from what it places and asks in a few sampled layouts.
+
+    Only moving about (the three navigation actions, which keeps exploration and the teacher's
+    choice three-way) where no layout has a closed door and, for a BabyAI level, every mission is
+    to go somewhere, or, for a plain MiniGrid level, nothing can be carried. Else a BabyAI level
+    gets the six actions but `done` (which no BabyAI mission needs; doors may hide keys and
+    blockers that must be carried away), and a plain MiniGrid level all seven (some, such as
+    GoToDoor, end on `done`). Each prefix of `FULL_ACTIONS`, so a checkpoint's policy size names
+    its action space."""
+    check_env_id(env_id)
+    env = QuietReset(gym.make(env_id))
+    goes_only, closed_door, carriable = True, False, False
+    for seed in range(_LAYOUTS_SAMPLED):
+        built(env_id, lambda: env.reset(seed=seed))
+        level = env.unwrapped
+        kinds = {(cell.type, bool(getattr(cell, "is_open", False))) for cell in level.grid.grid if cell is not None}
+        closed_door |= ("door", False) in kinds
+        carriable |= any(kind in ("key", "ball", "box") for kind, _ in kinds)
+        goes_only &= _goes_only(getattr(level, "instrs", None))
+    env.close()
+    babyai = env_id.startswith("BabyAI-")
+    if not closed_door and (goes_only if babyai else not carriable):
+        return NAVIGATION_ACTIONS
+    return ACTION_TEXTS if babyai else FULL_ACTIONS
+
+
+def _goes_only(instr: Any) -> bool:
+    """Whether a BabyAI instruction (and each part of a sequence) only asks to go somewhere."""
+    if instr is None:
+        return True
+    if isinstance(instr, GoToInstr):
+        return True
+    parts = [getattr(instr, name) for name in ("instr_a", "instr_b") if hasattr(instr, name)]
+    return bool(parts) and all(_goes_only(part) for part in parts)
 
 
 def make_env(env_id: str, num_envs: int, seed: int) -> SyncVectorEnv:
@@ -82,8 +119,18 @@ def make_env(env_id: str, num_envs: int, seed: int) -> SyncVectorEnv:
     envs = SyncVectorEnv(
         [_env_factory(env_id) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
     )
-    envs.reset(seed=seed)
+    built(env_id, lambda: envs.reset(seed=seed))
     return envs
+
+
+def built(env_id: str, reset: Callable[[], Any]) -> Any:
+    """`reset()`, or one line saying why the level cannot be laid out here (the WFC levels, for one,
+    need pattern files that MiniGrid's wheel does not ship)."""
+    try:
+        return reset()
+    except Exception as err:  # a level's own generator: anything it raises means the same to the user
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise MutualRLError(f"level {env_id!r} cannot be laid out here: {reason}") from None
 
 
 class QuietReset(gym.Wrapper):

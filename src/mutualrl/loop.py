@@ -26,7 +26,7 @@ from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feed
 from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout, flatten
 from mutualrl.student import (PPOBatch, compute_gae, load_student, make_student, obs_to_tensors, ppo_update,
-                              recorded_student)
+                              recorded_actions, recorded_student)
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
@@ -46,7 +46,9 @@ class Trainer:
         if config.device == "cuda" and not torch.cuda.is_available():
             raise MutualRLError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
         self.device = torch.device(config.device)
-        self.actions = task_actions(config.env_id, config.action_space)
+        # a resumed run keeps the actions its student was built with
+        self.actions = (task_actions(config.env_id, config.action_space) if _checkpoint is None
+                        else recorded_actions(_checkpoint))
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.subgoals = config.guidance.advice == "subgoal"

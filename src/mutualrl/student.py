@@ -20,7 +20,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from mutualrl.config import PPOConfig, TrainConfig
-from mutualrl.envs import MISSION_VOCAB, encode_mission, task_actions
+from mutualrl.envs import FULL_ACTIONS, MISSION_VOCAB, encode_mission
 from mutualrl.errors import MutualRLError
 from mutualrl.rollout import Rollout, flatten
 from mutualrl.subgoals import SUBGOAL_DIM, VERBS
@@ -350,8 +350,7 @@ def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
     state = run.load_checkpoint()
     config = TrainConfig.from_dict(state["config"])
     config.student, config.student_memory = recorded_student(state)
-    model = make_student(config.student, len(task_actions(config.env_id, config.action_space)), config.guidance.advice,
-                         config.student_memory)
+    model = make_student(config.student, len(recorded_actions(state)), config.guidance.advice, config.student_memory)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as err:
@@ -364,6 +363,12 @@ def recorded_student(checkpoint: dict) -> tuple[str, int]:
     """The architecture and memory size a checkpoint's student was built with, whatever today's
     defaults (checkpoints from before there was a choice hold the MLP student without memory)."""
     return checkpoint.get("student_architecture", "mlp"), checkpoint.get("student_memory", 0)
+
+
+def recorded_actions(checkpoint: dict) -> tuple[str, ...]:
+    """The text actions a checkpoint's student acts in: every action space is a prefix of
+    `FULL_ACTIONS`, so its policy's size names it, whatever today's level reading gives."""
+    return FULL_ACTIONS[: checkpoint["model"]["actor.weight"].shape[0]]
 
 
 def obs_to_tensors(obs: dict, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import evaluate_student
 from mutualrl.loop import Trainer
 from mutualrl.student import STUDENTS, ActorCritic, PPOBatch, compute_gae, load_student, make_student, ppo_update
+from mutualrl.subgoals import VERBS
 from mutualrl.tracking import RunDir
 
 
@@ -137,13 +138,14 @@ def test_the_grounding_points_at_the_subgoals_cells_or_at_none(architecture):
     target = torch.zeros(3, model.advice_dim)
     target[0, [10, 30]] = 1.0  # one object in two cells
     target[1, 44] = 1.0
-    target[:2, 49], target[2, -1] = 1.0, 1.0  # go to; explore (no cell)
+    target[:2, 49], target[2, 49 + VERBS.index("explore")] = 1.0, 1.0  # go to; explore (no cell)
+    target[0, -2:] = torch.tensor([0.25, -0.5])  # where the object lies: an input, not a target
     read = model.read(obs)
     mask_logits, verb_logits = model.grounding(*read)
     choice = torch.cat([mask_logits, torch.zeros(3, 1)], -1)
     aim = torch.cat([target[:, :49], torch.tensor([[0.0], [0.0], [1.0]])], -1)
     expected = (torch.nn.functional.cross_entropy(choice, aim / aim.sum(-1, keepdim=True), reduction="none")
-                + torch.nn.functional.cross_entropy(verb_logits, target[:, 49:], reduction="none"))
+                + torch.nn.functional.cross_entropy(verb_logits, target[:, 49:49 + len(VERBS)], reduction="none"))
     assert torch.allclose(model.distill_loss(read, target, None), expected)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(200):

@@ -16,8 +16,8 @@ from mutualrl.loop import Trainer
 from mutualrl.rollout import SubgoalDecision
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.grounding import CONTENT_FREE, COLOURS, KINDS, choose, meaning, mission_questions, verb_words, words_of
-from mutualrl.subgoals import (EXPLORE, Subgoal, SubgoalHands, carried, front_object, object_mask, stack_subgoals,
-                               visible_objects)
+from mutualrl.expert import SubgoalHands, stack_subgoals
+from mutualrl.subgoals import EXPLORE, Subgoal, carried, front_object, object_mask, visible_objects
 from mutualrl.teachers import BotTeacher
 from mutualrl.teachers.prompt import question
 
@@ -407,7 +407,7 @@ def test_a_decision_is_judged_on_its_object_and_never_its_verb():
 
     envs = make_env("BabyAI-PickupLoc-v0", 4, seed=0)
     obs, _ = envs.reset(seed=0)
-    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(), np.random.default_rng(0), torch.device("cpu"), 4,
+    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0), torch.device("cpu"), 4,
                                FULL_ACTIONS)
     guidance.start_rollout()
     guidance.teacher.observe(unwrapped_envs(envs), [None] * 4)

@@ -5,6 +5,7 @@ Evaluation seeds start at `EVAL_SEED_BASE`, far from the training seeds (seed + 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -14,11 +15,13 @@ import torch
 from mutualrl.envs import FULL_ACTIONS, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.student import Student, obs_to_tensors
 from mutualrl.grounding import choose, mission_questions
-from mutualrl.subgoals import Subgoal, SubgoalHands
+from mutualrl.expert import SubgoalHands
+from mutualrl.subgoals import Subgoal
 from mutualrl.teachers.base import Teacher
 from mutualrl.teachers.bot import BotTeacher
 
 EVAL_SEED_BASE = 1_000_000
+_SAID_NO_EXPERT: set[str] = set()  # levels whose lack of an expert was already said
 
 
 @dataclass
@@ -130,6 +133,8 @@ def _subgoal_choices(teacher: Teacher, actions: tuple[str, ...], reword: Callabl
 
     def choices(obs, sits, envs) -> list[Subgoal]:
         teacher.observe(envs, [s.last_action for s in sits])
+        if teacher.names_subgoals:
+            return [teacher.subgoal(env, image) for image, env in zip(np.asarray(obs["image"]), envs)]
         chosen = []
         for mission, image, env in zip(obs["mission"], np.asarray(obs["image"]), envs):
             questions = mission_questions(reword(mission) if reword else mission, actions)
@@ -141,9 +146,16 @@ def _subgoal_choices(teacher: Teacher, actions: tuple[str, ...], reword: Callabl
 
 
 def subgoal_agreement(teacher: Teacher, env_id: str, episodes: int, seed: int, actions: tuple[str, ...] | None = None,
-                      reword: Callable[[str], str] | None = None) -> float:
+                      reword: Callable[[str], str] | None = None) -> float | None:
     """Along the BabyAI bot's own held-out episodes, how often the teacher's most likely subgoal
-    is one the bot's stack holds at that state (`reword`: the teacher reads each mission so)."""
+    is one the bot's stack holds at that state (`reword`: the teacher reads each mission so).
+    None, said once in a line, on a level without a BabyAI instruction: the bot cannot plan it."""
+    if not env_id.startswith("BabyAI-"):
+        if env_id not in _SAID_NO_EXPERT:
+            _SAID_NO_EXPERT.add(env_id)
+            logging.getLogger(__name__).info(f"{env_id}: no subgoal accuracy (the BabyAI bot, the expert it is "
+                                             "measured against, needs a BabyAI instruction; this level has text only)")
+        return None
     actions = actions or task_actions(env_id)
     expert, choices, agree = BotTeacher(), _subgoal_choices(teacher, actions, reword), []
 

@@ -22,7 +22,7 @@ from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.grounding import as_read, choose, hindsight, judged, meaning, mission_questions
-from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Subgoal, carried, cells_away, front_object, reached,
+from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, front_object, reached,
                                subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
 
@@ -161,6 +161,7 @@ class SubgoalGuidance(Guidance):
         self._nearest: list[dict[Subgoal, int]] = [{} for _ in range(num_envs)]  # closest approach this episode
         self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
         self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
+        self._sightings = [Sightings() for _ in range(num_envs)]  # where each copy saw each object
         super().__init__(config, teacher, rng, device, shows)
 
     def start_rollout(self) -> None:
@@ -199,7 +200,17 @@ class SubgoalGuidance(Guidance):
         one teacher call, without a budget); the step's input for every copy."""
         images, missions = np.asarray(obs["image"]), obs["mission"]
         self._before = images, missions
+        for sightings, image, env in zip(self._sightings, images, envs):
+            sightings.see(image, env.agent_pos, env.agent_dir)
         need = [i for i, h in enumerate(self.held) if h is None]
+        if self.teacher.names_subgoals:  # its step, read again at every step; a new one replaces the held one
+            for i, (held, env) in enumerate(zip(self.held, envs)):
+                subgoal = self.teacher.subgoal(env, images[i])
+                if held is None or held.subgoal != subgoal:
+                    if held is not None:
+                        held.decision.end = step
+                    self._hold_named(i, step, missions[i], images[i], subgoal)
+            return self._record(images, envs)
         candidates = {i: list(mission_questions(missions[i], self.actions)) if visible_objects(images[i]) else []
                       for i in need}
         now, later, unread = [], [], {}
@@ -229,24 +240,31 @@ class SubgoalGuidance(Guidance):
                 stale = i in later
                 self.stale += stale
                 self._hold(i, step, candidates[i], [a.probs for a in by_env[i]], missions[i], images[i], stale=stale)
-        return self._record(images)
+        return self._record(images, envs)
 
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
               image: np.ndarray, stale: bool) -> None:
         subgoal, answers = choose(questions, probs, image, self.actions, self.rng)
         decision = SubgoalDecision(env=i, start=step, questions=questions, answers=judged(questions, answers),
                                    probs=probs, stale=stale)
+        self._hold_named(i, step, mission, image, subgoal, decision)
+
+    def _hold_named(self, i: int, step: int, mission: str, image: np.ndarray, subgoal: Subgoal,
+                    decision: SubgoalDecision | None = None) -> None:
+        """Copy i pursues `subgoal` from this step (a privileged teacher's has no clozes behind it)."""
+        decision = decision or SubgoalDecision(env=i, start=step, questions=[], answers=[], probs=[])
         self.decisions.append(decision)
         shown = self.shows and bool(self.rng.random() < self.config.advice_prob)
         self.held[i] = _Held(subgoal, decision, shown, f"{subgoal}|{mission}", visible_objects(image))
 
-    def _record(self, images: np.ndarray) -> AdviceRecord:
+    def _record(self, images: np.ndarray, envs: Sequence[Any]) -> AdviceRecord:
         n, dev = len(self.held), self.device
         vectors, available, gate, trust = np.zeros((n, SUBGOAL_DIM), np.float32), np.zeros(n), np.zeros(n), np.zeros(n)
         for i, h in enumerate(self.held):
             if h is None:
                 continue
-            vectors[i] = subgoal_vector(images[i], h.subgoal)
+            toward = self._sightings[i].toward(h.subgoal.obj, envs[i].agent_pos, envs[i].agent_dir)
+            vectors[i] = subgoal_vector(images[i], h.subgoal, toward)
             available[i], trust[i] = 1.0, self.trust.trust(h.key)
             gate[i] = float(h.shown)
         self.steps, self.advised = self.steps + n, self.advised + int(available.sum())
@@ -282,6 +300,7 @@ class SubgoalGuidance(Guidance):
         images = np.asarray(obs["image"]).copy()
         for i in np.flatnonzero(done):
             images[i] = final["final_obs"][i]["image"]
+            self._sightings[i].clear()
         self._note_hindsight(images, step)
         bonus = np.zeros(len(self.held), dtype=np.float32)
         for i, h in enumerate(self.held):
@@ -289,7 +308,9 @@ class SubgoalGuidance(Guidance):
                 continue
             h.steps += 1
             got = bool(success[i]) or reached(h.subgoal, images[i], h.objects)
-            lost = h.subgoal.obj is not None and h.subgoal.obj not in visible_objects(images[i])
+            # a text teacher names what is in view; a privileged one may name what was seen before
+            lost = not self.teacher.names_subgoals and h.subgoal.obj is not None and \
+                h.subgoal.obj not in visible_objects(images[i])
             if h.subgoal.obj is not None and self.config.subgoal_progress:
                 bonus[i] += self.config.subgoal_progress * self._approach(i, h.subgoal, images[i], got, bool(success[i]))
             if got or lost or done[i] or h.steps >= self.config.subgoal_steps:

@@ -25,8 +25,8 @@ from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals,
 from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
 from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout, flatten
-from mutualrl.student import (PPOBatch, compute_gae, load_student, make_student, obs_to_tensors, ppo_update,
-                              recorded_actions, recorded_student)
+from mutualrl.student import (PPOBatch, compute_gae, grow_optimizer_state, load_student, make_student, obs_to_tensors,
+                              ppo_update, recorded_actions, recorded_student)
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
@@ -337,6 +337,7 @@ class Trainer:
         try:
             self.student.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            grow_optimizer_state(self.optimizer)
             self.iteration, self.frames, self.wall_time = state["iteration"], state["frames"], state["wall_time"]
             self.reached_target = state.get("reached_target", False)  # absent from checkpoints before it existed
             self.episodes.load_state_dict(state["episodes"])

@@ -24,6 +24,9 @@ from mutualrl.envs import FULL_ACTIONS, MISSION_VOCAB, encode_mission
 from mutualrl.errors import MutualRLError
 from mutualrl.rollout import Rollout, flatten
 from mutualrl.subgoals import SUBGOAL_DIM, VERBS
+
+#: where the verb lies in the subgoal input (after the 7x7 mask; `toward` follows it)
+_VERB = slice(49, 49 + len(VERBS))
 from mutualrl.tracking import RunDir
 
 _NUM_OBJECTS, _NUM_COLORS, _NUM_STATES = 11, 6, 3
@@ -84,6 +87,14 @@ class Student(nn.Module):
         if memory:
             self.lstm = nn.LSTMCell(hidden, memory)
 
+    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        """Also loads a student saved before its subgoal input grew (a verb, where the object lies):
+        the old inputs and outputs keep their weights and the new ones start at zero (`grow_to`;
+        every addition to the subgoal input and the verbs comes last)."""
+        own = super().state_dict()
+        grown = {name: grow_to(value, own[name]) if name in own else value for name, value in state.items()}
+        return super().load_state_dict(grown, strict=strict, assign=assign)
+
     def initial_memory(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
         """The memory of `batch` fresh episodes (None for a student without memory)."""
         return torch.zeros(batch, 2 * self.memory_size, device=device) if self.memory_size else None
@@ -143,7 +154,7 @@ class Student(nn.Module):
         mask = (flat == flat[torch.arange(len(flat), device=flat.device), pointed][:, None]).all(-1) & (best[:, None] > 0)
         mask[:, _CARRIED_CELL] = False  # what the agent carries is not in view (as `subgoals.object_mask`)
         verb = nn.functional.one_hot(verb_logits.argmax(-1), len(VERBS)).float()
-        return torch.cat([mask.float(), verb], -1)
+        return torch.cat([mask.float(), verb, verb.new_zeros(len(verb), SUBGOAL_DIM - _VERB.stop)], -1)
 
     def features(self, obs: dict[str, torch.Tensor], advice: torch.Tensor, gate: torch.Tensor | None = None,
                  memory: torch.Tensor | None = None, starts: torch.Tensor | None = None,
@@ -218,7 +229,7 @@ class Student(nn.Module):
         aim = torch.cat([mask, (mask.sum(-1, keepdim=True) == 0).float()], -1)
         choice = torch.cat([mask_logits, mask_logits.new_zeros(len(mask_logits), 1)], -1)
         pointer = -(aim / aim.sum(-1, keepdim=True) * torch.log_softmax(choice, -1)).sum(-1)
-        return pointer - (target[:, 49:] * torch.log_softmax(verb_logits, -1)).sum(-1)
+        return pointer - (target[:, _VERB] * torch.log_softmax(verb_logits, -1)).sum(-1)
 
 
 class Step(NamedTuple):
@@ -302,7 +313,7 @@ class FiLMActorCritic(Student):
         self.word_emb = nn.Embedding(len(MISSION_VOCAB) + 1, 16, padding_idx=len(MISSION_VOCAB))
         self.reader = nn.GRU(16, mission_dim, batch_first=True)
         subgoals = advice == "subgoal"
-        cond_dim = mission_dim + (len(VERBS) if subgoals else 0)
+        cond_dim = mission_dim + (SUBGOAL_DIM - 49 if subgoals else 0)  # the verb and where its object lies
         self.match_heads = match_heads
         if match_heads:  # per cell and head: how well it answers the mission's query (cell . query(mission))
             self.match_query = nn.Linear(mission_dim, match_heads * cell_dim)
@@ -363,6 +374,24 @@ def recorded_student(checkpoint: dict) -> tuple[str, int]:
     """The architecture and memory size a checkpoint's student was built with, whatever today's
     defaults (checkpoints from before there was a choice hold the MLP student without memory)."""
     return checkpoint.get("student_architecture", "mlp"), checkpoint.get("student_memory", 0)
+
+
+def grow_to(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`value` in the front of a zero tensor shaped as `like`, where it is smaller in some
+    dimension and larger in none (a weight saved before an input grew); else `value` itself."""
+    if value.dim() != like.dim() or value.shape == like.shape or any(a > b for a, b in zip(value.shape, like.shape)):
+        return value
+    padded = torch.zeros_like(like)
+    padded[tuple(slice(0, n) for n in value.shape)] = value
+    return padded
+
+
+def grow_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Fit a loaded optimizer's per-parameter state (Adam's moments) to parameters that grew."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.dim():
+                state[key] = grow_to(value, param)
 
 
 def recorded_actions(checkpoint: dict) -> tuple[str, ...]:

@@ -1,11 +1,14 @@
-"""Subgoals: high-level advice a small language model can give well.
+"""Subgoals: the steps of a plan, in a language a small language model can speak.
 
-A subgoal is a verb and one visible object ("go to the red ball", "pick up the blue key") or
-`explore` when nothing in view is relevant. A text teacher chooses it from its answers to
-clozes about the mission (`grounding`). The student sees a subgoal in its own terms: a mask of
-the named object's cells in its 7x7 view plus the verb.
+A subgoal is a verb and one object (a door, key, ball or box, in view or seen earlier in the
+episode): "go to the red ball", "pick up the blue key", "open the yellow door", "open the grey
+box", "put next to the green key"; or `drop` (free the hands) or `explore` (look for what is not
+yet seen). A text teacher chooses it from its answers to clozes about the mission
+(`grounding`). The student sees a subgoal in its own terms: a mask of the named object's cells in
+its 7x7 view, the verb, and where the object lies from the agent (ahead and to the right, in
+cells, where it was last seen: `toward`).
 
-The BabyAI bot's stack of subgoals, read in these terms, is the expert (`stack_subgoals`).
+The BabyAI bot's plan read in this language is the expert (`expert.stack_subgoals`).
 """
 
 from __future__ import annotations
@@ -14,18 +17,18 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
-from minigrid.envs.babyai.core.verifier import ObjDesc, PutNextInstr
-from minigrid.utils.baby_ai_bot import (BabyAIBot, DisappearedBoxError, DropSubgoal, ExploreSubgoal,
-                                        GoNextToSubgoal, OpenSubgoal, PickupSubgoal)
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
 
-from mutualrl.envs import FULL_ACTIONS
-
-#: The verbs a subgoal may carry, in the order of the student's verb input.
-VERBS: tuple[str, ...] = ("go to", "pick up", "put next to", "open", "explore")
+#: The verbs a subgoal may carry, in the order of the student's verb input (a verb added later
+#: comes last, so that a student trained before it keeps the meaning of its inputs).
+VERBS: tuple[str, ...] = ("go to", "pick up", "put next to", "open", "explore", "drop")
 EXPLORE = "explore"
-#: Length of the student's subgoal input: the 7x7 mask, then the verb one-hot.
-SUBGOAL_DIM = 49 + len(VERBS)
+#: verbs without an object
+_BARE = (EXPLORE, "drop")
+#: Length of the student's subgoal input: the 7x7 mask, the verb one-hot, then where the object
+#: lies (cells ahead and to the right, over `TOWARD_SCALE`).
+SUBGOAL_DIM = 49 + len(VERBS) + 2
+TOWARD_SCALE = 8.0
 
 _OBJECTS = {OBJECT_TO_IDX[k] for k in ("door", "key", "ball", "box")}
 _DOOR, _OPEN = OBJECT_TO_IDX["door"], STATE_TO_IDX["open"]
@@ -42,10 +45,15 @@ Obj = tuple[int, int]
 @dataclass(frozen=True)
 class Subgoal:
     verb: str
-    obj: Obj | None = None  # None for explore
+    obj: Obj | None = None  # None for explore and drop
+
+    def __post_init__(self) -> None:
+        if self.verb not in VERBS or (self.obj is None) != (self.verb in _BARE):
+            raise ValueError(f"a subgoal is one of {', '.join(VERBS)}, with an object but for {' and '.join(_BARE)}; "
+                             f"got {self.verb!r} with {self.obj!r}")
 
     def __str__(self) -> str:
-        """'pick up the red ball', or 'explore'."""
+        """'pick up the red ball', 'drop' or 'explore'."""
         return self.verb if self.obj is None else f"{self.verb} the {IDX_TO_COLOR[self.obj[1]]} {IDX_TO_OBJECT[self.obj[0]]}"
 
 
@@ -88,112 +96,70 @@ def cells_away(image: np.ndarray, obj: Obj) -> int | None:
     return int((np.abs(cols - _AGENT[0]) + np.abs(rows - _AGENT[1])).min())
 
 
-def subgoal_vector(image: np.ndarray, subgoal: Subgoal) -> np.ndarray:
-    """The student's input for a subgoal: the object's mask (49, column-major as the view) and the verb."""
+def subgoal_vector(image: np.ndarray, subgoal: Subgoal, toward: tuple[int, int] | None = None) -> np.ndarray:
+    """The student's input for a subgoal: the object's mask (49, column-major as the view), the
+    verb, and `toward`, the object's cells ahead and to the right of the agent (zeros unknown)."""
     out = np.zeros(SUBGOAL_DIM, dtype=np.float32)
     if subgoal.obj is not None:
         out[:49] = object_mask(image, subgoal.obj).reshape(-1)
     out[49 + VERBS.index(subgoal.verb)] = 1.0
+    if toward is not None:
+        out[-2:] = np.clip(np.asarray(toward, dtype=np.float32) / TOWARD_SCALE, -1.0, 1.0)
     return out
 
 
 def reached(subgoal: Subgoal, image: np.ndarray, start_objects: Sequence[Obj]) -> bool:
     """Whether the subgoal is done in this view: facing the object (go to), carrying it (pick up),
-    facing it open (open), hands empty again (put next to), or something new in view (explore)."""
+    facing it open or gone (open: a door opens, a box breaks open), hands empty again (put next
+    to, drop), or something new in view (explore)."""
     front = front_object(image)
     if subgoal.verb == "go to":
         return front == subgoal.obj
     if subgoal.verb == "pick up":
         return carried(image) == subgoal.obj
     if subgoal.verb == "open":
-        return front == subgoal.obj and int(image[_FRONT][2]) == _OPEN
-    if subgoal.verb == "put next to":
+        if subgoal.obj[0] == _DOOR:
+            return front == subgoal.obj and int(image[_FRONT][2]) == _OPEN
+        return subgoal.obj not in visible_objects(image)
+    if subgoal.verb in ("put next to", "drop"):
         return carried(image) is None
     return bool(set(visible_objects(image)) - set(start_objects))
 
 
-# ------------------------------------------------------------------------ the expert
-
-
-def _in_view(verb: str, desc: ObjDesc, image: np.ndarray) -> list[Subgoal]:
-    """The subgoal on every visible object the description matches (any type or colour where it
-    names none: "pick up a red object", "go to the ball"); explore where none is in view."""
-    kind = None if desc.type is None else OBJECT_TO_IDX[desc.type]
-    colour = None if desc.color is None else COLOR_TO_IDX[desc.color]
-    found = [Subgoal(verb, obj) for obj in visible_objects(image) if kind in (None, obj[0]) and colour in (None, obj[1])]
-    return found or [Subgoal(EXPLORE)]
-
-
-def stack_subgoals(bot: BabyAIBot, env: Any, image: np.ndarray) -> list[Subgoal]:
-    """The bot's current subgoal in the student's terms, as the subgoals that match it: its
-    topmost subgoal (with the action the subgoal below says it leads to) on each object in view it
-    can mean; explore where the bot explores or its object is out of view (a teacher that sees
-    only the view must look)."""
-    stack = bot.stack
-    if not stack or stack[-1].is_exploratory():
-        return [Subgoal(EXPLORE)]
-    top = stack[-1]
-    front = front_object(image)
-    if isinstance(top, PickupSubgoal) and front is not None:
-        return [Subgoal("pick up", front)]
-    if isinstance(top, OpenSubgoal) and front is not None and front[0] == _DOOR:
-        return [Subgoal("open", front)]
-    if isinstance(top, DropSubgoal) and isinstance(env.instrs, PutNextInstr):
-        return _in_view("put next to", env.instrs.desc_fixed, image)
-    if isinstance(top, GoNextToSubgoal) and isinstance(top.datum, ObjDesc):
-        below = stack[-2] if len(stack) > 1 else None
-        verb = {"PutNext": "put next to", "Open": "open"}.get(top.reason) or (
-            "pick up" if isinstance(below, PickupSubgoal) else "go to")
-        return _in_view(verb, top.datum, image)
-    return [Subgoal(EXPLORE)]
-
-
-# ------------------------------------------------------------------ a subgoal teacher acting alone
-
-
-class _ExploreUntilTold(ExploreSubgoal):
-    """Explore that stays on the bot's stack until another subgoal replaces it (the bot drops its
-    own exploration as soon as its plan no longer needs it)."""
-
-    def is_exploratory(self) -> bool:
-        return False
-
-
-def bot_plan(bot: BabyAIBot, subgoal: Subgoal, env: Any) -> list:
-    """The subgoal as a stack of the bot's own subgoals (the top is the last)."""
-    if subgoal.verb == EXPLORE:
-        return [_ExploreUntilTold(bot)]
-    desc = ObjDesc(IDX_TO_OBJECT[subgoal.obj[0]], IDX_TO_COLOR[subgoal.obj[1]])
-    desc.find_matching_objs(env)
-    return {"go to": lambda: [GoNextToSubgoal(bot, desc)],
-            "pick up": lambda: [PickupSubgoal(bot), GoNextToSubgoal(bot, desc)],
-            "put next to": lambda: [DropSubgoal(bot), GoNextToSubgoal(bot, desc, reason="PutNext")],
-            "open": lambda: [OpenSubgoal(bot), GoNextToSubgoal(bot, desc, reason="Open")]}[subgoal.verb]()
-
-
-class SubgoalHands:
-    """The BabyAI bot's planner carrying out the subgoals it is told, not its own: how a subgoal
-    teacher acts alone. The teacher chooses what to do; the bot only finds the way."""
+class Sightings:
+    """Where each object was last seen in an episode, in the level's cells, and where that lies
+    from the agent now (`toward`): the agent's own odometry, which lets a subgoal name an object
+    out of view. The pose (position, direction) is the level's; MiniGrid's view puts the agent at
+    column 3 of the bottom row, facing up."""
 
     def __init__(self) -> None:
-        self._bots: dict[int, BabyAIBot] = {}
-        self._doing: dict[int, Subgoal | None] = {}
+        self._seen: dict[Obj, tuple[int, int]] = {}
 
-    def act(self, env: Any, subgoal: Subgoal, last_action: str | None) -> str:
-        """The action towards `subgoal` in the live `env` (`last_action` None at an episode's start)."""
-        key = id(env)
-        if last_action is None or key not in self._bots:
-            self._bots[key], self._doing[key], taken = BabyAIBot(env), None, None
-        else:
-            taken = env.actions(FULL_ACTIONS.index(last_action))
-        bot = self._bots[key]
-        if subgoal != self._doing[key]:
-            bot.stack, self._doing[key] = bot_plan(bot, subgoal, env), subgoal
-        try:
-            action = bot.replan(taken)
-        except (AssertionError, DisappearedBoxError):  # nothing the planner can do for it here
-            del self._bots[key]  # the next step starts a new bot
-            return "done"
-        if not bot.stack:  # done: the next step follows whatever the teacher says then
-            self._doing[key] = None
-        return FULL_ACTIONS[int(action)]
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def see(self, image: np.ndarray, pos: Sequence[int], direction: int) -> None:
+        """Note the nearest cell of each object in this view."""
+        ahead, right = _axes(direction)
+        for obj in reversed(visible_objects(image)):  # nearest row last: it wins
+            cols, rows = np.nonzero(object_mask(image, obj))
+            k = int(np.argmin(np.abs(cols - _AGENT[0]) + np.abs(rows - _AGENT[1])))
+            forward, lateral = _AGENT[1] - int(rows[k]), int(cols[k]) - _AGENT[0]
+            self._seen[obj] = (int(pos[0] + forward * ahead[0] + lateral * right[0]),
+                               int(pos[1] + forward * ahead[1] + lateral * right[1]))
+
+    def toward(self, obj: Obj | None, pos: Sequence[int], direction: int) -> tuple[int, int] | None:
+        """Cells ahead and to the right from the agent to where `obj` was last seen (None: never)."""
+        where = self._seen.get(obj) if obj is not None else None
+        if where is None:
+            return None
+        ahead, right = _axes(direction)
+        offset = (where[0] - pos[0], where[1] - pos[1])
+        return (offset[0] * ahead[0] + offset[1] * ahead[1], offset[0] * right[0] + offset[1] * right[1])
+
+
+def _axes(direction: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The level's unit vectors ahead of and to the right of an agent facing `direction` (MiniGrid:
+    0 east, 1 south, 2 west, 3 north; y grows southwards)."""
+    ahead = ((1, 0), (0, 1), (-1, 0), (0, -1))[direction]
+    return ahead, (-ahead[1], ahead[0])

@@ -35,6 +35,9 @@ class Teacher(ABC):
     name: str = "teacher"
     #: whether `learn` changes the teacher (a frozen teacher ignores feedback)
     learns: bool = False
+    #: a privileged teacher names each copy's subgoal itself (`subgoal`), from the live
+    #: environment; a text teacher answers the clozes about the mission (`grounding`)
+    names_subgoals: bool = False
 
     def __init__(self) -> None:
         self.version = 0

@@ -10,7 +10,9 @@ from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
 from mutualrl.envs import FULL_ACTIONS, Situation
 from mutualrl.grounding import COLOURS, KINDS, VERB_WORDS, meaning, words_of
-from mutualrl.subgoals import EXPLORE, Subgoal, stack_subgoals, visible_objects
+from mutualrl.errors import MutualRLError
+from mutualrl.expert import has_instruction, stack_subgoals
+from mutualrl.subgoals import EXPLORE, Subgoal, visible_objects
 from mutualrl.teachers.base import Advice, Teacher
 
 
@@ -19,13 +21,16 @@ class BotTeacher(Teacher):
 
     The bot plans from the environment's true state (the `envs` given to `advise`), so it is
     privileged: use it as an oracle, not as a text teacher. `smoothing` spreads that much probability
-    mass evenly over the other actions (0 gives one-hot advice).
+    mass evenly over the other actions (0 gives one-hot advice). With subgoal advice it names its
+    own current step (`subgoal`: the ceiling of the subgoal language), or with `through_clozes`
+    answers the clozes a text teacher is asked, as the text teacher's upper bound.
     """
 
     name = "bot"
 
-    def __init__(self, smoothing: float = 0.0):
+    def __init__(self, smoothing: float = 0.0, through_clozes: bool = False):
         super().__init__()
+        self.names_subgoals = not through_clozes
         if not 0 <= smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.smoothing = smoothing
@@ -38,6 +43,9 @@ class BotTeacher(Teacher):
         seven actions; the task may offer fewer)."""
         suggested = []
         for env, last in zip(envs, last_actions):
+            if not has_instruction(env):
+                raise MutualRLError(f"the bot teacher plans BabyAI missions; {env.spec.id if env.spec else 'this level'} "
+                                    "states its mission in text only (use a text teacher, or a BabyAI level)")
             key = id(env)
             if last is None or key not in self._bots or key in self._lost:
                 self._bots[key] = BabyAIBot(env)
@@ -72,6 +80,10 @@ class BotTeacher(Teacher):
     def expert_subgoals(self, env: Any, image: np.ndarray) -> list[Subgoal]:
         """The subgoals the bot's stack means in the environment's current view `image` (after `observe`)."""
         return stack_subgoals(self._bots[id(env)], env, image)
+
+    def subgoal(self, env: Any, image: np.ndarray) -> Subgoal:
+        """The bot's own current step in the subgoal language (after `observe`)."""
+        return self.expert_subgoals(env, image)[0]
 
     @staticmethod
     def _check_envs(situations: Sequence[Situation], envs: Sequence[Any] | None) -> None:

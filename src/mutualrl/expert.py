@@ -1,0 +1,215 @@
+"""The BabyAI bot and the subgoal language: its plan read as subgoals (`stack_subgoals`), and
+its planner carrying out the subgoals it is told (`SubgoalHands`).
+
+The bot's stack holds go-next-to (an object, a door, or a bare position), pick up, drop, open and
+explore. Each is read as the step it serves: a position before a drop is "drop", a position
+before a pick-up is "pick up" the object lying there, a position before an open is "open" that
+door. Nothing is dropped: an object out of view is named all the same (the student is told where
+it lies).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX
+from minigrid.core.world_object import WorldObj
+from minigrid.envs.babyai.core.verifier import ObjDesc, PutNextInstr
+from minigrid.utils.baby_ai_bot import (BabyAIBot, CloseSubgoal, DisappearedBoxError, DropSubgoal, ExploreSubgoal,
+                                        GoNextToSubgoal, OpenSubgoal, PickupSubgoal)
+from minigrid.utils.baby_ai_bot import Subgoal as BotStep
+
+from mutualrl.envs import FULL_ACTIONS
+from mutualrl.subgoals import EXPLORE, Obj, Subgoal, front_object, visible_objects
+
+_BOX = OBJECT_TO_IDX["box"]
+
+
+def has_instruction(env: Any) -> bool:
+    """Whether a level states its mission as a BabyAI instruction, which the bot's own plan needs
+    (plain MiniGrid levels, such as DoorKey, give only the mission's text)."""
+    return getattr(env.unwrapped, "instrs", None) is not None
+
+
+def _obj(world: WorldObj | None) -> Obj | None:
+    return None if world is None else (OBJECT_TO_IDX[world.type], COLOR_TO_IDX[world.color])
+
+
+def _put_next_targets(env: Any, holding: Obj | None) -> list[ObjDesc]:
+    """The objects the mission says to put what is carried next to (any part of a sequence)."""
+    found, parts = [], [env.unwrapped.instrs]
+    while parts:
+        instr = parts.pop()
+        parts += [getattr(instr, name) for name in ("instr_a", "instr_b") if hasattr(instr, name)]
+        if isinstance(instr, PutNextInstr) and holding is not None and any(
+                _obj(o) == holding for o in instr.desc_move.obj_set):
+            found.append(instr.desc_fixed)
+    return found
+
+
+def _verb_for(step: BotStep, below: BotStep | None) -> str:
+    """The verb a go-next-to serves: its reason, or the step waiting below it."""
+    if step.reason == "PutNext":
+        return "put next to"
+    if step.reason == "Open" or isinstance(below, OpenSubgoal):
+        return "open"
+    if isinstance(below, PickupSubgoal):
+        return "pick up"
+    if isinstance(below, DropSubgoal):
+        return "drop"
+    return "go to"
+
+
+def _targets(bot: BabyAIBot, step: GoNextToSubgoal) -> list[Obj]:
+    """What a go-next-to aims at, the bot's own choice first: the object it heads for, then the
+    other seen objects its description fits; for a bare position, whatever lies there."""
+    datum = step.datum
+    if isinstance(datum, ObjDesc):
+        chosen, _ = bot._find_obj_pos(datum, step.reason == "PutNext")
+        seen = [o for o in datum.obj_set if o.cur_pos is not None and bot.vis_mask[tuple(o.cur_pos)]]
+        return list(dict.fromkeys(_obj(o) for o in [chosen, *seen] if o is not None))
+    if isinstance(datum, WorldObj):
+        return [_obj(datum)]
+    there = _obj(bot.mission.unwrapped.grid.get(*datum))
+    return [there] if there is not None else []
+
+
+def stack_subgoals(bot: BabyAIBot, env: Any, image: np.ndarray) -> list[Subgoal]:
+    """The bot's current step in the subgoal language, as the subgoals that mean it, its own
+    first. Where its object is out of view, explore is accepted after it (all a teacher that names
+    only what it sees can say there)."""
+    stack = bot.stack
+    if not stack or stack[-1].is_exploratory() or isinstance(stack[-1], ExploreSubgoal):
+        return [Subgoal(EXPLORE)]
+    top, below = stack[-1], (stack[-2] if len(stack) > 1 else None)
+    front = front_object(image)
+    if isinstance(top, PickupSubgoal) and front is not None:
+        return [Subgoal("pick up", front)]
+    if isinstance(top, (OpenSubgoal, CloseSubgoal)) and front is not None:
+        return [Subgoal("open", front)]
+    if isinstance(top, DropSubgoal):
+        targets = [t for desc in _put_next_targets(env, _obj(env.unwrapped.carrying)) for t in _seen_matches(bot, desc)]
+        return _with_explore([Subgoal("put next to", t) for t in targets], image) or [Subgoal("drop")]
+    if isinstance(top, GoNextToSubgoal):
+        verb = _verb_for(top, below)
+        if verb == "drop":
+            return [Subgoal("drop")]
+        return _with_explore([Subgoal(verb, t) for t in _targets(bot, top)], image) or [Subgoal(EXPLORE)]
+    return [Subgoal(EXPLORE)]
+
+
+def _seen_matches(bot: BabyAIBot, desc: ObjDesc) -> list[Obj]:
+    return list(dict.fromkeys(_obj(o) for o in desc.obj_set if o.cur_pos is not None and bot.vis_mask[tuple(o.cur_pos)]))
+
+
+def _with_explore(subgoals: list[Subgoal], image: np.ndarray) -> list[Subgoal]:
+    """`subgoals`, and explore after them where none of their objects is in view."""
+    seen = set(visible_objects(image))
+    if subgoals and not any(s.obj in seen for s in subgoals):
+        return subgoals + [Subgoal(EXPLORE)]
+    return subgoals
+
+
+# ------------------------------------------------------------------ a subgoal teacher acting alone
+
+
+class _Level:
+    """A plain MiniGrid level as the bot's planner reads a BabyAI one: the same level, with rooms
+    that hold nothing (the planner asks for the agent's room only to place "on your left")."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env.unwrapped
+
+    @property
+    def unwrapped(self) -> "_Level":
+        return self
+
+    def room_from_pos(self, *_pos: int) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+
+class _Planner(BabyAIBot):
+    """The bot's planner without a plan of its own: it starts with an empty stack (so a level
+    without a BabyAI instruction can use it too), and a box it is told to open may open."""
+
+    def __init__(self, env: Any) -> None:
+        self.mission = env if hasattr(env.unwrapped, "room_from_pos") else _Level(env)
+        self.stack = []
+        self.vis_mask = np.zeros((env.unwrapped.width, env.unwrapped.height), dtype=bool)
+        self.bfs_counter = self.bfs_step_counter = 0
+        self.may_open_box = False
+
+    def _check_erroneous_box_opening(self, action: Any) -> None:
+        if not self.may_open_box:
+            super()._check_erroneous_box_opening(action)
+
+
+class _ExploreUntilTold(ExploreSubgoal):
+    """Explore that stays on the bot's stack until another subgoal replaces it (the bot drops its
+    own exploration as soon as its plan no longer needs it)."""
+
+    def is_exploratory(self) -> bool:
+        return False
+
+
+class _Toggle(BotStep):
+    """Toggle what is in front (a box: the bot's own open step knows doors only)."""
+
+    def replan_before_action(self) -> Any:
+        return self.actions.toggle
+
+    def replan_after_action(self, action_taken: Any) -> None:
+        if action_taken is None or action_taken == self.actions.toggle:
+            self.bot.stack.pop()
+        else:
+            self._plan_undo_action(action_taken)
+
+
+def bot_plan(bot: _Planner, subgoal: Subgoal) -> list[BotStep]:
+    """The subgoal as a stack of the bot's own steps (the top is the last)."""
+    bot.may_open_box = subgoal.verb == "open" and subgoal.obj is not None and subgoal.obj[0] == _BOX
+    if subgoal.verb == EXPLORE:
+        return [_ExploreUntilTold(bot)]
+    if subgoal.verb == "drop":
+        free = bot.mission.unwrapped.grid.get(*bot.mission.unwrapped.front_pos) is None
+        return [DropSubgoal(bot)] if free else [DropSubgoal(bot), GoNextToSubgoal(bot, bot._find_drop_pos())]
+    desc = ObjDesc(IDX_TO_OBJECT[subgoal.obj[0]], IDX_TO_COLOR[subgoal.obj[1]])
+    desc.find_matching_objs(bot.mission)
+    if subgoal.verb == "open" and bot.may_open_box:
+        return [_Toggle(bot), GoNextToSubgoal(bot, desc)]
+    return {"go to": lambda: [GoNextToSubgoal(bot, desc)],
+            "pick up": lambda: [PickupSubgoal(bot), GoNextToSubgoal(bot, desc)],
+            "put next to": lambda: [DropSubgoal(bot), GoNextToSubgoal(bot, desc, reason="PutNext")],
+            "open": lambda: [OpenSubgoal(bot), GoNextToSubgoal(bot, desc, reason="Open")]}[subgoal.verb]()
+
+
+class SubgoalHands:
+    """The BabyAI bot's planner carrying out the subgoals it is told, not its own: how a subgoal
+    teacher acts alone. The teacher chooses what to do; the bot only finds the way."""
+
+    def __init__(self) -> None:
+        self._bots: dict[int, _Planner] = {}
+        self._doing: dict[int, Subgoal | None] = {}
+
+    def act(self, env: Any, subgoal: Subgoal, last_action: str | None) -> str:
+        """The action towards `subgoal` in the live `env` (`last_action` None at an episode's start)."""
+        key = id(env)
+        if last_action is None or key not in self._bots:
+            self._bots[key], self._doing[key], taken = _Planner(env), None, None
+        else:
+            taken = env.actions(FULL_ACTIONS.index(last_action))
+        bot = self._bots[key]
+        try:
+            if subgoal != self._doing[key]:  # a new plan: the action taken served the old one, not this
+                bot.stack, self._doing[key], taken = bot_plan(bot, subgoal), subgoal, None
+            action = bot.replan(taken)
+        except (AssertionError, DisappearedBoxError):  # nothing the planner can do for it here
+            del self._bots[key]  # the next step starts a new bot
+            return "done"
+        if not bot.stack:  # done: the next step follows whatever the teacher says then
+            self._doing[key] = None
+        return FULL_ACTIONS[int(action)]

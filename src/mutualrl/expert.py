@@ -111,6 +111,16 @@ def _with_explore(subgoals: list[Subgoal], image: np.ndarray) -> list[Subgoal]:
     return subgoals
 
 
+def drop_anywhere(bot: BabyAIBot, taken: Any) -> None:
+    """Where the agent drops while the bot's plan is on its way to drop, the plan's drop is done
+    wherever it happened: in the subgoal language "drop" leaves the place to the hands (else the
+    bot would pick the object up again, to drop it on its own spot)."""
+    stack = bot.stack
+    if (taken == bot.mission.unwrapped.actions.drop and len(stack) > 1 and isinstance(stack[-1], GoNextToSubgoal)
+            and isinstance(stack[-2], DropSubgoal) and not isinstance(stack[-1].datum, (ObjDesc, WorldObj))):
+        stack.pop()  # the drop below sees its own action taken, and is done
+
+
 # ------------------------------------------------------------------ a subgoal teacher acting alone
 
 
@@ -174,11 +184,14 @@ def bot_plan(bot: _Planner, subgoal: Subgoal) -> list[BotStep]:
     bot.may_open_box = subgoal.verb == "open" and subgoal.obj is not None and subgoal.obj[0] == _BOX
     if subgoal.verb == EXPLORE:
         return [_ExploreUntilTold(bot)]
-    if subgoal.verb == "drop":
-        free = bot.mission.unwrapped.grid.get(*bot.mission.unwrapped.front_pos) is None
-        return [DropSubgoal(bot)] if free else [DropSubgoal(bot), GoNextToSubgoal(bot, bot._find_drop_pos())]
+    if subgoal.verb == "drop":  # where the bot itself would put it: out of the way
+        return [DropSubgoal(bot), GoNextToSubgoal(bot, bot._find_drop_pos())]
     desc = ObjDesc(IDX_TO_OBJECT[subgoal.obj[0]], IDX_TO_COLOR[subgoal.obj[1]])
     desc.find_matching_objs(bot.mission)
+    if subgoal.verb == "open":  # of doors alike, one still closed (the planner would close an open one to open it)
+        closed = [(o, p) for o, p in zip(desc.obj_set, desc.obj_poss) if not getattr(o, "is_open", False)]
+        if closed:
+            desc.obj_set, desc.obj_poss = [o for o, _ in closed], [p for _, p in closed]
     if subgoal.verb == "open" and bot.may_open_box:
         return [_Toggle(bot), GoNextToSubgoal(bot, desc)]
     return {"go to": lambda: [GoNextToSubgoal(bot, desc)],

@@ -111,14 +111,32 @@ def _with_explore(subgoals: list[Subgoal], image: np.ndarray) -> list[Subgoal]:
     return subgoals
 
 
-def drop_anywhere(bot: BabyAIBot, taken: Any) -> None:
-    """Where the agent drops while the bot's plan is on its way to drop, the plan's drop is done
-    wherever it happened: in the subgoal language "drop" leaves the place to the hands (else the
-    bot would pick the object up again, to drop it on its own spot)."""
-    stack = bot.stack
-    if (taken == bot.mission.unwrapped.actions.drop and len(stack) > 1 and isinstance(stack[-1], GoNextToSubgoal)
-            and isinstance(stack[-2], DropSubgoal) and not isinstance(stack[-1].datum, (ObjDesc, WorldObj))):
-        stack.pop()  # the drop below sees its own action taken, and is done
+def accept_alike(bot: BabyAIBot, taken: Any) -> None:
+    """Where the agent does the plan's next step on another place or object of the same name than
+    the one the bot was heading for (drops elsewhere, opens or picks up another door or key alike),
+    the step is done: the subgoal language leaves which of those alike to the hands, and the bot
+    would otherwise undo the act (close the door again, pick the object up to drop it on its spot)."""
+    stack, actions = bot.stack, bot.mission.unwrapped.actions
+    if len(stack) < 2 or not isinstance(stack[-1], GoNextToSubgoal):
+        return
+    heading, next_step = stack[-1].datum, stack[-2]
+    if taken == actions.drop and isinstance(next_step, DropSubgoal):
+        done = not isinstance(heading, (ObjDesc, WorldObj))
+    elif (taken == actions.toggle and isinstance(next_step, OpenSubgoal)) or (
+            taken == actions.pickup and isinstance(next_step, PickupSubgoal)):
+        done = bot.prev_fwd_cell is not None and _named_alike(heading, bot.prev_fwd_cell, bot)
+    else:
+        done = False
+    if done:
+        stack.pop()  # the step below sees its own action taken, and is done
+
+
+def _named_alike(heading: Any, faced: WorldObj, bot: BabyAIBot) -> bool:
+    """Whether the object faced bears the name of what a go-next-to heads for."""
+    if isinstance(heading, ObjDesc):
+        return heading.type in (None, faced.type) and heading.color in (None, faced.color)
+    target = heading if isinstance(heading, WorldObj) else bot.mission.unwrapped.grid.get(*heading)
+    return target is not None and (target.type, target.color) == (faced.type, faced.color)
 
 
 # ------------------------------------------------------------------ a subgoal teacher acting alone

@@ -11,7 +11,7 @@ from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 from mutualrl.envs import FULL_ACTIONS, Situation
 from mutualrl.grounding import COLOURS, KINDS, VERB_WORDS, meaning, words_of
 from mutualrl.errors import MutualRLError
-from mutualrl.expert import drop_anywhere, has_instruction, stack_subgoals
+from mutualrl.expert import accept_alike, has_instruction, stack_subgoals
 from mutualrl.subgoals import EXPLORE, Subgoal, visible_objects
 from mutualrl.teachers.base import Advice, Teacher
 
@@ -62,7 +62,7 @@ class BotTeacher(Teacher):
         asserts against), a new bot plans from here; one that cannot either has no plan for this
         step, and the next step starts another."""
         try:
-            drop_anywhere(self._bots[key], taken)
+            accept_alike(self._bots[key], taken)
             return self._bots[key].replan(taken)
         except (AssertionError, DisappearedBoxError):
             self._bots[key] = BabyAIBot(env)

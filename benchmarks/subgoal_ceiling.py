@@ -1,0 +1,59 @@
+"""The ceiling of the subgoal language: the BabyAI bot's own subgoals, read into the language and
+carried out by its planner (`SubgoalHands`), against the bot acting alone, level by level.
+
+A level's ratio is the success through the hands over the bot's own; the total pools every level
+the bot solves. Rows are appended to `--out` (JSON lines) as they come.
+
+    python benchmarks/subgoal_ceiling.py [--levels all|ladder|ID,ID] [--episodes 50] [--seed 0] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from mutualrl import output
+from mutualrl.envs import registered_env_ids, task_actions
+from mutualrl.evaluation import evaluate_subgoals, evaluate_teacher
+from mutualrl.teachers import BotTeacher
+
+LADDER = ("BabyAI-GoToLocal-v0", "BabyAI-OpenDoor-v0", "BabyAI-UnlockLocal-v0", "BabyAI-UnlockPickup-v0",
+          "BabyAI-BlockedUnlockPickup-v0", "BabyAI-KeyCorridorS3R1-v0", "BabyAI-GoToObjMazeS4-v0")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="all")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    output.configure()
+    levels = {"all": [e for e in registered_env_ids() if e.startswith("BabyAI-")], "ladder": list(LADDER)}.get(
+        args.levels) or args.levels.split(",")
+    table = Table(title=f"the bot's subgoals through its planner ({args.episodes} held-out episodes, seed {args.seed})")
+    for column in ("level", "bot alone", "its subgoals", "ratio", "seconds"):
+        table.add_column(column)
+    own = hands = 0.0
+    for env_id in levels:
+        start = time.perf_counter()
+        alone = evaluate_teacher(BotTeacher(), env_id, args.episodes, args.seed, task_actions(env_id)).success_rate
+        told = evaluate_subgoals(BotTeacher(), env_id, args.episodes, args.seed).success_rate
+        seconds = time.perf_counter() - start
+        if alone > 0:
+            own, hands = own + alone, hands + told
+        ratio = f"{told / alone:.2f}" if alone > 0 else "-"
+        table.add_row(env_id, f"{alone:.2f}", f"{told:.2f}", ratio, f"{seconds:.1f}")
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps({"level": env_id, "bot": alone, "subgoals": told, "seconds": seconds}) + "\n")
+    table.add_row("levels the bot solves, pooled", f"{own:.2f}", f"{hands:.2f}", f"{hands / own:.3f}" if own else "-", "")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

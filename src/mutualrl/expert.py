@@ -66,9 +66,11 @@ def _targets(bot: BabyAIBot, step: GoNextToSubgoal) -> list[Obj]:
     other seen objects its description fits; for a bare position, whatever lies there."""
     datum = step.datum
     if isinstance(datum, ObjDesc):
+        seen = _seen_matches(bot, datum)
+        if len(seen) < 2:  # (the bot's own choice costs a search per object: only where there is a choice)
+            return seen
         chosen, _ = bot._find_obj_pos(datum, step.reason == "PutNext")
-        seen = [o for o in datum.obj_set if o.cur_pos is not None and bot.vis_mask[tuple(o.cur_pos)]]
-        return list(dict.fromkeys(_obj(o) for o in [chosen, *seen] if o is not None))
+        return list(dict.fromkeys([_obj(chosen), *seen] if chosen is not None else seen))
     if isinstance(datum, WorldObj):
         return [_obj(datum)]
     there = _obj(bot.mission.unwrapped.grid.get(*datum))

@@ -90,9 +90,11 @@ def stack_subgoals(bot: BabyAIBot, env: Any, image: np.ndarray) -> list[Subgoal]
         return [Subgoal("pick up", front)]
     if isinstance(top, (OpenSubgoal, CloseSubgoal)) and front is not None:
         return [Subgoal("open", front)]
-    if isinstance(top, DropSubgoal):
-        targets = [t for desc in _put_next_targets(env, _obj(env.unwrapped.carrying)) for t in _seen_matches(bot, desc)]
-        return _with_explore([Subgoal("put next to", t) for t in targets], image) or [Subgoal("drop")]
+    if isinstance(top, DropSubgoal):  # a put-next-to where the drop lands beside what the mission names
+        front = np.asarray(env.unwrapped.front_pos)
+        beside = [o for desc in _put_next_targets(env, _obj(env.unwrapped.carrying)) for o in desc.obj_set
+                  if o.cur_pos is not None and int(np.abs(np.asarray(o.cur_pos) - front).sum()) == 1]
+        return [Subgoal("put next to", t) for t in dict.fromkeys(_obj(o) for o in beside)] or [Subgoal("drop")]
     if isinstance(top, GoNextToSubgoal):
         verb = _verb_for(top, below)
         if verb == "drop":

@@ -20,37 +20,44 @@ from rich.console import Console
 from rich.table import Table
 
 from mutualrl import output
+from mutualrl.envs import FULL_ACTIONS
 from mutualrl.evaluation import run_episodes
 from mutualrl.student import Student, load_student, obs_to_tensors
-from mutualrl.subgoals import subgoal_vector
+from mutualrl.subgoals import Sightings, subgoal_vector
 from mutualrl.teachers.bot import BotTeacher
 
 
 def success(model: Student, env_id: str, episodes: int, seed: int, shown: bool, greedy: bool) -> tuple[float, float]:
     """Held-out success of the student alone (its own subgoals) or shown the bot's; and shown, how
     often its own object is the bot's where the bot's subgoal marks one (NaN alone)."""
-    bot, memory, agree, marked = BotTeacher(), None, 0, 0
+    bot, memory, agree, marked, sightings = BotTeacher(), None, 0, 0, {}
 
     def policy(obs, sits, envs, starts):
         nonlocal memory, agree, marked
-        tensors, starts = obs_to_tensors(obs), torch.as_tensor(starts, dtype=torch.float32)
+        tensors, begins = obs_to_tensors(obs), torch.as_tensor(starts, dtype=torch.float32)
         with torch.no_grad():
             if shown:
                 bot.observe(envs, [s.last_action for s in sits])
-                images = np.asarray(obs["image"])
-                subgoals = [bot.expert_subgoals(env, image)[0] for env, image in zip(envs, images)]
-                advice = torch.as_tensor(np.stack([subgoal_vector(image, sg) for image, sg in zip(images, subgoals)]))
+                images, advice = np.asarray(obs["image"]), []
+                for env, image, start in zip(envs, images, starts):
+                    seen = sightings.setdefault(id(env), Sightings())
+                    if start:
+                        seen.clear()
+                    seen.see(image, env.agent_pos, env.agent_dir)
+                    subgoal = bot.subgoal(env, image)
+                    advice.append(subgoal_vector(image, subgoal, seen.toward(subgoal.obj, env.agent_pos, env.agent_dir)))
+                advice = torch.as_tensor(np.stack(advice))
                 read = model.read(tensors)
                 own = model.own_subgoal(*read)[:, :49]
                 rows = advice[:, :49].any(-1)
                 marked += int(rows.sum())
                 agree += int((own[rows] == advice[rows, :49]).all(-1).sum())
-                logits, _, memory = model(tensors, advice.float(), torch.ones(len(envs)), memory, starts, read)
+                logits, _, memory = model(tensors, advice.float(), torch.ones(len(envs)), memory, begins, read)
             else:
-                logits, _, memory = model.alone(tensors, memory, starts)
+                logits, _, memory = model.alone(tensors, memory, begins)
         return (logits.argmax(-1) if greedy else torch.distributions.Categorical(logits=logits).sample()).numpy()
 
-    rate = run_episodes(env_id, episodes, seed, policy).success_rate
+    rate = run_episodes(env_id, episodes, seed, policy, actions=FULL_ACTIONS[: model.num_actions]).success_rate
     return rate, agree / marked if marked else float("nan")
 
 

@@ -1,11 +1,15 @@
 """The BabyAI bot and the subgoal language: its plan read as subgoals (`stack_subgoals`), and
 its planner carrying out the subgoals it is told (`SubgoalHands`).
 
-The bot's stack holds go-next-to (an object, a door, or a bare position), pick up, drop, open and
-explore. Each is read as the step it serves: a position before a drop is "drop", a position
-before a pick-up is "pick up" the object lying there, a position before an open is "open" that
-door. Nothing is dropped: an object out of view is named all the same (the student is told where
-it lies).
+The bot's stack holds go-next-to (an object, a door, or a bare position), pick up, drop, open,
+close and explore. Each is read as the step it serves: a position before a drop is "drop", a
+position before a pick-up is "pick up" the object lying there, a position before an open is
+"open" that door, a drop beside the object a mission names is "put next to" it. Nothing is
+dropped: an object out of view is named all the same (the student is told where it lies).
+
+The language names an object by its kind and colour, and leaves which of those alike, and where
+to drop, to the hands; the bot, told what an agent really did, takes such a step done on an
+object alike as its own (`accept_alike`) instead of undoing it.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ def stack_subgoals(bot: BabyAIBot, env: Any, image: np.ndarray) -> list[Subgoal]
     first. Where its object is out of view, explore is accepted after it (all a teacher that names
     only what it sees can say there)."""
     stack = bot.stack
-    if not stack or stack[-1].is_exploratory() or isinstance(stack[-1], ExploreSubgoal):
+    if not stack or stack[-1].is_exploratory():
         return [Subgoal(EXPLORE)]
     top, below = stack[-1], (stack[-2] if len(stack) > 1 else None)
     front = front_object(image)

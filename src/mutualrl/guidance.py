@@ -22,7 +22,7 @@ from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.grounding import as_read, choose, hindsight, judged, meaning, mission_questions
-from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, front_object, reached,
+from mutualrl.subgoals import (SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, front_object, reached,
                                subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
 

@@ -30,6 +30,29 @@ from mutualrl.subgoals import EXPLORE, Obj, Subgoal, front_object, visible_objec
 _BOX = OBJECT_TO_IDX["box"]
 
 
+class PlanCycle(AssertionError):
+    """The bot searched more than `BoundedBot.searches_per_step` times for one step: its replanning
+    cycles (an AssertionError, as the bot's other ways of saying it cannot plan)."""
+
+
+class BoundedBot(BabyAIBot):
+    """The BabyAI bot, with a bound on the path searches of one step. Told of acts it did not plan,
+    its replanning can cycle between exploring and a step of its own within one step (measured: one
+    `GoToImpUnlock` step ran for minutes); past the bound it gives the step up like a plan it cannot make."""
+
+    searches_per_step = 200
+
+    def replan(self, action_taken: Any = None) -> Any:
+        self._searches = 0
+        return super().replan(action_taken)
+
+    def _shortest_path(self, *args: Any, **kwargs: Any) -> Any:
+        self._searches = getattr(self, "_searches", 0) + 1
+        if self._searches > self.searches_per_step:
+            raise PlanCycle(f"more than {self.searches_per_step} path searches for one step")
+        return super()._shortest_path(*args, **kwargs)
+
+
 def has_instruction(env: Any) -> bool:
     """Whether a level states its mission as a BabyAI instruction, which the bot's own plan needs
     (plain MiniGrid levels, such as DoorKey, give only the mission's text)."""
@@ -168,11 +191,11 @@ class _Level:
         return getattr(self._env, name)
 
 
-class _Planner(BabyAIBot):
+class _Planner(BoundedBot):
     """The bot's planner without a plan of its own: it starts with an empty stack (so a level
     without a BabyAI instruction can use it too), and a box it is told to open may open."""
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any) -> None:  # (BabyAIBot's own reads the instruction and plans it)
         self.mission = env if hasattr(env.unwrapped, "room_from_pos") else _Level(env)
         self.stack = []
         self.vis_mask = np.zeros((env.unwrapped.width, env.unwrapped.height), dtype=bool)

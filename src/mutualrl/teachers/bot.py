@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
+from minigrid.utils.baby_ai_bot import DisappearedBoxError
 
 from mutualrl.envs import FULL_ACTIONS, Situation
 from mutualrl.grounding import COLOURS, KINDS, VERB_WORDS, meaning, words_of
 from mutualrl.errors import MutualRLError
-from mutualrl.expert import accept_alike, has_instruction, stack_subgoals
+from mutualrl.expert import BoundedBot, accept_alike, has_instruction, stack_subgoals
 from mutualrl.subgoals import EXPLORE, Subgoal, visible_objects
 from mutualrl.teachers.base import Advice, Teacher
 
@@ -34,7 +34,7 @@ class BotTeacher(Teacher):
         if not 0 <= smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.smoothing = smoothing
-        self._bots: dict[int, BabyAIBot] = {}
+        self._bots: dict[int, BoundedBot] = {}
         self._lost: set[int] = set()  # environments whose bot could not plan at the last step
 
     def observe(self, envs: Sequence[Any], last_actions: Sequence[str | None]) -> list[str]:
@@ -48,7 +48,7 @@ class BotTeacher(Teacher):
                                     "states its mission in text only (use a text teacher, or a BabyAI level)")
             key = id(env)
             if last is None or key not in self._bots or key in self._lost:
-                self._bots[key] = BabyAIBot(env)
+                self._bots[key] = BoundedBot(env)
                 self._lost.discard(key)
                 taken = None
             else:
@@ -65,7 +65,7 @@ class BotTeacher(Teacher):
             accept_alike(self._bots[key], taken)
             return self._bots[key].replan(taken)
         except (AssertionError, DisappearedBoxError):
-            self._bots[key] = BabyAIBot(env)
+            self._bots[key] = BoundedBot(env)
         try:
             return self._bots[key].replan(None)
         except (AssertionError, DisappearedBoxError):

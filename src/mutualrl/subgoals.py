@@ -87,13 +87,20 @@ def object_mask(image: np.ndarray, obj: Obj) -> np.ndarray:
     return mask
 
 
-def cells_away(image: np.ndarray, obj: Obj) -> int | None:
-    """Steps (Manhattan, in the view's grid) from the agent to the nearest cell holding `obj`;
-    None where it is out of view."""
+def nearest_cell(image: np.ndarray, obj: Obj) -> tuple[int, int] | None:
+    """The view's cell (column, row) holding `obj` nearest the agent (Manhattan); None out of view."""
     cols, rows = np.nonzero(object_mask(image, obj))
     if not len(cols):
         return None
-    return int((np.abs(cols - _AGENT[0]) + np.abs(rows - _AGENT[1])).min())
+    k = int(np.argmin(np.abs(cols - _AGENT[0]) + np.abs(rows - _AGENT[1])))
+    return int(cols[k]), int(rows[k])
+
+
+def cells_away(image: np.ndarray, obj: Obj) -> int | None:
+    """Steps (Manhattan, in the view's grid) from the agent to the nearest cell holding `obj`;
+    None where it is out of view."""
+    cell = nearest_cell(image, obj)
+    return None if cell is None else abs(cell[0] - _AGENT[0]) + abs(cell[1] - _AGENT[1])
 
 
 def subgoal_vector(image: np.ndarray, subgoal: Subgoal, toward: tuple[int, int] | None = None) -> np.ndarray:
@@ -141,10 +148,9 @@ class Sightings:
     def see(self, image: np.ndarray, pos: Sequence[int], direction: int) -> None:
         """Note the nearest cell of each object in this view."""
         ahead, right = _axes(direction)
-        for obj in reversed(visible_objects(image)):  # nearest row last: it wins
-            cols, rows = np.nonzero(object_mask(image, obj))
-            k = int(np.argmin(np.abs(cols - _AGENT[0]) + np.abs(rows - _AGENT[1])))
-            forward, lateral = _AGENT[1] - int(rows[k]), int(cols[k]) - _AGENT[0]
+        for obj in visible_objects(image):
+            col, row = nearest_cell(image, obj)
+            forward, lateral = _AGENT[1] - row, col - _AGENT[0]
             self._seen[obj] = (int(pos[0] + forward * ahead[0] + lateral * right[0]),
                                int(pos[1] + forward * ahead[1] + lateral * right[1]))
 

@@ -103,6 +103,31 @@ def test_memory_is_reset_where_an_episode_starts_and_carried_elsewhere(architect
 
 
 @pytest.mark.parametrize("architecture", list(STUDENTS))
+def test_the_memory_reads_a_sequence_as_a_cell_stepped_through_it_and_loads_a_cells_weights(architecture):
+    """The memory runs each episode of a sequence in one call of the fused LSTM. It must give what
+    an LSTM cell stepped row by row gives (the memory as students were saved before: its weights
+    load under the cell's names), resetting where episodes begin and carrying the rest."""
+    torch.manual_seed(0)
+    cell = torch.nn.LSTMCell(64, 16)
+    model = make_student(architecture, 3, "action", memory=16)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("lstm.")}
+    model.load_state_dict(state | {f"lstm.{k}": v for k, v in cell.state_dict().items()})
+    steps, envs = 12, 3
+    features, memory = torch.randn(steps * envs, 64), torch.randn(envs, 32)
+    starts = torch.zeros(steps, envs)
+    starts[0, 0] = starts[4, 0] = starts[5, 0] = starts[9, 1] = 1  # copy 2 runs on from its memory throughout
+    with torch.no_grad():
+        recalled, _ = model._recall(features, memory, starts.flatten())
+        hidden, state_of_cell = memory.chunk(2, -1)
+        stepped = []
+        for x, fresh in zip(features.view(steps, envs, -1), starts):
+            keep = 1 - fresh[:, None]
+            hidden, state_of_cell = cell(x, (hidden * keep, state_of_cell * keep))
+            stepped.append(hidden)
+    assert torch.allclose(recalled, torch.cat(stepped), atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", list(STUDENTS))
 def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row(architecture):
     """gate 1: the teacher's subgoal is the input; gate 0: the student's own grounding (as alone);
     in between, the mixture; each row as if computed on its own."""

@@ -54,7 +54,7 @@ class Trainer:
         self.subgoals = config.guidance.advice == "subgoal"
         self.student = make_student(config.student, len(self.actions), config.guidance.advice,
                                     config.student_memory).to(self.device)
-        self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.ppo.learning_rate, eps=1e-5)
+        self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.ppo.learning_rate, eps=1e-5, fused=True)
         self.teacher = teacher
         if self.teacher is None and config.uses_teacher:
             self.teacher = make_teacher(config.teacher.name, config=config.teacher, device=config.device, seed=config.seed)

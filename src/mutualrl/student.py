@@ -339,6 +339,8 @@ class FiLMActorCritic(Student):
         self.direction_emb = nn.Embedding(4, 8)
         self.word_emb = nn.Embedding(len(MISSION_VOCAB) + 1, 16, padding_idx=len(MISSION_VOCAB))
         self.reader = nn.GRU(16, mission_dim, batch_first=True)
+        self._readings: dict[bytes, torch.Tensor] = {}  # mission -> its reading, while acting
+        self._readings_of: tuple = ()  # the reader's weights (address, version) those readings were made with
         subgoals = advice == "subgoal"
         cond_dim = mission_dim + (SUBGOAL_DIM - 49 if subgoals else 0)  # the verb and where its object lies
         self.match_heads = match_heads
@@ -353,11 +355,28 @@ class FiLMActorCritic(Student):
 
     def read(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         missions, row_mission = distinct_rows(obs["mission"])  # each mission read once, not at every step
+        reading = self._read_words if torch.is_grad_enabled() else self._recall_reading
+        return self._cells(obs["image"]), reading(missions)[row_mission]
+
+    def _read_words(self, missions: torch.Tensor) -> torch.Tensor:
+        """The GRU's state after each mission's last word (B, mission_dim)."""
         lengths = (missions >= 0).sum(1)
         words = missions[:, : max(1, int(lengths.max()))]  # word ids, -1 = padding (read to the longest only)
         states, _ = self.reader(self.word_emb(words.masked_fill(words < 0, len(MISSION_VOCAB))))
         last = lengths.clamp(min=1) - 1  # the state after the last word (padding comes after it)
-        return self._cells(obs["image"]), states[torch.arange(len(words), device=words.device), last][row_mission]
+        return states[torch.arange(len(words), device=words.device), last]
+
+    def _recall_reading(self, missions: torch.Tensor) -> torch.Tensor:
+        """`_read_words` without a gradient, each mission read once while the reader's weights stay
+        as they are (an episode's mission is read again at each of its steps while acting)."""
+        weights = tuple((p.data_ptr(), p._version) for p in (self.word_emb.weight, *self.reader.parameters()))
+        if weights != self._readings_of:  # an update or a load changed them in place
+            self._readings, self._readings_of = {}, weights
+        keys = [row.tobytes() for row in missions.cpu().numpy()]
+        unread = [i for i, key in enumerate(keys) if key not in self._readings]  # (the missions are distinct)
+        if unread:
+            self._readings.update(zip((keys[i] for i in unread), self._read_words(missions[unread])))
+        return torch.stack([self._readings[key] for key in keys])
 
     def _trunk(self, cells, direction, mission, advice):
         grid = cells.permute(0, 3, 1, 2)  # (B, cell_dim, 7, 7)

@@ -1,12 +1,23 @@
-"""Each student architecture learning alone (`rl`), level by level: how many frames until its
-held-out greedy success reaches 0.9 (a run stops there), or its success at the budget, and its
-frames per second. IQM and 95% bootstrap CI over seeds. With `--bot-subgoals`, also each student
-guided by the BabyAI bot's subgoals (`--mode guided --advice subgoal --teacher bot`), judged alone.
+"""Each student architecture learning a level, measured our way and BabyAI's way, with IQM and 95%
+bootstrap CI over seeds. Arms: alone (`rl`); with `--bot-subgoals`, guided by the BabyAI bot's
+subgoals (`--mode guided --advice subgoal --teacher bot`); with `--mutual`, `mutual --advice subgoal`
+with the embedded teacher (SmolLM2-135M). Every arm is judged alone.
 
     python benchmarks/students.py [--students mlp,film,film:64] [--levels GoToRedBallNoDists,GoToLocal] \
-        [--seeds 3] [--bot-subgoals] [--workers 1] [--out runs/bench-students]
+        [--seeds 3] [--bot-subgoals] [--mutual] [--frames N] [--workers 1] [--out runs/bench-students]
 
-A student is an architecture, or ARCHITECTURE:MEMORY for one with an LSTM memory of that size.
+Per level and arm:
+- ours: frames until the held-out greedy success of the student alone (100 episodes, every 10,240
+  frames) first reaches 0.9;
+- BabyAI's (Chevalier-Boisvert et al. 2019; Hui et al. 2020): episodes and frames until the success
+  of the last 100 training episodes (sampled actions, with whatever advice the arm shows) first
+  reaches 0.99, beside BabyAI 1.1's published RL figure where one is known, and the ratio;
+- the final held-out greedy success of the student alone on 500 episodes;
+- frames per second, and each arm's episodes to 0.99 over `rl`'s.
+
+A run stops once both targets are reached, or at its budget (then a missed target counts as the
+budget, shown with ">"). A student is an architecture, or ARCHITECTURE:MEMORY for one with an
+LSTM memory of that size.
 
 Each run is a task of the grid runner under `--out` (`STUDENT_LEVEL_seedN`): re-running the same
 command skips finished runs and resumes the others; `--workers 2` trains two at once on Ray.
@@ -20,15 +31,24 @@ import itertools
 import json
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from mutualrl import output
 from mutualrl.config import TrainConfig
+from mutualrl.evaluation import evaluate_student
 from mutualrl.grid import GridTask, Placement, run_grid, train_run
 from mutualrl.report import aggregate
+from mutualrl.student import load_student, recorded_actions
 from mutualrl.tracking import ALONE, RunDir, frames_to_success, seeded_name
 
 LEVELS = ("GoToRedBallNoDists", "GoToRedBall", "GoToLocal", "PickupLoc", "PutNextLocal")
 BUDGETS = {"GoToLocal": 1_000_000}
 DEFAULT_BUDGET = 300_000
+#: BabyAI 1.1's RL sample efficiency (episodes until 0.99 training success), as third-party notes
+#: transcribe Hui et al. 2020 (arXiv 2007.12770); the paper's table could not be read where this was written
+PUBLISHED_EPISODES = {"GoToRedBall": 177_000, "GoToLocal": 611_000, "PickupLoc": 982_000, "PutNextLocal": 876_000}
+HELD_OUT, BABYAI_TARGET, FINAL_EPISODES = 100, 0.99, 500
 
 
 def student_settings(student: str) -> dict[str, str | int]:
@@ -43,8 +63,9 @@ def label(student: str) -> str:
     return f"{architecture}-memory{memory}" if memory else architecture
 
 
-#: how each arm trains: alone, or guided by the bot's subgoals
-ARMS = {"": dict(mode="rl"), "+bot-subgoals": dict(mode="guided", advice="subgoal", teacher="bot")}
+#: how each arm trains: alone, guided by the bot's subgoals, or with the embedded teacher both ways
+ARMS = {"": dict(mode="rl"), "+bot-subgoals": dict(mode="guided", advice="subgoal", teacher="bot"),
+        "+mutual-subgoals": dict(mode="mutual", advice="subgoal", teacher="smollm2")}
 
 
 def grid(students: list[str], arms: list[str], levels: list[str], seeds: int, out: Path,
@@ -53,11 +74,36 @@ def grid(students: list[str], arms: list[str], levels: list[str], seeds: int, ou
     for level, student, arm, seed in itertools.product(levels, students, arms, range(seeds)):
         config = TrainConfig(env_id=f"BabyAI-{level}-v0", seed=seed, frames=frames or BUDGETS.get(level, DEFAULT_BUDGET),
                              **student_settings(student)).replace(
-            eval_every=10, eval_episodes=20, target_success=0.9, checkpoint_every=20, **ARMS[arm]).validate()
+            eval_every=10, eval_episodes=HELD_OUT, target_success=0.9, target_training_success=BABYAI_TARGET,
+            teacher_eval_every=0, checkpoint_every=20, **ARMS[arm]).validate()
         directory = (out / seeded_name(f"{label(student)}{arm}_{level}", seed)).resolve()
         tasks.append(GridTask(directory.name, train_run, (str(directory), config.to_dict()),
                               ((directory, config.frames),)))
     return tasks
+
+
+def final_success(run: RunDir) -> float:
+    """The held-out greedy success of the run's student alone on `FINAL_EPISODES` episodes (kept in the run)."""
+    kept = run.path / f"final_{FINAL_EPISODES}.json"
+    if not kept.is_file():
+        config, model = load_student(run.path)
+        result = evaluate_student(model, config.env_id, FINAL_EPISODES, config.seed,
+                                  actions=recorded_actions(run.load_checkpoint()))
+        kept.write_text(json.dumps({"success_rate": result.success_rate}))
+    return json.loads(kept.read_text())["success_rate"]
+
+
+def babyai_units(rows: list[dict]) -> tuple[int, int] | None:
+    """Episodes and frames at the first iteration whose training success over the last 100 episodes
+    reached BabyAI's 0.99 (None if none did)."""
+    frames = frames_to_success(rows, BABYAI_TARGET)
+    return None if frames is None else (next(r["episodes"] for r in rows if r["frames"] == frames), frames)
+
+
+def figure(values: list[float], reached: int, runs: int, digits: str = ",.0f") -> str:
+    """IQM [95% CI], with ">" where some run missed (its value then the budget's)."""
+    centre, low, high = aggregate(values)
+    return f"{'>' if reached < runs else ''}{centre:{digits}} [{low:{digits}}, {high:{digits}}] ({reached}/{runs})"
 
 
 def main() -> None:
@@ -67,6 +113,7 @@ def main() -> None:
     parser.add_argument("--levels", default=",".join(LEVELS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--bot-subgoals", action="store_true", help="also each student guided by the bot's subgoals")
+    parser.add_argument("--mutual", action="store_true", help="also mutual --advice subgoal with the embedded teacher")
     parser.add_argument("--frames", type=int, default=None, help="one budget for every level")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
@@ -75,26 +122,41 @@ def main() -> None:
     students, levels = args.students.split(","), args.levels.split(",")
     out = Path(args.out)
     RunDir(out).create()
-    arms = ["", "+bot-subgoals"] if args.bot_subgoals else [""]
+    arms = [""] + ["+bot-subgoals"] * args.bot_subgoals + ["+mutual-subgoals"] * args.mutual
     tasks = grid(students, arms, levels, args.seeds, out, args.frames)
     failures = run_grid(tasks, out, Placement(args.workers, args.threads), quiet=False)
-    print(f"{'level':<20} {'student':<28} {'frames to 0.9 alone (IQM [95% CI])':<40} {'reached':<8} "
-          f"{'success at the end':<22} frames/s")
-    for level, student, arm in itertools.product(levels, students, arms):
-        name = f"{label(student)}{arm}"
-        runs = [RunDir(t.runs[0][0]) for t in tasks if t.name.startswith(f"{name}_{level}_")
-                and t.name not in failures and (t.runs[0][0] / "summary.json").is_file()]
-        if not runs:
-            continue
-        budgets = [r.read_config().frames for r in runs]
-        reached = [frames_to_success(r.read_metrics(), 0.9, ALONE) for r in runs]
-        summaries = [json.loads((r.path / "summary.json").read_text()) for r in runs]
-        to_target = aggregate([f if f is not None else b for f, b in zip(reached, budgets)])
-        alone = aggregate([s["student_after"]["success_rate"] for s in summaries])
-        fps = aggregate([s["frames"] / s["wall_time"] for s in summaries])
-        print(f"{level:<20} {name:<28} {to_target[0]:>9,.0f} [{to_target[1]:,.0f}, {to_target[2]:,.0f}]"
-              f"{'':<12} {sum(f is not None for f in reached)}/{len(runs):<6} "
-              f"{alone[0]:.2f} [{alone[1]:.2f}, {alone[2]:.2f}]{'':<6} {fps[0]:,.0f}")
+    table = Table(title="ours: frames to 0.9 alone (100 held-out greedy episodes); BabyAI's: episodes and frames to "
+                        "0.99 training success (last 100 episodes); IQM [95% CI] (runs reaching it)")
+    for column in ("level", "student and arm", "frames to 0.9 alone", "episodes to 0.99", "frames to 0.99",
+                   "BabyAI 1.1 episodes", "ours / BabyAI", "/ rl", f"alone, {FINAL_EPISODES} episodes", "frames/s"):
+        table.add_column(column)
+    for level, student in itertools.product(levels, students):
+        rl_episodes = None
+        for arm in arms:
+            name = f"{label(student)}{arm}"
+            runs = [RunDir(t.runs[0][0]) for t in tasks if t.name.startswith(f"{name}_{level}_")
+                    and t.name not in failures and (t.runs[0][0] / "summary.json").is_file()]
+            if not runs:
+                continue
+            metrics = [r.read_metrics() for r in runs]
+            summaries = [json.loads((r.path / "summary.json").read_text()) for r in runs]
+            alone = [frames_to_success(rows, 0.9, ALONE) for rows in metrics]
+            babyai = [babyai_units(rows) for rows in metrics]
+            episodes = [b[0] if b else rows[-1]["episodes"] for b, rows in zip(babyai, metrics)]
+            reached = sum(b is not None for b in babyai)
+            centre = aggregate(episodes)[0]
+            published = PUBLISHED_EPISODES.get(level)
+            rl_episodes = centre if not arm else rl_episodes
+            table.add_row(level, name, figure([a or s["frames"] for a, s in zip(alone, summaries)],
+                                              sum(a is not None for a in alone), len(runs)),
+                          figure(episodes, reached, len(runs)),
+                          figure([b[1] if b else s["frames"] for b, s in zip(babyai, summaries)], reached, len(runs)),
+                          f"{published:,}" if published else "-",
+                          f"{'>' if reached < len(runs) else ''}{centre / published:.2f}" if published else "-",
+                          f"{centre / rl_episodes:.2f}" if arm and rl_episodes else "-",
+                          figure([final_success(r) for r in runs], len(runs), len(runs), ".2f"),
+                          f"{aggregate([s['frames'] / s['wall_time'] for s in summaries])[0]:,.0f}")
+    Console(width=250).print(table)
 
 
 if __name__ == "__main__":

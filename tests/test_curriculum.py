@@ -8,7 +8,7 @@ from mutualrl.curriculum import ARMS, Curriculum, parse_arms, run_curriculum, st
 from mutualrl.errors import MutualRLError
 from mutualrl.loop import Trainer
 from mutualrl.report import build_curriculum_report
-from mutualrl.tracking import ALONE, RunDir
+from mutualrl.tracking import ALONE, SUCCESS_WINDOW, RunDir
 
 from machinery import SMALL_STUDENT
 
@@ -32,6 +32,20 @@ def test_a_run_stops_once_the_student_alone_reaches_its_target(tmp_path):
     assert alone[-1] >= 0.5 and max(alone[:-1]) < 0.5  # it stopped at the first evaluation that reached it
     resumed = Trainer.resume(tmp_path, quiet=True).train()  # a finished run is not trained further
     assert resumed["frames"] == summary["frames"]
+
+
+def test_a_run_with_babyais_training_target_stops_once_it_and_the_held_out_target_are_reached(tmp_path):
+    """BabyAI's criterion (the rolling success of the last 100 training episodes) beside ours:
+    the run goes on past the first target reached until the other is reached too."""
+    config = TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=20480, num_envs=8).replace(
+        num_steps=32, eval_every=1, eval_episodes=8, target_success=0.5, target_training_success=0.97)
+    summary = Trainer(config, tmp_path, quiet=True).train()
+    rows = RunDir(tmp_path).read_metrics()
+    both = [r["episodes"] >= SUCCESS_WINDOW and r["success_rate"] >= 0.97 and max(q[ALONE] for q in rows[: i + 1]) >= 0.5
+            for i, r in enumerate(rows)]
+    assert summary["reached_target"] and summary["frames"] < config.frames
+    assert both[-1] and not any(both[:-1])
+    assert max(r[ALONE] for r in rows[:-1]) >= 0.5  # (measured: alone 1.0 an iteration before the training target)
 
 
 def test_a_run_that_misses_its_target_spends_its_budget(tmp_path):

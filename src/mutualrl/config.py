@@ -139,9 +139,12 @@ class EvalConfig:
                                 "and after the run", key="teacher_eval_every")
     target: float = _field(0.0, "stop once the student alone reaches this held-out success at an evaluation; "
                            "0 = train to the frame budget", key="target_success")
+    training_target: float = _field(0.0, "stop once the rolling success of the last 100 training episodes reaches "
+                                    "this (BabyAI's criterion is 0.99); with target_success, once both are reached; "
+                                    "0 = no such target", key="target_training_success")
 
     def validate(self) -> None:
-        _check(self, positive=("episodes",), non_negative=("every", "teacher_every"), unit=("target",))
+        _check(self, positive=("episodes",), non_negative=("every", "teacher_every"), unit=("target", "training_target"))
         if self.target > 0 and not self.every:
             raise MutualRLError(f"target_success={self.target} needs held-out evaluations: set eval_every > 0")
 

@@ -28,7 +28,7 @@ from mutualrl.rollout import AdviceRecord, Rollout, flatten
 from mutualrl.student import (PPOBatch, compute_gae, grow_optimizer_state, load_student, make_student, obs_to_tensors,
                               ppo_update, recorded_actions, recorded_student)
 from mutualrl.teachers import Teacher, make_teacher
-from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
+from mutualrl.tracking import ALONE, SUCCESS_WINDOW, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
 
 class Trainer:
@@ -67,7 +67,8 @@ class Trainer:
         elif config.teacher_guides:
             self.guidance = ActionGuidance(config.guidance, self.teacher, self.rng, self.device)
         self.iteration, self.frames, self.wall_time = 0, 0, 0.0
-        self.reached_target = False  # the student alone reached `target_success`: the run is over
+        self.reached_target = False  # every target set was reached: the run is over
+        self.reached_alone = False  # the student alone reached `target_success` at an evaluation
         self.episodes = EpisodeTracker(config.num_envs)
         self.pending_feedback: dict[str, PromptFeedback] = {}
         self.summary: dict[str, Any] = {}
@@ -124,7 +125,7 @@ class Trainer:
                     row = self.iterate()
                     logger.log(row)
                     progress.update(task, completed=self.frames, fps=row["fps"], success=row["success_rate"])
-                    self.reached_target = 0 < cfg.evaluation.target <= row.get(ALONE, -1.0)
+                    self.reached_target = self._targets_reached(row)
                     if self.iteration % cfg.checkpoint_every == 0 or self.frames >= cfg.frames or self.reached_target:
                         self.save()
         finally:
@@ -140,6 +141,15 @@ class Trainer:
                             frames_to_0_9_alone=frames_to_success(rows, 0.9, ALONE))
         (self.run.path / "summary.json").write_text(json.dumps(self.summary, indent=2))
         return self.summary
+
+    def _targets_reached(self, row: dict[str, Any]) -> bool:
+        """Whether each target set has been reached: the student alone at some evaluation so far,
+        the rolling training success (over a full window of episodes) at this iteration."""
+        targets = self.config.evaluation
+        self.reached_alone |= 0 < targets.target <= row.get(ALONE, -1.0)
+        rolling = row["success_rate"] if row.get("episodes", 0) >= SUCCESS_WINDOW else 0.0
+        return ((targets.target > 0 or targets.training_target > 0) and (not targets.target or self.reached_alone)
+                and (not targets.training_target or rolling >= targets.training_target))
 
     def iterate(self) -> dict[str, Any]:
         """One iteration: rollout, GAE, guidance, student update, feedback, maybe teacher update and evaluation."""
@@ -305,7 +315,7 @@ class Trainer:
         """An atomic checkpoint of plain values and tensors (no environment or other live objects)."""
         state = {
             "config": self.config.to_dict(), "iteration": self.iteration, "frames": self.frames,
-            "wall_time": self.wall_time, "reached_target": self.reached_target,
+            "wall_time": self.wall_time, "reached_target": self.reached_target, "reached_alone": self.reached_alone,
             "model": self.student.state_dict(), "student_architecture": self.student.architecture,
             "student_memory": self.student.memory_size,
             "optimizer": self.optimizer.state_dict(),
@@ -340,6 +350,7 @@ class Trainer:
             grow_optimizer_state(self.optimizer)
             self.iteration, self.frames, self.wall_time = state["iteration"], state["frames"], state["wall_time"]
             self.reached_target = state.get("reached_target", False)  # absent from checkpoints before it existed
+            self.reached_alone = state.get("reached_alone", self.reached_target)  # (the only target there was)
             self.episodes.load_state_dict(state["episodes"])
             if self.guidance is not None:
                 self.guidance.trust.load_state_dict(state["trust"])

@@ -127,6 +127,22 @@ def test_the_memory_reads_a_sequence_as_a_cell_stepped_through_it_and_loads_a_ce
     assert torch.allclose(recalled, torch.cat(stepped), atol=1e-6)
 
 
+def test_acting_reads_a_mission_anew_once_an_update_changed_the_reader():
+    """Acting keeps each mission's reading while the reader's weights stay as they are; an
+    optimizer step changes them in place (the fused Adam the trainer uses bumps no version)."""
+    torch.manual_seed(0)
+    model = make_student("film", 3, "action", 0)
+    obs = _random_obs(4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    with torch.no_grad():
+        before = model.read(obs)[1]
+    model.read(obs)[1].sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = model.read(obs)[1]
+    assert not torch.allclose(before, after) and torch.equal(after, model.read(obs)[1].detach())
+
+
 @pytest.mark.parametrize("architecture", list(STUDENTS))
 def test_the_subgoal_gate_mixes_the_shown_subgoal_with_the_students_own_per_row(architecture):
     """gate 1: the teacher's subgoal is the input; gate 0: the student's own grounding (as alone);

@@ -340,7 +340,7 @@ class FiLMActorCritic(Student):
         self.word_emb = nn.Embedding(len(MISSION_VOCAB) + 1, 16, padding_idx=len(MISSION_VOCAB))
         self.reader = nn.GRU(16, mission_dim, batch_first=True)
         self._readings: dict[bytes, torch.Tensor] = {}  # mission -> its reading, while acting
-        self._readings_of: tuple = ()  # the reader's weights (address, version) those readings were made with
+        self._readings_of: list[torch.Tensor] = []  # a copy of the reader's weights those readings were made with
         subgoals = advice == "subgoal"
         cond_dim = mission_dim + (SUBGOAL_DIM - 49 if subgoals else 0)  # the verb and where its object lies
         self.match_heads = match_heads
@@ -369,9 +369,9 @@ class FiLMActorCritic(Student):
     def _recall_reading(self, missions: torch.Tensor) -> torch.Tensor:
         """`_read_words` without a gradient, each mission read once while the reader's weights stay
         as they are (an episode's mission is read again at each of its steps while acting)."""
-        weights = tuple((p.data_ptr(), p._version) for p in (self.word_emb.weight, *self.reader.parameters()))
-        if weights != self._readings_of:  # an update or a load changed them in place
-            self._readings, self._readings_of = {}, weights
+        weights = [self.word_emb.weight, *self.reader.parameters()]
+        if len(weights) != len(self._readings_of) or not all(map(torch.equal, weights, self._readings_of)):
+            self._readings, self._readings_of = {}, [w.detach().clone() for w in weights]  # an update changed them
         keys = [row.tobytes() for row in missions.cpu().numpy()]
         unread = [i for i, key in enumerate(keys) if key not in self._readings]  # (the missions are distinct)
         if unread:

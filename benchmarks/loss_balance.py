@@ -23,7 +23,7 @@ from rich.table import Table
 from mutualrl import output
 from mutualrl.config import TrainConfig
 from mutualrl.loop import Trainer
-from mutualrl.student import minibatch_losses, weighted
+from mutualrl.ppo import minibatch_losses, weighted
 from mutualrl.tracking import Timer
 
 TERMS = ("pg_loss", "entropy", "v_loss", "guidance_loss")

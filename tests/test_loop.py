@@ -7,7 +7,7 @@ from mutualrl.envs import NAVIGATION_ACTIONS, Situation
 from mutualrl.errors import MutualRLError
 from mutualrl.feedback import build_feedback, td_errors
 from mutualrl.loop import Trainer
-from mutualrl.student import compute_gae
+from mutualrl.ppo import compute_gae
 from mutualrl.tracking import RunDir, Timer
 
 BUDGET = dict(env_id="BabyAI-GoToRedBallNoDists-v0", frames=4096, num_envs=8, num_steps=64, eval_episodes=10, eval_every=0)

@@ -7,7 +7,8 @@ from mutualrl.envs import encode_mission
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import evaluate_student
 from mutualrl.loop import Trainer
-from mutualrl.student import STUDENTS, ActorCritic, PPOBatch, compute_gae, load_student, make_student, ppo_update
+from mutualrl.ppo import PPOBatch, compute_gae, ppo_update
+from mutualrl.student import STUDENTS, ActorCritic, load_student, make_student
 from mutualrl.subgoals import VERBS
 from mutualrl.tracking import RunDir
 

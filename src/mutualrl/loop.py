@@ -25,8 +25,9 @@ from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals,
 from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
 from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout, flatten
-from mutualrl.student import (PPOBatch, compute_gae, grow_optimizer_state, load_student, make_student, obs_to_tensors,
-                              ppo_update, recorded_actions, recorded_student)
+from mutualrl.ppo import PPOBatch, compute_gae, ppo_update
+from mutualrl.student import (grow_optimizer_state, load_student, make_student, obs_to_tensors, recorded_actions,
+                              recorded_student)
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, SUCCESS_WINDOW, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 

@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/mutualrl train --config configs/demo.yaml --out runs/demo
 
+# Two test processes (most tests step environments in Python, on one core); the Ray tests share one.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: setup
 	$(BIN)/python benchmarks/rl_alone.py

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import pytest
 import torch
 
 from mutualrl.envs import ACTION_TEXTS, NAVIGATION_ACTIONS, Situation, describe
 
-torch.set_num_threads(2)
+IN_A_TEST_PROCESS_OF_TWO = "PYTEST_XDIST_WORKER" in os.environ  # `make test`: one thread each, also in the
+if IN_A_TEST_PROCESS_OF_TWO:                                      # commands they start (`mutualrl ...`)
+    os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1 if IN_A_TEST_PROCESS_OF_TWO else 2)
 
 
 @pytest.fixture(scope="session")

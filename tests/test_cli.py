@@ -100,8 +100,8 @@ def test_unwritable_out_is_one_line():
 def test_library_chatter_only_with_verbose(tmp_path, verbose):
     """On a level with distractors BabyAI prints rejected layouts: only with --verbose."""
     args = ["train", "--mode", "mutual", "--teacher", "tiny", "--env", "BabyAI-GoToLocal-v0", "--frames", "64",
-            "--num-envs", "4", "--num-steps", "16", "--eval-episodes", "2", "--eval-every", "1",
-            "--teacher-update-every", "1", "--out", str(tmp_path / "run")] + (["--verbose"] if verbose else [])
+            "--num-envs", "4", "--num-steps", "16", "--eval-episodes", "2", "--teacher-update-every", "1",
+            "--out", str(tmp_path / "run")] + (["--verbose"] if verbose else [])
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     shown = result.stdout + result.stderr

@@ -22,6 +22,7 @@ from machinery import SMALL_STUDENT
 from openai_server import OpenAICompatibleServer
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")  # one local Ray per test process: these tests share one
 
 SMALL = dict(env_id="MiniGrid-Empty-5x5-v0", num_envs=4, num_steps=32, eval_episodes=2, eval_every=4, **SMALL_STUDENT)
 

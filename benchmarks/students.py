@@ -4,7 +4,7 @@ subgoals (`--mode guided --advice subgoal --teacher bot`); with `--mutual`, `mut
 with the embedded teacher (SmolLM2-135M). Every arm is judged alone.
 
     python benchmarks/students.py [--students mlp,film,film:64] [--levels GoToRedBallNoDists,GoToLocal] \
-        [--seeds 3] [--bot-subgoals] [--mutual] [--frames N] [--workers 1] [--out runs/bench-students]
+        [--seeds 3] [--bot-subgoals] [--mutual] [--frames N] [--workers 1] [--out runs/bench-students] [--markdown]
 
 Per level and arm:
 - ours: frames until the held-out greedy success of the student alone (100 episodes, every 10,240
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default="runs/bench-students")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/results.md)")
     args = parser.parse_args()
     students, levels = args.students.split(","), args.levels.split(",")
     out = Path(args.out)
@@ -125,13 +126,11 @@ def main() -> None:
     arms = [""] + ["+bot-subgoals"] * args.bot_subgoals + ["+mutual-subgoals"] * args.mutual
     tasks = grid(students, arms, levels, args.seeds, out, args.frames)
     failures = run_grid(tasks, out, Placement(args.workers, args.threads), quiet=False)
-    table = Table(title="ours: frames to 0.9 alone (100 held-out greedy episodes); BabyAI's: episodes and frames to "
-                        "0.99 training success (last 100 episodes); IQM [95% CI] (runs reaching it)")
-    for column in ("level", "student and arm", "frames to 0.9 alone", "episodes to 0.99", "frames to 0.99",
-                   "BabyAI 1.1 episodes", "ours / BabyAI", "/ rl", f"alone, {FINAL_EPISODES} episodes", "frames/s"):
-        table.add_column(column)
+    columns = ("level", "student and arm", "frames to 0.9 alone", "episodes to 0.99", "frames to 0.99",
+               "BabyAI 1.1 episodes", "ours / BabyAI", "/ rl", f"alone, {FINAL_EPISODES} episodes", "frames/s")
+    rows = []
     for level, student in itertools.product(levels, students):
-        rl_episodes = None
+        rl = None  # rl's episodes to 0.99 (IQM) and whether every run reached it
         for arm in arms:
             name = f"{label(student)}{arm}"
             runs = [RunDir(t.runs[0][0]) for t in tasks if t.name.startswith(f"{name}_{level}_")
@@ -144,19 +143,35 @@ def main() -> None:
             babyai = [babyai_units(rows) for rows in metrics]
             episodes = [b[0] if b else rows[-1]["episodes"] for b, rows in zip(babyai, metrics)]
             reached = sum(b is not None for b in babyai)
-            centre = aggregate(episodes)[0]
+            centre, every = aggregate(episodes)[0], reached == len(runs)
             published = PUBLISHED_EPISODES.get(level)
-            rl_episodes = centre if not arm else rl_episodes
-            table.add_row(level, name, figure([a or s["frames"] for a, s in zip(alone, summaries)],
-                                              sum(a is not None for a in alone), len(runs)),
-                          figure(episodes, reached, len(runs)),
-                          figure([b[1] if b else s["frames"] for b, s in zip(babyai, summaries)], reached, len(runs)),
-                          f"{published:,}" if published else "-",
-                          f"{'>' if reached < len(runs) else ''}{centre / published:.2f}" if published else "-",
-                          f"{centre / rl_episodes:.2f}" if arm and rl_episodes else "-",
-                          figure([final_success(r) for r in runs], len(runs), len(runs), ".2f"),
-                          f"{aggregate([s['frames'] / s['wall_time'] for s in summaries])[0]:,.0f}")
+            rl = (centre, every) if not arm else rl
+            rows.append([level, name, figure([a or s["frames"] for a, s in zip(alone, summaries)],
+                                             sum(a is not None for a in alone), len(runs)),
+                         figure(episodes, reached, len(runs)),
+                         figure([b[1] if b else s["frames"] for b, s in zip(babyai, summaries)], reached, len(runs)),
+                         f"{published:,}" if published else "-",
+                         f"{'' if every else '>'}{centre / published:.2f}" if published else "-",
+                         ratio(centre, every, *rl) if arm and rl else "-",
+                         figure([final_success(r) for r in runs], len(runs), len(runs), ".2f"),
+                         f"{aggregate([s['frames'] / s['wall_time'] for s in summaries])[0]:,.0f}"])
+    if args.markdown:
+        print("\n".join("| " + " | ".join(row) + " |" for row in [list(columns), ["---"] * len(columns), *rows]))
+        return
+    table = Table(title="ours: frames to 0.9 alone (100 held-out greedy episodes); BabyAI's: episodes and frames to "
+                        "0.99 training success (last 100 episodes); IQM [95% CI] (runs reaching it)")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
     Console(width=250).print(table)
+
+
+def ratio(episodes: float, every: bool, rl_episodes: float, rl_every: bool) -> str:
+    """An arm's episodes to 0.99 over rl's, a bound where one side missed (its count then its last)."""
+    if not every and not rl_every:
+        return "?"
+    return f"{'>' if not every else '<' if not rl_every else ''}{episodes / rl_episodes:.2f}"
 
 
 if __name__ == "__main__":

@@ -36,10 +36,11 @@ from rich.table import Table
 
 from mutualrl import output
 from mutualrl.config import TrainConfig
+from mutualrl.envs import FULL_ACTIONS
 from mutualrl.evaluation import evaluate_student
 from mutualrl.grid import GridTask, Placement, run_grid, train_run
 from mutualrl.report import aggregate
-from mutualrl.student import load_student, recorded_actions
+from mutualrl.student import load_student
 from mutualrl.tracking import ALONE, RunDir, frames_to_success, seeded_name
 
 LEVELS = ("GoToRedBallNoDists", "GoToRedBall", "GoToLocal", "PickupLoc", "PutNextLocal")
@@ -88,7 +89,7 @@ def final_success(run: RunDir) -> float:
     if not kept.is_file():
         config, model = load_student(run.path)
         result = evaluate_student(model, config.env_id, FINAL_EPISODES, config.seed,
-                                  actions=recorded_actions(run.load_checkpoint()))
+                                  actions=FULL_ACTIONS[: model.num_actions])
         kept.write_text(json.dumps({"success_rate": result.success_rate}))
     return json.loads(kept.read_text())["success_rate"]
 
@@ -128,7 +129,7 @@ def main() -> None:
     failures = run_grid(tasks, out, Placement(args.workers, args.threads), quiet=False)
     columns = ("level", "student and arm", "frames to 0.9 alone", "episodes to 0.99", "frames to 0.99",
                "BabyAI 1.1 episodes", "ours / BabyAI", "/ rl", f"alone, {FINAL_EPISODES} episodes", "frames/s")
-    rows = []
+    table_rows = []
     for level, student in itertools.product(levels, students):
         rl = None  # rl's episodes to 0.99 (IQM) and whether every run reached it
         for arm in arms:
@@ -146,7 +147,7 @@ def main() -> None:
             centre, every = aggregate(episodes)[0], reached == len(runs)
             published = PUBLISHED_EPISODES.get(level)
             rl = (centre, every) if not arm else rl
-            rows.append([level, name, figure([a or s["frames"] for a, s in zip(alone, summaries)],
+            table_rows.append([level, name, figure([a or s["frames"] for a, s in zip(alone, summaries)],
                                              sum(a is not None for a in alone), len(runs)),
                          figure(episodes, reached, len(runs)),
                          figure([b[1] if b else s["frames"] for b, s in zip(babyai, summaries)], reached, len(runs)),
@@ -156,13 +157,13 @@ def main() -> None:
                          figure([final_success(r) for r in runs], len(runs), len(runs), ".2f"),
                          f"{aggregate([s['frames'] / s['wall_time'] for s in summaries])[0]:,.0f}"])
     if args.markdown:
-        print("\n".join("| " + " | ".join(row) + " |" for row in [list(columns), ["---"] * len(columns), *rows]))
+        print("\n".join("| " + " | ".join(row) + " |" for row in [list(columns), ["---"] * len(columns), *table_rows]))
         return
     table = Table(title="ours: frames to 0.9 alone (100 held-out greedy episodes); BabyAI's: episodes and frames to "
                         "0.99 training success (last 100 episodes); IQM [95% CI] (runs reaching it)")
     for column in columns:
         table.add_column(column)
-    for row in rows:
+    for row in table_rows:
         table.add_row(*row)
     Console(width=250).print(table)
 

@@ -29,7 +29,7 @@ from mutualrl.ppo import PPOBatch, compute_gae, ppo_update
 from mutualrl.student import (grow_optimizer_state, load_student, make_student, obs_to_tensors, recorded_actions,
                               recorded_student)
 from mutualrl.teachers import Teacher, make_teacher
-from mutualrl.tracking import ALONE, SUCCESS_WINDOW, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
+from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
 
 class Trainer:
@@ -148,9 +148,9 @@ class Trainer:
         the rolling training success (over a full window of episodes) at this iteration."""
         targets = self.config.evaluation
         self.reached_alone |= 0 < targets.target <= row.get(ALONE, -1.0)
-        rolling = row["success_rate"] if row.get("episodes", 0) >= SUCCESS_WINDOW else 0.0
+        trained = frames_to_success([row], targets.training_target) is not None  # (its full-window rule)
         return ((targets.target > 0 or targets.training_target > 0) and (not targets.target or self.reached_alone)
-                and (not targets.training_target or rolling >= targets.training_target))
+                and (not targets.training_target or trained))
 
     def iterate(self) -> dict[str, Any]:
         """One iteration: rollout, GAE, guidance, student update, feedback, maybe teacher update and evaluation."""

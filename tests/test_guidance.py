@@ -4,7 +4,8 @@ import torch
 
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import NAVIGATION_ACTIONS, Situation
-from mutualrl.guidance import ADVICE_FLOOR, ActionGuidance, TrustTable
+from mutualrl.guidance import ADVICE_FLOOR, ActionGuidance
+from mutualrl.trust import TrustTable
 from mutualrl.teachers import Advice, Teacher
 
 

@@ -10,7 +10,7 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from mutualrl.config import TrainConfig
-from mutualrl.envs import FULL_ACTIONS, QuietReset, registered_env_ids
+from mutualrl.envs import FULL_ACTIONS, QuietReset, registered_env_ids, task_actions
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.expert import SubgoalHands
@@ -157,3 +157,18 @@ def test_subgoal_training_and_evaluation_run_on_a_level_without_a_babyai_instruc
         summary = Trainer(config, tmp_path / "run", teacher=HFTeacher(*tiny_causal), quiet=True).train()
     assert summary["frames"] == 64 and "subgoal_accuracy" not in summary["teacher_after"]
     assert any("no subgoal accuracy" in r.getMessage() and "\n" not in r.getMessage() for r in caplog.records)
+
+
+def test_the_bot_follows_acts_that_take_its_target_away_without_a_traceback():
+    """A student's random acts on KeyCorridorS3R1 (this seed) once left the bot's go-next-to step
+    without a target, and the bot's own code failed on it in the middle of guided training."""
+    env_id = "BabyAI-KeyCorridorS3R1-v0"
+    actions = task_actions(env_id)
+    env = gym.make(env_id)
+    env.reset(seed=108)
+    rng, bot, last = np.random.default_rng(108), BotTeacher(), None
+    for _ in range(120):
+        assert bot.observe([env.unwrapped], [last])[0] in FULL_ACTIONS
+        action = int(rng.integers(len(actions)))
+        env.step(FULL_ACTIONS.index(actions[action]))
+        last = actions[action]

@@ -44,6 +44,8 @@ ARMS = {
     "mutual-carry": Arm("mutual", carry_student=True, carry_teacher=True),
     # the upper bound: the bot's subgoals, read from the live state at every step (so no read budget)
     "bot": Arm("guided", carry_student=False, carry_teacher=False, settings=(("teacher", "bot"), ("teacher_budget", 0))),
+    # ... climbing with one student: on BlockedUnlockPickup only a student carried from UnlockPickup learnt
+    "bot-carry": Arm("guided", carry_student=True, carry_teacher=False, settings=(("teacher", "bot"), ("teacher_budget", 0))),
 }
 
 

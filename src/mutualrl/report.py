@@ -174,7 +174,7 @@ def build_report(root: Path) -> Path:
 # ------------------------------------------------------------------ curriculum
 
 #: each arm with a teacher, and the arm without one it must beat (frames to target, stage by stage)
-BASELINES = {"mutual": "rl", "mutual-carry": "rl-carry"}
+BASELINES = {"mutual": "rl", "mutual-carry": "rl-carry", "bot": "rl", "bot-carry": "rl-carry"}
 
 
 def _load_stage(directory: Path, budget: int) -> dict[str, Any] | None:

@@ -37,15 +37,16 @@ class Arm:
     settings: tuple[tuple[str, Any], ...] = ()  # flat config keys this arm sets whatever the curriculum says
 
 
+#: what the bot's arms set: its subgoals, read from the live state at every step (so no read budget)
+_BOT = (("teacher", "bot"), ("teacher_budget", 0))
 ARMS = {
     "rl": Arm("rl", carry_student=False, carry_teacher=False),  # a new student each stage, no teacher
     "rl-carry": Arm("rl", carry_student=True, carry_teacher=False),  # the baseline for carried weights
     "mutual": Arm("mutual", carry_student=False, carry_teacher=True),  # the teacher carried, a new student
     "mutual-carry": Arm("mutual", carry_student=True, carry_teacher=True),
-    # the upper bound: the bot's subgoals, read from the live state at every step (so no read budget)
-    "bot": Arm("guided", carry_student=False, carry_teacher=False, settings=(("teacher", "bot"), ("teacher_budget", 0))),
+    "bot": Arm("guided", carry_student=False, carry_teacher=False, settings=_BOT),  # the upper bound
     # ... climbing with one student: on BlockedUnlockPickup only a student carried from UnlockPickup learnt
-    "bot-carry": Arm("guided", carry_student=True, carry_teacher=False, settings=(("teacher", "bot"), ("teacher_budget", 0))),
+    "bot-carry": Arm("guided", carry_student=True, carry_teacher=False, settings=_BOT),
 }
 
 

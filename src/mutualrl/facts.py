@@ -10,8 +10,9 @@ a question serves every state with the same facts.
 from __future__ import annotations
 
 import numpy as np
-from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
+from minigrid.core.constants import IDX_TO_OBJECT, STATE_TO_IDX
 
+from mutualrl.grounding import words_of
 from mutualrl.subgoals import Obj, carried, visible_objects
 
 _DOOR = "door"
@@ -19,7 +20,8 @@ _STATE_NAMES = {i: name for name, i in STATE_TO_IDX.items()}
 
 
 def _name(obj: Obj) -> str:
-    return f"{IDX_TO_COLOR[obj[1]]} {IDX_TO_OBJECT[obj[0]]}"
+    """'red key': the object's words as the clozes name them."""
+    return " ".join(words_of(obj))
 
 
 def door_states(image: np.ndarray) -> dict[Obj, str]:

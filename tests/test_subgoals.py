@@ -508,7 +508,7 @@ def test_every_babyai_level_runs_subgoal_advice_and_its_evaluation(env_id):
     obs, _ = envs.reset(seed=0)
     teacher, driver, hands = BotTeacher(), BotTeacher(), SubgoalHands()
     guidance = SubgoalGuidance(GuidanceConfig(), teacher, np.random.default_rng(0), torch.device("cpu"), 1, actions)
-    choices = _subgoal_choices(BotTeacher(), actions)
+    choices = _subgoal_choices(BotTeacher(), env_id, actions)
     guidance.start_rollout()
     last = None
     for step in range(4):

@@ -71,16 +71,9 @@ def task_actions(env_id: str, action_space: str = "task") -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def level_needs(env_id: str) -> tuple[str, ...]:
-    """The actions a level needs, read from what it places and asks in a few sampled layouts.
-
-    Only moving about (the three navigation actions, which keeps exploration and the teacher's
-    choice three-way) where no layout has a closed door and, for a BabyAI level, every mission is
-    to go somewhere, or, for a plain MiniGrid level, nothing can be carried. Else a BabyAI level
-    gets the six actions but `done` (which no BabyAI mission needs; doors may hide keys and
-    blockers that must be carried away), and a plain MiniGrid level all seven (some, such as
-    GoToDoor, end on `done`). Each prefix of `FULL_ACTIONS`, so a checkpoint's policy size names
-    its action space."""
+def _layouts(env_id: str) -> tuple[bool, bool, bool]:
+    """What a level places and asks in a few sampled layouts: a closed door, something that can be
+    carried, and (for a BabyAI level) only missions to go somewhere."""
     check_env_id(env_id)
     env = QuietReset(gym.make(env_id))
     goes_only, closed_door, carriable = True, False, False
@@ -92,10 +85,30 @@ def level_needs(env_id: str) -> tuple[str, ...]:
         carriable |= any(kind in ("key", "ball", "box") for kind, _ in kinds)
         goes_only &= _goes_only(getattr(level, "instrs", None))
     env.close()
+    return closed_door, carriable, goes_only
+
+
+def level_needs(env_id: str) -> tuple[str, ...]:
+    """The actions a level needs, read from what it places and asks in a few sampled layouts.
+
+    Only moving about (the three navigation actions, which keeps exploration and the teacher's
+    choice three-way) where no layout has a closed door and, for a BabyAI level, every mission is
+    to go somewhere, or, for a plain MiniGrid level, nothing can be carried. Else a BabyAI level
+    gets the six actions but `done` (which no BabyAI mission needs; doors may hide keys and
+    blockers that must be carried away), and a plain MiniGrid level all seven (some, such as
+    GoToDoor, end on `done`). Each prefix of `FULL_ACTIONS`, so a checkpoint's policy size names
+    its action space."""
+    closed_door, carriable, goes_only = _layouts(env_id)
     babyai = env_id.startswith("BabyAI-")
     if not closed_door and (goes_only if babyai else not carriable):
         return NAVIGATION_ACTIONS
     return ACTION_TEXTS if babyai else FULL_ACTIONS
+
+
+def has_closed_doors(env_id: str) -> bool:
+    """Whether a level places closed or locked doors (in a few sampled layouts): its next step
+    depends on the state (a key first, a door to open on the way)."""
+    return _layouts(env_id)[0]
 
 
 def _goes_only(instr: Any) -> bool:

@@ -12,9 +12,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mutualrl.envs import FULL_ACTIONS, make_env, situations, task_actions, unwrapped_envs
+from mutualrl.envs import FULL_ACTIONS, has_closed_doors, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.student import Student, obs_to_tensors
-from mutualrl.grounding import choose, mission_questions
+from mutualrl.steps import choose, state_questions
 from mutualrl.expert import SubgoalHands
 from mutualrl.subgoals import Subgoal
 from mutualrl.teachers.base import Teacher
@@ -128,8 +128,10 @@ def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
     return run_episodes(env_id, episodes, seed, policy, with_expert=True, actions=actions)
 
 
-def _subgoal_choices(teacher: Teacher, actions: tuple[str, ...], reword: Callable[[str], str] | None = None):
-    """The teacher's most likely subgoal for each copy of a step (missions reworded by `reword`)."""
+def _subgoal_choices(teacher: Teacher, env_id: str, actions: tuple[str, ...], reword: Callable[[str], str] | None = None):
+    """The teacher's most likely subgoal for each copy of a step (missions reworded by `reword`;
+    on a level with closed doors, the next step asked too: `steps`)."""
+    steps = has_closed_doors(env_id)
 
     def choices(obs, sits, envs) -> list[Subgoal]:
         teacher.observe(envs, [s.last_action for s in sits])
@@ -137,7 +139,7 @@ def _subgoal_choices(teacher: Teacher, actions: tuple[str, ...], reword: Callabl
             return [teacher.subgoal(env, image) for image, env in zip(np.asarray(obs["image"]), envs)]
         chosen = []
         for mission, image, env in zip(obs["mission"], np.asarray(obs["image"]), envs):
-            questions = mission_questions(reword(mission) if reword else mission, actions)
+            questions = state_questions(reword(mission) if reword else mission, image, actions, steps)
             answers = teacher.advise(questions, envs=[env] * len(questions))
             chosen.append(choose(questions, [a.probs for a in answers], image, actions)[0])
         return chosen
@@ -157,7 +159,7 @@ def subgoal_agreement(teacher: Teacher, env_id: str, episodes: int, seed: int, a
                                              "measured against, needs a BabyAI instruction; this level has text only)")
         return None
     actions = actions or task_actions(env_id)
-    expert, choices, agree = BotTeacher(), _subgoal_choices(teacher, actions, reword), []
+    expert, choices, agree = BotTeacher(), _subgoal_choices(teacher, env_id, actions, reword), []
 
     def follow_the_bot(obs, sits, envs, _starts):
         want = expert.observe(envs, [s.last_action for s in sits])
@@ -176,7 +178,7 @@ def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
     subgoals carried out by the bot's planner (`SubgoalHands`), which finds the way but never
     chooses what to do."""
     actions = actions or task_actions(env_id)
-    hands, choices = SubgoalHands(), _subgoal_choices(teacher, actions)
+    hands, choices = SubgoalHands(), _subgoal_choices(teacher, env_id, actions)
 
     def act_alone(obs, sits, envs, _starts):
         return np.array([FULL_ACTIONS.index(hands.act(env, subgoal, sit.last_action))

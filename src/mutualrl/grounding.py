@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_OBJECT
@@ -46,7 +46,8 @@ _NEEDS = {"go": (), "pick": ("pick up",), "put": ("pick up", "drop"), "open": ("
 QUESTION, VERB_LEAD = "Say the mission again.", "In plain words, the mission is to"
 #: the restatement up to the object each verb needs (`put` needs two): the roles of objects
 ROLES = {"go": "The mission is to go to the", "pick": "The mission is to pick up the", "open": "The mission is to open the",
-         "move": "The mission is to put the", "fixed": "The mission is to put it next to the"}
+         "move": "The mission is to put the", "fixed": "The mission is to put it next to the",
+         "next": "So the agent must now get the"}  # (the next step's object: `steps`)
 #: the mission of the clozes that measure the model's bias, whatever the mission
 CONTENT_FREE = "N/A"
 
@@ -195,7 +196,7 @@ def _role(word: str, carrying: Obj | None) -> str:
     return word if word != "put" else ("move" if carrying is None else "fixed")
 
 
-def _subgoal_for(word: str, obj: Obj, carrying: Obj | None) -> tuple[str, str]:
+def subgoal_for(word: str, obj: Obj, carrying: Obj | None) -> tuple[str, str]:
     """The verb a subgoal on `obj` takes, and the role whose object it is, for a verb word."""
     role, door = _role(word, carrying), IDX_TO_OBJECT[obj[0]] == "door"
     if word == "put":
@@ -219,7 +220,7 @@ def choice_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], n
     weights: dict[Option, float] = {Option(Subgoal(EXPLORE)): 0.0}
     for word, pw in reading.verbs.items():
         role = _role(word, holding)
-        given = {Option(Subgoal(_subgoal_for(word, obj, holding)[0], obj), word, role): reading.p(role, obj) for obj in seen}
+        given = {Option(Subgoal(subgoal_for(word, obj, holding)[0], obj), word, role): reading.p(role, obj) for obj in seen}
         given[Option(Subgoal(EXPLORE))] = DESIGN.explore_ratio * reading.best_unseen(role, seen)
         total = sum(given.values())
         for option, w in given.items():
@@ -245,12 +246,14 @@ def answers_for(questions: Sequence[Situation], option: Option) -> list[int]:
 
 
 def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
-           rng: np.random.Generator | None = None) -> tuple[Subgoal, list[int]]:
-    """The teacher's subgoal from its answers: the most likely, or with `rng` one drawn from its
-    distribution; and the answer it amounts to in each cloze (what feedback is given on)."""
+           rng: np.random.Generator | None = None,
+           weigh: Callable[[Reading, np.ndarray], tuple[list[Option], np.ndarray]] | None = None) -> tuple[Subgoal, list[int]]:
+    """The teacher's subgoal from its answers (weighed by `weigh`, default `choice_weights`): the
+    most likely, or with `rng` one drawn from its distribution; and the answer it amounts to in
+    each cloze (what feedback is given on)."""
     if not visible_objects(image):
         return Subgoal(EXPLORE), [-1] * len(questions)
-    options, weights = choice_weights(Reading(questions, probs, actions), image)
+    options, weights = (weigh or choice_weights)(Reading(questions, probs, actions), image)
     option = options[int(rng.choice(len(options), p=weights)) if rng is not None else int(np.argmax(weights))]
     answers = answers_for(questions, option)
     return option.subgoal, answers if option.role is None else as_read(questions, answers, probs, option.subgoal.obj)
@@ -317,7 +320,7 @@ def hindsight(mission: str, actions: tuple[str, ...], obj: Obj, verb: str, carry
         words = (words[int(np.argmax(verb_reading))],)
     picked, answers = [], []
     for word in words:
-        made, role = _subgoal_for(word, obj, carrying)
+        made, role = subgoal_for(word, obj, carrying)
         if made != verb:
             continue
         for q, a in zip(questions, answers_for(questions, Option(Subgoal(verb, obj), word, role))):

@@ -20,7 +20,8 @@ import torch
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
-from mutualrl.grounding import as_read, choose, hindsight, judged, meaning, mission_questions
+from mutualrl.grounding import as_read, hindsight, judged, meaning, mission_questions
+from mutualrl.steps import choose, state_questions, step_hindsight
 from mutualrl.subgoals import (SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, front_object, reached,
                                subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
@@ -154,8 +155,8 @@ class SubgoalGuidance(Guidance):
     and reported."""
 
     def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
-                 num_envs: int, actions: tuple[str, ...], shows: bool = True):
-        self.actions = actions
+                 num_envs: int, actions: tuple[str, ...], shows: bool = True, steps: bool = False):
+        self.actions, self.steps = actions, steps  # steps: ask the next step too (`steps`, a level with closed doors)
         self.held: list[_Held | None] = [None] * num_envs
         self._paid: list[set[Subgoal]] = [set() for _ in range(num_envs)]  # subgoals rewarded this episode
         self._nearest: list[dict[Subgoal, int]] = [{} for _ in range(num_envs)]  # closest approach this episode
@@ -172,8 +173,8 @@ class SubgoalGuidance(Guidance):
         super().start_rollout()
         self._read_asked()
         if not self.config.budget and self._before is not None:
-            unread = list(dict.fromkeys(q for m in self._before[1] for q in mission_questions(m, self.actions)
-                                        if not self.teacher.knows(q)))
+            unread = list(dict.fromkeys(q for image, m in zip(*self._before)
+                                        for q in state_questions(m, image, self.actions, self.steps) if not self.teacher.knows(q)))
             if unread:
                 self.teacher.advise(unread)
                 self.reads += len(unread)
@@ -211,7 +212,7 @@ class SubgoalGuidance(Guidance):
                         held.decision.end = step
                     self._hold_named(i, step, missions[i], images[i], subgoal)
             return self._record(images, envs)
-        candidates = {i: list(mission_questions(missions[i], self.actions)) if visible_objects(images[i]) else []
+        candidates = {i: list(state_questions(missions[i], images[i], self.actions, self.steps)) if visible_objects(images[i]) else []
                       for i in need}
         now, later, unread = [], [], {}
         for i in need:
@@ -339,8 +340,8 @@ class SubgoalGuidance(Guidance):
 
     def _note_hindsight(self, after: np.ndarray, step: int) -> None:
         """Where a step brought the student to an object (now facing it; now carrying it), the
-        mission's clozes are judged on the answers the student's own act amounts to, whatever the
-        teacher said: hindsight feedback from the student's experience, so the teacher learns even
+        mission's clozes (and on a level with doors the next step's, `steps`) are judged on the
+        answers the student's own act amounts to, whatever the teacher said: hindsight feedback from the student's experience, so the teacher learns even
         while the student does not yet follow it."""
         before, missions = self._before
         for i in range(len(after)):
@@ -353,6 +354,9 @@ class SubgoalGuidance(Guidance):
                 continue
             questions, answers = hindsight(missions[i], self.actions, obj, verb, carried(before[i]),
                                            self._verb_reading(missions[i]))
+            if self.steps:  # and the object dealt with as the step the state before it asked for
+                step_clozes, step_answers = step_hindsight(missions[i], before[i], obj)
+                questions, answers = questions + step_clozes, answers + step_answers
             if questions:
                 said = self.teacher.recall(questions)  # the update improves on the teacher's own answers
                 probs = [a.probs if a is not None else np.full(len(q.actions), 1.0 / len(q.actions))

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mutualrl.config import TrainConfig
-from mutualrl.envs import make_env, situations, task_actions, unwrapped_envs
+from mutualrl.envs import has_closed_doors, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals, evaluate_teacher
 from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
@@ -64,7 +64,8 @@ class Trainer:
         self.guidance: ActionGuidance | SubgoalGuidance | None = None
         if self.subgoals and config.uses_teacher:  # subgoals are chosen to be judged even where not shown
             self.guidance = SubgoalGuidance(config.guidance, self.teacher, self.rng, self.device, config.num_envs,
-                                            self.actions, shows=config.teacher_guides)
+                                            self.actions, shows=config.teacher_guides,
+                                            steps=has_closed_doors(config.env_id))
         elif config.teacher_guides:
             self.guidance = ActionGuidance(config.guidance, self.teacher, self.rng, self.device)
         self.iteration, self.frames, self.wall_time = 0, 0, 0.0

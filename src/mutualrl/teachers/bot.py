@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from minigrid.core.constants import IDX_TO_OBJECT
 from minigrid.utils.baby_ai_bot import DisappearedBoxError
 
 from mutualrl.envs import FULL_ACTIONS, Situation
@@ -107,13 +108,18 @@ class BotTeacher(Teacher):
 
     def _ground(self, situations: Sequence[Situation], envs: Sequence[Any] | None) -> list[Advice]:
         """Answers to grounding clozes that make the bot's current subgoal the choice: its verb,
-        and its object's colour and kind in every role; where it explores, the name of an object
-        not in view (bots kept in step by `observe`)."""
+        and its object's colour and kind in every role (for a drop, those of the step it makes
+        room for); where it explores, the name of an object not in view (bots kept in step by
+        `observe`)."""
         self._check_envs(situations, envs)
         wanted = {}
         for env in {id(env): env for env in envs}.values():
             image = env.gen_obs()["image"]
-            goal = self.expert_subgoals(env, image)[0]
+            # a drop frees the hands for the step below it, or, the last of the plan so far, for an
+            # object in view the bot will plan for next
+            ahead = [Subgoal("pick up", o) for o in visible_objects(image) if IDX_TO_OBJECT[o[0]] != "door"]
+            goal = next((g for g in self.expert_subgoals(env, image) if g.verb != "drop"), None) or \
+                next(iter(ahead), Subgoal(EXPLORE))
             seen = {words_of(obj) for obj in visible_objects(image)}
             name = words_of(goal.obj) if goal.verb != EXPLORE else next(
                 (c, k) for c in COLOURS for k in KINDS if (c, k) not in seen)

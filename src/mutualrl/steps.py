@@ -1,0 +1,93 @@
+"""The next step: which object to deal with now, asked with the facts of the state.
+
+The clozes of `grounding` read the mission alone, so on a level with doors they name the door to
+open while its key still lies on the floor. Where a level has closed doors, the teacher is also
+asked about the next step, with the facts that decide it
+(`facts.state_facts`: what the agent carries, the doors in view and their states, what else is
+in view) and the rule that a locked door needs its key:
+
+    Mission: open the red door.
+    You carry nothing. The red door is locked. You see a red key. A locked door opens only with its key.
+    So the agent must now get the {red|...|ball|box|key|door}
+
+then the kind after the colour, as the grounding clozes ask it (`benchmarks/next_step_zero_shot.py`
+measured this form best of four; docs/results.md). The questions are keyed by the facts, never by
+where things lie, so one read serves every state with the same facts, and feedback on them teaches
+the step for all of those states.
+
+The object is the model's answer; the verb follows from the object and the hands, as a step of
+the bot's plan does: a key is picked up (hands emptied first), a closed or locked door opened, the
+mission's own objects get the verb the mission is read as (`grounding`). Feedback judges the
+object only, as it does for the mission's clozes (`grounding.judged`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from minigrid.core.constants import IDX_TO_OBJECT
+
+from mutualrl.envs import Situation
+from mutualrl.facts import door_states, state_facts
+from mutualrl.grounding import (COLOURS, DESIGN, KINDS, ROLES, Option, Reading, subgoal_for, answers_for,
+                                choice_weights, meaning, mission_questions)
+from mutualrl.grounding import choose as choose_from
+from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, visible_objects
+
+NEXT = "next"
+#: what follows the facts, and the lead of the reply whose next word is the object's colour
+RULE, LEAD = "A locked door opens only with its key.", ROLES[NEXT]
+
+
+def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
+    """The next object's clozes: its colour (a kind there: no colour named), then its kind per colour."""
+    told = f"{state_facts(image)} {RULE}"
+    return (Situation(mission, LEAD, COLOURS + KINDS, question=told, cloze=True),
+            *(Situation(mission, f"{LEAD} {c}", KINDS, question=told, cloze=True) for c in COLOURS))
+
+
+def state_questions(mission: str, image: np.ndarray, actions: tuple[str, ...], steps: bool) -> tuple[Situation, ...]:
+    """Every cloze a subgoal here is chosen from: the mission's, and with `steps` (a level with
+    closed doors, `envs.has_closed_doors`) the next step's."""
+    own = mission_questions(mission, actions)
+    return own + step_questions(mission, image) if steps else own
+
+
+def step_verb(obj: Obj, image: np.ndarray, verbs: dict[str, float]) -> str:
+    """The verb a step on `obj` takes: open a door still shut, pick up a key (empty hands first),
+    the mission's likeliest verb word on anything else."""
+    kind, holding = IDX_TO_OBJECT[obj[0]], carried(image)
+    if kind == "door":
+        return "go to" if door_states(image).get(obj) == "open" else "open"
+    word = "pick" if kind == "key" else max(verbs, key=verbs.get)
+    return "drop" if word == "pick" and holding is not None else subgoal_for(word, obj, holding)[0]
+
+
+def step_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.ndarray]:
+    """The teacher's distribution over the next step: each visible object weighs its name's
+    probability as the next object, explore `explore_ratio` times the likeliest name not in view."""
+    seen = visible_objects(image)
+    # (a drop frees the hands for the object named: judged on nothing, as explore)
+    options = [Option(Subgoal("drop"), None, None) if verb == "drop" else Option(Subgoal(verb, obj), None, NEXT)
+               for obj in seen for verb in [step_verb(obj, image, reading.verbs)]]
+    weights = [reading.p(NEXT, obj) for obj in seen]
+    options.append(Option(Subgoal(EXPLORE)))
+    weights.append(DESIGN.explore_ratio * reading.best_unseen(NEXT, seen))
+    w = np.array(weights)
+    return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+
+
+def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
+           rng: np.random.Generator | None = None) -> tuple[Subgoal, list[int]]:
+    """`grounding.choose`, from the next step's distribution where the questions ask it."""
+    asked = any(meaning(q)[0] == NEXT for q in questions)
+    return choose_from(questions, probs, image, actions, rng, step_weights if asked else choice_weights)
+
+
+def step_hindsight(mission: str, image: np.ndarray, obj: Obj) -> tuple[list[Situation], list[int]]:
+    """The step's clozes at a state (`image`, before the act) and the answers naming `obj`, the
+    object the student itself then dealt with (as `grounding.hindsight` for the mission's)."""
+    questions = step_questions(mission, image)
+    answers = answers_for(questions, Option(Subgoal("go to", obj), None, NEXT))
+    return [q for q, a in zip(questions, answers) if a >= 0], [a for a in answers if a >= 0]

@@ -1,0 +1,103 @@
+"""The next step asked with the facts of the state: on door levels only, keyed by the facts, its
+verb following from the object and the hands, and able to say every step of a door level."""
+
+import numpy as np
+import pytest
+import torch
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+
+from mutualrl.config import GuidanceConfig
+from mutualrl.envs import FULL_ACTIONS, has_closed_doors, make_env, task_actions, unwrapped_envs
+from mutualrl.evaluation import evaluate_subgoals
+from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
+from mutualrl.guidance import SubgoalGuidance
+from mutualrl.steps import NEXT, choose, state_questions, step_questions, step_verb
+from mutualrl.subgoals import Subgoal
+from mutualrl.teachers import BotTeacher
+from views import view
+
+KEY, DOOR, BOX = (OBJECT_TO_IDX[k] for k in ("key", "door", "box"))
+RED, GREY = COLOR_TO_IDX["red"], COLOR_TO_IDX["grey"]
+
+
+@pytest.mark.parametrize("env_id", ["BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0"])
+def test_levels_without_doors_ask_the_missions_clozes_alone(env_id):
+    actions, image = task_actions(env_id), view(((3, 2), "ball", "red", "open"))
+    steps = has_closed_doors(env_id)
+    assert not steps and state_questions("pick up the red ball", image, actions, steps) == \
+        mission_questions("pick up the red ball", actions)
+
+
+def test_the_step_is_asked_with_the_facts_and_one_read_serves_states_with_the_same_facts():
+    actions = task_actions("BabyAI-UnlockLocal-v0")
+    here = view(((3, 2), "door", "red", "locked"), ((1, 4), "key", "red", "open"))
+    elsewhere = view(((6, 0), "door", "red", "locked"), ((5, 5), "key", "red", "open"))
+    assert has_closed_doors("BabyAI-UnlockLocal-v0")
+    asked = state_questions("open the red door", here, actions, True)
+    steps = [q for q in asked if q not in mission_questions("open the red door", actions)]
+    assert steps == list(step_questions("open the red door", here)) == list(step_questions("open the red door", elsewhere))
+    assert "The red door is locked." in steps[0].question and steps[0].actions == COLOURS + KINDS
+    holding = view(((3, 6), "key", "red", "open"), ((3, 2), "door", "red", "locked"))
+    assert step_questions("open the red door", holding)[0].question != steps[0].question
+
+
+def test_the_steps_verb_follows_from_the_object_and_the_hands():
+    pick = {"go": 0.1, "pick": 0.9}
+    key, door, box = (KEY, RED), (DOOR, RED), (BOX, GREY)
+    empty = view(((1, 4), "key", "red", "open"), ((3, 2), "door", "red", "locked"), ((5, 4), "box", "grey", "open"))
+    assert [step_verb(o, empty, pick) for o in (key, door, box)] == ["pick up", "open", "pick up"]
+    full = view(((3, 6), "key", "red", "open"), ((3, 2), "door", "red", "open"), ((5, 4), "box", "grey", "open"))
+    assert [step_verb(o, full, pick) for o in (door, box)] == ["go to", "drop"]
+    assert step_verb(box, empty, {"go": 0.8, "pick": 0.2}) == "go to"
+
+
+def test_a_named_key_is_the_choice_where_the_mission_names_the_door():
+    """The mission's clozes say "the red door", the step's "the red key": the step decides."""
+    actions = task_actions("BabyAI-UnlockLocal-v0")
+    image = view(((3, 2), "door", "red", "locked"), ((1, 4), "key", "red", "open"))
+    questions = state_questions("open the red door", image, actions, True)
+
+    def answer(q):  # the verb "open", the mission's object the red door, the step's the red key
+        role, asks, _ = meaning(q)
+        word = "open" if role == "verb" else "red" if asks == "colour" else "key" if role == NEXT else "door"
+        return np.where(np.asarray(q.actions) == word, 1.0, 0.01) / (1 + 0.01 * (len(q.actions) - 1))
+
+    subgoal, answers = choose(questions, [answer(q) for q in questions], image, actions)
+    assert subgoal == Subgoal("pick up", (KEY, RED))
+    judged = [q for q, a in zip(questions, answers) if a >= 0]
+    assert judged and all("get the" in q.description for q in judged)  # the step's clozes, not the mission's
+
+
+@pytest.mark.parametrize("env_id", ["BabyAI-UnlockPickup-v0", "BabyAI-BlockedUnlockPickup-v0"])
+def test_answered_as_the_bot_plans_the_step_clozes_say_its_steps(env_id):
+    """The bot answering the clozes (the text teacher's upper bound): its step is the choice in
+    nearly every state along its episodes, keys, doors, the ball in the way and the drops
+    included (the mission's clozes alone could say neither a key nor a drop)."""
+    result = evaluate_subgoals(BotTeacher(through_clozes=True), env_id, 6, 0)
+    assert result.subgoal_accuracy >= 0.9
+
+
+def test_hindsight_judges_the_key_picked_up_as_the_step_its_facts_asked_for():
+    """Driven by the bot on UnlockLocal, the student picks up the key: the hindsight record answers
+    the step's clozes, asked with the facts before the pick-up (hands empty), with the key."""
+    envs = make_env("BabyAI-UnlockLocal-v0", 1, seed=0)
+    obs, _ = envs.reset(seed=0)
+    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
+                               torch.device("cpu"), 1, task_actions("BabyAI-UnlockLocal-v0"), steps=True)
+    driver, last = BotTeacher(), None
+    guidance.start_rollout()
+    for step in range(100):
+        live = unwrapped_envs(envs)
+        want = driver.observe(live, [last])[0]
+        guidance.teacher.observe(live, [last])
+        guidance.advise(obs, live, step, np.zeros(1))
+        obs, reward, terminated, truncated, info = envs.step(np.array([FULL_ACTIONS.index(want)]))
+        guidance.after_step(obs, terminated | truncated, terminated & (reward > 0), info, step)
+        last = want
+        if live[0].carrying is not None:
+            break
+    picked = guidance.hindsight[-1]
+    said = {meaning(q)[1]: q.actions[a] for q, a in zip(picked.questions, picked.answers) if meaning(q)[0] == NEXT}
+    step_clozes = [q for q in picked.questions if meaning(q)[0] == NEXT]
+    assert said["kind"] == "key" and said["colour"] == live[0].carrying.color
+    assert all(q.question.startswith("You carry nothing.") for q in step_clozes)

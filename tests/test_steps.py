@@ -41,6 +41,16 @@ def test_the_step_is_asked_with_the_facts_and_one_read_serves_states_with_the_sa
     assert step_questions("open the red door", holding)[0].question != steps[0].question
 
 
+def test_the_step_is_asked_where_it_depends_on_the_state_a_locked_door_or_full_hands():
+    actions = task_actions("BabyAI-OpenDoor-v0")
+    mission = mission_questions("open the red door", actions)
+    shut = view(((3, 2), "door", "red", "closed"), ((1, 4), "key", "red", "open"))
+    locked = view(((3, 2), "door", "red", "locked"))
+    full = view(((3, 6), "ball", "red", "open"))
+    assert state_questions("open the red door", shut, actions, True) == mission
+    assert all(len(state_questions("open the red door", v, actions, True)) > len(mission) for v in (locked, full))
+
+
 def test_the_steps_verb_follows_from_the_object_and_the_hands():
     pick = {"go": 0.1, "pick": 0.9}
     key, door, box = (KEY, RED), (DOOR, RED), (BOX, GREY)

@@ -7,7 +7,7 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from mutualrl.config import GuidanceConfig
-from mutualrl.envs import FULL_ACTIONS, has_closed_doors, make_env, task_actions, unwrapped_envs
+from mutualrl.envs import FULL_ACTIONS, has_locked_doors, make_env, task_actions, unwrapped_envs
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.guidance import SubgoalGuidance
@@ -23,7 +23,7 @@ RED, GREY = COLOR_TO_IDX["red"], COLOR_TO_IDX["grey"]
 @pytest.mark.parametrize("env_id", ["BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0"])
 def test_levels_without_doors_ask_the_missions_clozes_alone(env_id):
     actions, image = task_actions(env_id), view(((3, 2), "ball", "red", "open"))
-    steps = has_closed_doors(env_id)
+    steps = has_locked_doors(env_id)
     assert not steps and state_questions("pick up the red ball", image, actions, steps) == \
         mission_questions("pick up the red ball", actions)
 
@@ -32,7 +32,6 @@ def test_the_step_is_asked_with_the_facts_and_one_read_serves_states_with_the_sa
     actions = task_actions("BabyAI-UnlockLocal-v0")
     here = view(((3, 2), "door", "red", "locked"), ((1, 4), "key", "red", "open"))
     elsewhere = view(((6, 0), "door", "red", "locked"), ((5, 5), "key", "red", "open"))
-    assert has_closed_doors("BabyAI-UnlockLocal-v0")
     asked = state_questions("open the red door", here, actions, True)
     steps = [q for q in asked if q not in mission_questions("open the red door", actions)]
     assert steps == list(step_questions("open the red door", here)) == list(step_questions("open the red door", elsewhere))
@@ -41,14 +40,12 @@ def test_the_step_is_asked_with_the_facts_and_one_read_serves_states_with_the_sa
     assert step_questions("open the red door", holding)[0].question != steps[0].question
 
 
-def test_the_step_is_asked_where_it_depends_on_the_state_a_locked_door_or_full_hands():
-    actions = task_actions("BabyAI-OpenDoor-v0")
-    mission = mission_questions("open the red door", actions)
-    shut = view(((3, 2), "door", "red", "closed"), ((1, 4), "key", "red", "open"))
-    locked = view(((3, 2), "door", "red", "locked"))
-    full = view(((3, 6), "ball", "red", "open"))
-    assert state_questions("open the red door", shut, actions, True) == mission
-    assert all(len(state_questions("open the red door", v, actions, True)) > len(mission) for v in (locked, full))
+@pytest.mark.parametrize("env_id, asked", [("BabyAI-UnlockLocal-v0", True), ("BabyAI-KeyCorridorS3R1-v0", True),
+                                            ("BabyAI-OpenDoor-v0", False), ("BabyAI-GoToObjMazeS4-v0", False)])
+def test_the_step_is_asked_on_levels_with_locked_doors(env_id, asked):
+    """Where doors are only closed, the mission's clozes name the door it means (asked there, the
+    step's named it less often: docs/results.md)."""
+    assert has_locked_doors(env_id) == asked
 
 
 def test_the_steps_verb_follows_from_the_object_and_the_hands():

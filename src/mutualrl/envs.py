@@ -71,21 +71,22 @@ def task_actions(env_id: str, action_space: str = "task") -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _layouts(env_id: str) -> tuple[bool, bool, bool]:
+def _layouts(env_id: str) -> tuple[bool, bool, bool, bool]:
     """What a level places and asks in a few sampled layouts: a closed door, something that can be
-    carried, and (for a BabyAI level) only missions to go somewhere."""
+    carried, (for a BabyAI level) only missions to go somewhere, and a locked door."""
     check_env_id(env_id)
     env = QuietReset(gym.make(env_id))
-    goes_only, closed_door, carriable = True, False, False
+    goes_only, closed_door, carriable, locked_door = True, False, False, False
     for seed in range(_LAYOUTS_SAMPLED):
         built(env_id, lambda: env.reset(seed=seed))
         level = env.unwrapped
         kinds = {(cell.type, bool(getattr(cell, "is_open", False))) for cell in level.grid.grid if cell is not None}
         closed_door |= ("door", False) in kinds
+        locked_door |= any(getattr(cell, "is_locked", False) for cell in level.grid.grid if cell is not None)
         carriable |= any(kind in ("key", "ball", "box") for kind, _ in kinds)
         goes_only &= _goes_only(getattr(level, "instrs", None))
     env.close()
-    return closed_door, carriable, goes_only
+    return closed_door, carriable, goes_only, locked_door
 
 
 def level_needs(env_id: str) -> tuple[str, ...]:
@@ -98,17 +99,17 @@ def level_needs(env_id: str) -> tuple[str, ...]:
     blockers that must be carried away), and a plain MiniGrid level all seven (some, such as
     GoToDoor, end on `done`). Each prefix of `FULL_ACTIONS`, so a checkpoint's policy size names
     its action space."""
-    closed_door, carriable, goes_only = _layouts(env_id)
+    closed_door, carriable, goes_only, _ = _layouts(env_id)
     babyai = env_id.startswith("BabyAI-")
     if not closed_door and (goes_only if babyai else not carriable):
         return NAVIGATION_ACTIONS
     return ACTION_TEXTS if babyai else FULL_ACTIONS
 
 
-def has_closed_doors(env_id: str) -> bool:
-    """Whether a level places closed or locked doors (in a few sampled layouts): its next step
-    depends on the state (a key first, a door to open on the way)."""
-    return _layouts(env_id)[0]
+def has_locked_doors(env_id: str) -> bool:
+    """Whether a level places locked doors (in a few sampled layouts): its next step depends on the
+    state (the key first, then the door)."""
+    return _layouts(env_id)[3]
 
 
 def _goes_only(instr: Any) -> bool:

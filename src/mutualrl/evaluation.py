@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mutualrl.envs import FULL_ACTIONS, has_closed_doors, make_env, situations, task_actions, unwrapped_envs
+from mutualrl.envs import FULL_ACTIONS, has_locked_doors, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.student import Student, obs_to_tensors
 from mutualrl.steps import choose, state_questions
 from mutualrl.expert import SubgoalHands
@@ -130,8 +130,8 @@ def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
 
 def _subgoal_choices(teacher: Teacher, env_id: str, actions: tuple[str, ...], reword: Callable[[str], str] | None = None):
     """The teacher's most likely subgoal for each copy of a step (missions reworded by `reword`;
-    on a level with closed doors, the next step asked too: `steps`)."""
-    steps = has_closed_doors(env_id)
+    on a level with locked doors, the next step asked too: `steps`)."""
+    steps = has_locked_doors(env_id)
 
     def choices(obs, sits, envs) -> list[Subgoal]:
         teacher.observe(envs, [s.last_action for s in sits])

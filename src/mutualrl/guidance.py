@@ -156,7 +156,7 @@ class SubgoalGuidance(Guidance):
 
     def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
                  num_envs: int, actions: tuple[str, ...], shows: bool = True, steps: bool = False):
-        self.actions, self.steps = actions, steps  # steps: ask the next step too (`steps`, a level with closed doors)
+        self.actions, self.steps = actions, steps  # steps: ask the next step too (`steps`, a level with locked doors)
         self.held: list[_Held | None] = [None] * num_envs
         self._paid: list[set[Subgoal]] = [set() for _ in range(num_envs)]  # subgoals rewarded this episode
         self._nearest: list[dict[Subgoal, int]] = [{} for _ in range(num_envs)]  # closest approach this episode

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mutualrl.config import TrainConfig
-from mutualrl.envs import has_closed_doors, make_env, situations, task_actions, unwrapped_envs
+from mutualrl.envs import has_locked_doors, make_env, situations, task_actions, unwrapped_envs
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals, evaluate_teacher
 from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feedback, merge_feedback
@@ -65,7 +65,7 @@ class Trainer:
         if self.subgoals and config.uses_teacher:  # subgoals are chosen to be judged even where not shown
             self.guidance = SubgoalGuidance(config.guidance, self.teacher, self.rng, self.device, config.num_envs,
                                             self.actions, shows=config.teacher_guides,
-                                            steps=has_closed_doors(config.env_id))
+                                            steps=has_locked_doors(config.env_id))
         elif config.teacher_guides:
             self.guidance = ActionGuidance(config.guidance, self.teacher, self.rng, self.device)
         self.iteration, self.frames, self.wall_time = 0, 0, 0.0

@@ -1,8 +1,8 @@
 """The next step: which object to deal with now, asked with the facts of the state.
 
 The clozes of `grounding` read the mission alone, so on a level with doors they name the door to
-open while its key still lies on the floor. Where a level has closed doors, and a locked door is
-in view or the hands are full, the teacher is also asked about the next step, with the facts that decide it
+open while its key still lies on the floor. Where a level has locked doors, the teacher is also
+asked about the next step, with the facts that decide it
 (`facts.state_facts`: what the agent carries, the doors in view and their states, what else is
 in view) and the rule that a locked door needs its key:
 
@@ -11,7 +11,9 @@ in view) and the rule that a locked door needs its key:
     So the agent must now get the {red|...|ball|box|key|door}
 
 then the kind after the colour, as the grounding clozes ask it (`benchmarks/next_step_zero_shot.py`
-measured this form best of four; docs/results.md). The questions are keyed by the facts, never by
+measured this form best of four; docs/results.md). Only there: on `OpenDoor`, whose doors are
+only closed, the step's clozes asked at every state named the door the mission means less often
+than the mission's own (0.66 of the bot's states against 0.89, 10 held-out episodes). The questions are keyed by the facts, never by
 where things lie, so one read serves every state with the same facts, and feedback on them teaches
 the step for all of those states.
 
@@ -49,13 +51,9 @@ def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
 
 def state_questions(mission: str, image: np.ndarray, actions: tuple[str, ...], steps: bool) -> tuple[Situation, ...]:
     """Every cloze a subgoal here is chosen from: the mission's, and with `steps` (a level with
-    closed doors, `envs.has_closed_doors`) the next step's where it depends on the state: a
-    locked door in view, or full hands. (Asked at every state of `OpenDoor`, whose doors are only
-    closed, the step's clozes named the door the mission means less often than the mission's:
-    0.66 of the bot's states against 0.89, 10 held-out episodes.)"""
+    locked doors, `envs.has_locked_doors`) the next step's."""
     own = mission_questions(mission, actions)
-    decides = carried(image) is not None or "locked" in door_states(image).values()
-    return own + step_questions(mission, image) if steps and decides else own
+    return own + step_questions(mission, image) if steps else own
 
 
 def step_verb(obj: Obj, image: np.ndarray, verbs: dict[str, float]) -> str:

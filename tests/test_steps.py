@@ -108,3 +108,21 @@ def test_hindsight_judges_the_key_picked_up_as_the_step_its_facts_asked_for():
     step_clozes = [q for q in picked.questions if meaning(q)[0] == NEXT]
     assert said["kind"] == "key" and said["colour"] == live[0].carrying.color
     assert all(q.question.startswith("You carry nothing.") for q in step_clozes)
+
+
+def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():
+    """On the way to where it drops the key, the agent turns from the box the step names: the step
+    stays a drop (it was explore, and the agent turned back and forth between the two)."""
+    actions = task_actions("BabyAI-UnlockPickup-v0")
+    image = view(((3, 6), "key", "red", "open"), ((3, 2), "door", "red", "open"))
+    questions = state_questions("pick up the grey box", image, actions, True)
+
+    def answer(q, colour, kind):  # the verb "pick", every role's object the grey box, the step's `colour kind`
+        role, asks, _ = meaning(q)
+        word = "pick" if role == "verb" else (colour if asks == "colour" else kind) if role == NEXT else \
+            "grey" if asks == "colour" else "box"
+        return np.where(np.asarray(q.actions) == word, 1.0, 0.01) / (1 + 0.01 * (len(q.actions) - 1))
+
+    assert choose(questions, [answer(q, "grey", "box") for q in questions], image, actions)[0] == Subgoal("drop")
+    # the key in hand named again is no reason to drop it
+    assert choose(questions, [answer(q, "red", "key") for q in questions], image, actions)[0] == Subgoal("explore")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_OBJECT
+from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_OBJECT, OBJECT_TO_IDX
 
 from mutualrl.envs import Situation
 from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, visible_objects
@@ -146,11 +146,16 @@ class Reading:
         return float(self.names[role][_cell(obj)])
 
     def best_unseen(self, role: str, seen: Sequence[Obj]) -> float:
-        """The likeliest name of the role that no visible object bears."""
+        """The probability of the likeliest name of the role that no visible object bears."""
+        return self.p(role, self.likeliest_unseen(role, seen))
+
+    def likeliest_unseen(self, role: str, seen: Sequence[Obj]) -> Obj:
+        """The likeliest name of the role that none of `seen` bears, as an object."""
         names = self.names[role].copy()
         for obj in seen:
-            names[_cell(obj)] = 0.0
-        return float(names.max())
+            names[_cell(obj)] = -1.0
+        colour, kind = np.unravel_index(int(np.argmax(names)), names.shape)
+        return OBJECT_TO_IDX[KINDS[kind]], int(colour)
 
 
 def _cell(obj: Obj) -> tuple[int, int]:
@@ -251,7 +256,7 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
     """The teacher's subgoal from its answers (weighed by `weigh`, default `choice_weights`): the
     most likely, or with `rng` one drawn from its distribution; and the answer it amounts to in
     each cloze (what feedback is given on)."""
-    if not visible_objects(image):
+    if not questions or not (visible_objects(image) or carried(image)):  # (full hands may have a step: `steps`)
         return Subgoal(EXPLORE), [-1] * len(questions)
     options, weights = (weigh or choice_weights)(Reading(questions, probs, actions), image)
     option = options[int(rng.choice(len(options), p=weights)) if rng is not None else int(np.argmax(weights))]

@@ -212,7 +212,9 @@ class SubgoalGuidance(Guidance):
                         held.decision.end = step
                     self._hold_named(i, step, missions[i], images[i], subgoal)
             return self._record(images, envs)
-        candidates = {i: list(state_questions(missions[i], images[i], self.actions, self.steps)) if visible_objects(images[i]) else []
+        # (nothing in view: explore without asking, but for the next step of full hands, which may be a drop)
+        candidates = {i: list(state_questions(missions[i], images[i], self.actions, self.steps))
+                      if visible_objects(images[i]) or (self.steps and carried(images[i]) is not None) else []
                       for i in need}
         now, later, unread = [], [], {}
         for i in need:

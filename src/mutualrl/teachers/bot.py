@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from minigrid.core.constants import IDX_TO_OBJECT
+from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_OBJECT, OBJECT_TO_IDX
 from minigrid.utils.baby_ai_bot import DisappearedBoxError
 
 from mutualrl.envs import FULL_ACTIONS, Situation
@@ -116,10 +116,10 @@ class BotTeacher(Teacher):
         for env in {id(env): env for env in envs}.values():
             image = env.gen_obs()["image"]
             # a drop frees the hands for the step below it, or, the last of the plan so far, for an
-            # object in view the bot will plan for next
+            # object in view the bot will plan for next, or else the object the mission names
             ahead = [Subgoal("pick up", o) for o in visible_objects(image) if IDX_TO_OBJECT[o[0]] != "door"]
             goal = next((g for g in self.expert_subgoals(env, image) if g.verb != "drop"), None) or \
-                next(iter(ahead), Subgoal(EXPLORE))
+                next(iter(ahead), None) or _named(env)
             seen = {words_of(obj) for obj in visible_objects(image)}
             name = words_of(goal.obj) if goal.verb != EXPLORE else next(
                 (c, k) for c in COLOURS for k in KINDS if (c, k) not in seen)
@@ -134,3 +134,11 @@ class BotTeacher(Teacher):
                 probs = (np.asarray(s.actions) == answer).astype(float)
             advice.append(Advice(probs=probs))
         return advice
+
+
+def _named(env: Any) -> Subgoal:
+    """Picking up the object a mission such as "pick up the ball" names (explore for other missions)."""
+    desc = getattr(env.instrs, "desc", None)
+    if desc is None or desc.type not in KINDS or desc.type == "door":
+        return Subgoal(EXPLORE)
+    return Subgoal("pick up", (OBJECT_TO_IDX[desc.type], COLOR_TO_IDX[desc.color or COLOURS[0]]))

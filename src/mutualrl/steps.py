@@ -2,9 +2,9 @@
 
 The clozes of `grounding` read the mission alone, so on a level with doors they name the door to
 open while its key still lies on the floor. Where a level has locked doors, the teacher is also
-asked about the next step, with the facts that decide it
-(`facts.state_facts`: what the agent carries, the doors in view and their states, what else is
-in view) and the rule that a locked door needs its key:
+asked about the next step, with the facts that decide it (`facts.state_facts`: what the agent
+carries, the doors in view and their states, what else is in view) and the rule that a locked
+door needs its key:
 
     Mission: open the red door.
     You carry nothing. The red door is locked. You see a red key. A locked door opens only with its key.
@@ -13,9 +13,9 @@ in view) and the rule that a locked door needs its key:
 then the kind after the colour, as the grounding clozes ask it (`benchmarks/next_step_zero_shot.py`
 measured this form best of four; docs/results.md). Only there: on `OpenDoor`, whose doors are
 only closed, the step's clozes asked at every state named the door the mission means less often
-than the mission's own (0.66 of the bot's states against 0.89, 10 held-out episodes). The questions are keyed by the facts, never by
-where things lie, so one read serves every state with the same facts, and feedback on them teaches
-the step for all of those states.
+than the mission's own (0.66 of the bot's states against 0.89, 10 held-out episodes). The
+questions are keyed by the facts, never by where things lie, so one read serves every state with
+the same facts, and feedback on them teaches the step for all of those states.
 
 The object is the model's answer; the verb follows from the object and the hands, as a step of
 the bot's plan does: a key is picked up (hands emptied first), a closed or locked door opened, the
@@ -32,8 +32,8 @@ from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.envs import Situation
 from mutualrl.facts import door_states, state_facts
-from mutualrl.grounding import (COLOURS, DESIGN, KINDS, ROLES, Option, Reading, subgoal_for, answers_for,
-                                choice_weights, meaning, mission_questions)
+from mutualrl.grounding import (COLOURS, DESIGN, KINDS, ROLES, Option, Reading, answers_for, choice_weights,
+                                meaning, mission_questions, subgoal_for)
 from mutualrl.grounding import choose as choose_from
 from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, visible_objects
 

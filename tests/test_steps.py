@@ -7,13 +7,14 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from mutualrl.config import GuidanceConfig
-from mutualrl.envs import FULL_ACTIONS, has_locked_doors, make_env, task_actions, unwrapped_envs
+from mutualrl.envs import has_locked_doors, make_env, task_actions
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.guidance import SubgoalGuidance
 from mutualrl.steps import NEXT, choose, state_questions, step_questions, step_verb
 from mutualrl.subgoals import Subgoal
 from mutualrl.teachers import BotTeacher
+from driving import driven_by_the_bot
 from views import view
 
 KEY, DOOR, BOX = (OBJECT_TO_IDX[k] for k in ("key", "door", "box"))
@@ -91,22 +92,13 @@ def test_hindsight_judges_the_key_picked_up_as_the_step_its_facts_asked_for():
     obs, _ = envs.reset(seed=0)
     guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
                                torch.device("cpu"), 1, task_actions("BabyAI-UnlockLocal-v0"), steps=True)
-    driver, last = BotTeacher(), None
-    guidance.start_rollout()
-    for step in range(100):
-        live = unwrapped_envs(envs)
-        want = driver.observe(live, [last])[0]
-        guidance.teacher.observe(live, [last])
-        guidance.advise(obs, live, step, np.zeros(1))
-        obs, reward, terminated, truncated, info = envs.step(np.array([FULL_ACTIONS.index(want)]))
-        guidance.after_step(obs, terminated | truncated, terminated & (reward > 0), info, step)
-        last = want
-        if live[0].carrying is not None:
+    for _, live, _, _ in driven_by_the_bot(envs, obs, guidance, 100):
+        if live.carrying is not None:
             break
     picked = guidance.hindsight[-1]
     said = {meaning(q)[1]: q.actions[a] for q, a in zip(picked.questions, picked.answers) if meaning(q)[0] == NEXT}
     step_clozes = [q for q in picked.questions if meaning(q)[0] == NEXT]
-    assert said["kind"] == "key" and said["colour"] == live[0].carrying.color
+    assert said["kind"] == "key" and said["colour"] == live.carrying.color
     assert all(q.question.startswith("You carry nothing.") for q in step_clozes)
 
 

@@ -20,6 +20,7 @@ from mutualrl.expert import SubgoalHands, stack_subgoals
 from mutualrl.subgoals import EXPLORE, Subgoal, carried, front_object, object_mask, visible_objects
 from mutualrl.teachers import BotTeacher
 from mutualrl.teachers.prompt import question
+from driving import driven_by_the_bot
 
 LEVELS = ("BabyAI-GoToRedBall-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0")
 
@@ -342,23 +343,13 @@ def test_hindsight_judges_the_object_the_student_itself_went_to():
 
     envs = make_env("BabyAI-GoToLocal-v0", 1, seed=5)
     obs, _ = envs.reset(seed=5)
+    target = unwrapped_envs(envs)[0].instrs.desc
     actions = task_actions("BabyAI-GoToLocal-v0")
     guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(), np.random.default_rng(0), torch.device("cpu"), 1, actions)
-    driver = BotTeacher()
-    guidance.start_rollout()
-    last = None
-    for step in range(64):
-        live = unwrapped_envs(envs)
-        target = live[0].instrs.desc
-        want = driver.observe(live, [last])[0]
-        guidance.teacher.observe(live, [last])
-        guidance.advise(obs, live, step, np.zeros(1))
-        obs, reward, terminated, truncated, info = envs.step(np.array([FULL_ACTIONS.index(want)]))
-        guidance.after_step(obs, terminated | truncated, terminated & (reward > 0), info, step)
-        last = want
-        if terminated[0]:
+    for step, _, reward, terminated in driven_by_the_bot(envs, obs, guidance, 64):
+        if terminated:
             break
-    assert terminated[0] and reward[0] > 0
+    assert terminated and reward > 0
     final = guidance.hindsight[-1]
     said = {meaning(q)[1]: q.actions[a] for q, a in zip(final.questions, final.answers)}
     assert final.start == step and said["kind"] == target.type and said["colour"] == (target.color or said["colour"])

@@ -174,7 +174,8 @@ class SubgoalGuidance(Guidance):
         self._read_asked()
         if not self.config.budget and self._before is not None:
             unread = list(dict.fromkeys(q for image, m in zip(*self._before)
-                                        for q in state_questions(m, image, self.actions, self.steps) if not self.teacher.knows(q)))
+                                        for q in state_questions(m, image, self.actions, self.steps)
+                                        if not self.teacher.knows(q)))
             if unread:
                 self.teacher.advise(unread)
                 self.reads += len(unread)
@@ -342,9 +343,10 @@ class SubgoalGuidance(Guidance):
 
     def _note_hindsight(self, after: np.ndarray, step: int) -> None:
         """Where a step brought the student to an object (now facing it; now carrying it), the
-        mission's clozes (and on a level with doors the next step's, `steps`) are judged on the
-        answers the student's own act amounts to, whatever the teacher said: hindsight feedback from the student's experience, so the teacher learns even
-        while the student does not yet follow it."""
+        mission's clozes (and on a level with locked doors the next step's, `steps`) are judged on
+        the answers the student's own act amounts to, whatever the teacher said: hindsight feedback
+        from the student's experience, so the teacher learns even while the student does not yet
+        follow it."""
         before, missions = self._before
         for i in range(len(after)):
             holding = carried(after[i])

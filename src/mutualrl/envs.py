@@ -80,9 +80,10 @@ def _layouts(env_id: str) -> tuple[bool, bool, bool, bool]:
     for seed in range(_LAYOUTS_SAMPLED):
         built(env_id, lambda: env.reset(seed=seed))
         level = env.unwrapped
-        kinds = {(cell.type, bool(getattr(cell, "is_open", False))) for cell in level.grid.grid if cell is not None}
+        cells = [cell for cell in level.grid.grid if cell is not None]
+        kinds = {(cell.type, bool(getattr(cell, "is_open", False))) for cell in cells}
         closed_door |= ("door", False) in kinds
-        locked_door |= any(getattr(cell, "is_locked", False) for cell in level.grid.grid if cell is not None)
+        locked_door |= any(getattr(cell, "is_locked", False) for cell in cells)
         carriable |= any(kind in ("key", "ball", "box") for kind, _ in kinds)
         goes_only &= _goes_only(getattr(level, "instrs", None))
     env.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import gymnasium as gym
@@ -17,17 +18,24 @@ torch.set_num_threads(1 if IN_A_TEST_PROCESS_OF_TWO else 2)
 
 
 @pytest.fixture(scope="session")
-def tiny_causal():
+def tiny_models():
+    """Each kind's tiny model and tokenizer, built once."""
     from mutualrl.teachers.models import tiny_model
 
-    return tiny_model("causal", seed=0)
+    return {kind: tiny_model(kind, seed=0) for kind in ("causal", "seq2seq")}
 
 
-@pytest.fixture(scope="session")
-def tiny_seq2seq():
-    from mutualrl.teachers.models import tiny_model
+@pytest.fixture
+def tiny_causal(tiny_models):
+    """A copy of the tiny causal model per test: a teacher casts its model to its precision in place."""
+    model, tokenizer = tiny_models["causal"]
+    return copy.deepcopy(model), tokenizer
 
-    return tiny_model("seq2seq", seed=0)
+
+@pytest.fixture
+def tiny_seq2seq(tiny_models):
+    model, tokenizer = tiny_models["seq2seq"]
+    return copy.deepcopy(model), tokenizer
 
 
 def real_situations(env_ids_and_seeds, actions=NAVIGATION_ACTIONS) -> list[Situation]:

@@ -73,7 +73,8 @@ def test_checkpoints_hold_plain_values_and_pending_feedback_survives_a_resume(tm
 
 
 def test_a_new_run_starts_from_a_learnt_teacher(tmp_path):
-    small = dict(teacher="tiny", num_envs=4, num_steps=32, eval_episodes=2, eval_every=0)
+    # (float32: the adopted adapter must read exactly as the learnt one, not within bfloat16's rounding)
+    small = dict(teacher="tiny", teacher_precision="float32", num_envs=4, num_steps=32, eval_episodes=2, eval_every=0)
     learnt = Trainer(config(mode="feedback", frames=256, teacher_update_every=2, teacher_update_steps=2,
                             teacher_batch=4, teacher_lr=5e-2, **small), tmp_path / "a", quiet=True)
     learnt.train()

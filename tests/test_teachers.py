@@ -30,12 +30,12 @@ def verdict(situation: Situation, signals: dict[str, float], succeeded: int = 0,
                           finished, succeeded)
 
 
-@pytest.fixture(scope="session")
-def tiny_gpt2(tiny_causal):
+@pytest.fixture
+def tiny_gpt2(tiny_models):
     """A causal model without Llama's `layers`/`norm`: scored by the whole-model path."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    tokenizer = tiny_causal[1]
+    tokenizer = tiny_models["causal"][1]
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=512)
     return GPT2LMHeadModel(config).eval(), tokenizer
@@ -44,9 +44,10 @@ def tiny_gpt2(tiny_causal):
 @pytest.mark.parametrize("fixture, lora_layers", [("tiny_causal", 6), ("tiny_causal", 1), ("tiny_seq2seq", 6),
                                                   ("tiny_gpt2", 1)])
 def test_prefix_shared_scores_equal_full_sequence_scores(fixture, lora_layers, request, situations_mixed):
-    """lora_layers=1 on the 2-layer Llama splits it: a cached frozen trunk plus the top layer."""
+    """lora_layers=1 on the 2-layer Llama splits it: a cached frozen trunk plus the top layer
+    (exact in float32; bfloat16's reads are compared below)."""
     model, tokenizer = request.getfixturevalue(fixture)
-    scorer = HFTeacher(model, tokenizer, config=TeacherConfig(lora_layers=lora_layers)).scorer
+    scorer = HFTeacher(model, tokenizer, config=TeacherConfig(lora_layers=lora_layers, precision="float32")).scorer
     assert scorer.trunk_layers == (1 if (fixture, lora_layers) == ("tiny_causal", 1) else 0)
     with torch.no_grad():
         fast = scorer.logliks(situations_mixed)
@@ -70,7 +71,7 @@ def test_the_choice_among_one_token_answers_equals_the_naive_scorers(fixture, lo
     the teacher's choice (the softmax over the answers) equals the full-vocabulary reference's,
     both when reading and in the gradient a learning step follows."""
     model, tokenizer = request.getfixturevalue(fixture)
-    teacher = HFTeacher(copy.deepcopy(model), tokenizer, config=TeacherConfig(lora_layers=lora_layers))
+    teacher = HFTeacher(model, tokenizer, config=TeacherConfig(lora_layers=lora_layers, precision="float32"))
     teacher._ensure_adapter()
     torch.manual_seed(1)
     for p in teacher.scorer.model.parameters():  # an adapter that changes the answers
@@ -104,7 +105,7 @@ def test_clozes_with_different_answers_read_at_once_equal_the_naive_scorers(tiny
     from mutualrl.grounding import mission_questions
 
     model, tokenizer = tiny_causal
-    teacher = HFTeacher(copy.deepcopy(model), tokenizer, config=TeacherConfig(lora_layers=lora_layers))
+    teacher = HFTeacher(model, tokenizer, config=TeacherConfig(lora_layers=lora_layers, precision="float32"))
     questions = [q for m in ("go to the red ball", "put the blue key next to the grey box")
                  for q in mission_questions(m, FULL_ACTIONS)]
     assert len({q.actions for q in questions}) == 3
@@ -115,6 +116,38 @@ def test_clozes_with_different_answers_read_at_once_equal_the_naive_scorers(tiny
         assert np.allclose(torch.log_softmax(torch.tensor(row), -1), torch.log_softmax(naive, -1), atol=1e-5)
     assert np.std(np.concatenate(fast)) > 0
     assert fast_tokens * 10 < teacher.scorer.tokens_processed  # every shared token once, not once per answer
+
+
+def test_a_bfloat16_teacher_reads_as_the_float32_one_and_learns_in_float32(tiny_models):
+    """Frozen weights in bfloat16 (`auto` where the CPU multiplies it natively): the answers stay
+    within rounding of float32's, come out as float32, and the adapter learns in float32."""
+    model, tokenizer = tiny_models["causal"]
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1, 2)])
+    teachers = {precision: HFTeacher(copy.deepcopy(model), tokenizer, config=TeacherConfig(
+        update_steps=5, lr=1e-2, kl_coef=0.0, precision=precision)) for precision in ("float32", "bfloat16")}
+    with torch.no_grad():
+        reads = {precision: torch.log_softmax(t.scorer.logliks(sits), -1) for precision, t in teachers.items()}
+    learner = teachers["bfloat16"]
+    assert {p.dtype for p in learner.scorer.model.parameters()} == {torch.bfloat16}
+    assert reads["bfloat16"].dtype == torch.float32
+    assert torch.allclose(reads["bfloat16"], reads["float32"], atol=0.02) and reads["float32"].std() > 0.01
+    learner.learn([verdict(s, {"turn left": +1.0, "go forward": -1.0}) for s in sits])
+    assert {p.dtype for p in learner.scorer.model.parameters() if p.requires_grad} == {torch.float32}
+    with torch.no_grad():
+        after = torch.log_softmax(learner.scorer.logliks(sits), -1)
+    left, forward = NAVIGATION_ACTIONS.index("turn left"), NAVIGATION_ACTIONS.index("go forward")
+    assert (after[:, left] > reads["bfloat16"][:, left]).all() and (after[:, forward] < reads["bfloat16"][:, forward]).all()
+
+
+def test_auto_precision_is_bfloat16_only_where_the_device_multiplies_it_natively(monkeypatch):
+    from mutualrl.teachers.models import weight_dtype
+
+    cpu = torch.device("cpu")
+    for native in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert weight_dtype("auto", cpu) == (torch.bfloat16 if native else torch.float32)
+    assert weight_dtype("float32", cpu) == torch.float32 and weight_dtype("bfloat16", cpu) == torch.bfloat16
 
 
 def test_prefix_sharing_processes_fewer_tokens(tiny_causal):
@@ -164,7 +197,7 @@ def test_teacher_cache_hits_and_refreshes_after_learning(refresh):
 
 @pytest.mark.parametrize("lora_layers", [1, 2])
 def test_feedback_update_moves_loglikelihoods_with_the_advantage(lora_layers):
-    config = TeacherConfig(update_steps=5, lr=1e-2, kl_coef=0.0, lora_layers=lora_layers)
+    config = TeacherConfig(update_steps=5, lr=1e-2, kl_coef=0.0, lora_layers=lora_layers, precision="float32")
     teacher = HFTeacher(*fresh_tiny(), config=config)
     sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1, 2)])
     with torch.no_grad():
@@ -179,7 +212,7 @@ def test_feedback_update_moves_loglikelihoods_with_the_advantage(lora_layers):
     with torch.no_grad():  # with the adapter (and a cached trunk) the fast path still equals the reference
         assert torch.allclose(teacher.scorer.logliks(sits), naive_logliks(teacher.scorer, sits), atol=1e-4)
     # the adapter is saved and restored with the teacher
-    restored = HFTeacher(*fresh_tiny(), config=TeacherConfig(lora_layers=lora_layers))
+    restored = HFTeacher(*fresh_tiny(), config=TeacherConfig(lora_layers=lora_layers, precision="float32"))
     restored.load_state_dict(teacher.state_dict())
     with torch.no_grad():
         assert torch.allclose(torch.log_softmax(restored.scorer.logliks(sits), -1), after, atol=1e-5)

@@ -26,6 +26,7 @@ DEVICES = ("cpu", "cuda")
 ACTION_SPACES = ("task", "full")
 FEEDBACK_SIGNALS = ("advantage", "td_error")
 ADVICE_KINDS = ("action", "subgoal")
+PRECISIONS = ("auto", "float32", "bfloat16")
 STUDENT_ARCHITECTURES = ("film", "mlp")
 
 
@@ -109,6 +110,9 @@ class TeacherConfig:
     lr: float = _field(2e-3, "learning rate of the teacher's LoRA adapter", key="teacher_lr")
     kl_coef: float = _field(0.5, "weight of KL(teacher || original model) in the teacher update: how firmly "
                             "feedback is held to the untaught model's reading", key="teacher_kl")
+    precision: str = _field("auto", "the frozen language model's weights: auto (bfloat16 where the device computes "
+                            "it natively: a CPU with AVX-512 BF16 or AMX, a GPU that supports it; else float32) | "
+                            "float32 | bfloat16 (the adapter learns in float32 either way)", key="teacher_precision")
     lora_rank: int = _field(16, "LoRA rank of the teacher adapter")
     lora_layers: int = _field(1, "adapt only the top N transformer layers")
     endpoint_timeout: float = _field(120.0, "endpoint teacher: seconds without an answer after which the server "
@@ -121,6 +125,8 @@ class TeacherConfig:
                                       "before it is tried again")
 
     def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise MutualRLError(f"unknown teacher_precision {self.precision!r}; allowed: {', '.join(PRECISIONS)}")
         if self.feedback_signal not in FEEDBACK_SIGNALS:
             raise MutualRLError(f"unknown feedback_signal {self.feedback_signal!r}; allowed: {', '.join(FEEDBACK_SIGNALS)}")
         _check(self, positive=("update_every", "update_steps", "batch_size", "lr", "lora_rank", "lora_layers",

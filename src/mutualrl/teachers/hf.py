@@ -20,6 +20,7 @@ from mutualrl.errors import MutualRLError
 from mutualrl.feedback import PromptFeedback
 from mutualrl.grounding import kept_reading
 from mutualrl.teachers.base import by_answers, softmax
+from mutualrl.teachers.models import weight_dtype
 from mutualrl.teachers.scoring import PrefixSharedScorer
 from mutualrl.teachers.text import TextTeacher
 
@@ -35,7 +36,8 @@ class HFTeacher(TextTeacher):
         self.name = name
         self.config = config or TeacherConfig()
         self.device = torch.device(device)
-        self.scorer = PrefixSharedScorer(model, tokenizer, device=self.device, lora_layers=self.config.lora_layers)
+        self.scorer = PrefixSharedScorer(model, tokenizer, device=self.device, lora_layers=self.config.lora_layers,
+                                         dtype=weight_dtype(self.config.precision, self.device))
         self.optimizer: torch.optim.Optimizer | None = None
         self._rng = np.random.default_rng(seed)
         self._reference: dict[str, np.ndarray] = {}

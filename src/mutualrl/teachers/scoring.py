@@ -34,9 +34,10 @@ from mutualrl.teachers.prompt import system_prompt, user_message
 class PrefixSharedScorer:
     """Log-likelihoods of each situation's actions under `model` (which may later get an adapter)."""
 
-    def __init__(self, model, tokenizer, *, device: torch.device, lora_layers: int = 1):
+    def __init__(self, model, tokenizer, *, device: torch.device, lora_layers: int = 1,
+                 dtype: torch.dtype = torch.float32):
         self.device = device
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device, dtype).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.tokenizer = tokenizer

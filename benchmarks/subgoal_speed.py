@@ -6,9 +6,9 @@ teacher has read most prompts once: what a long run pays per frame), where the t
 and distinct prompts per 1,024 frames, and the ratio mutual / rl (the issue's goal: >= 0.5).
 
     python benchmarks/subgoal_speed.py [--env BabyAI-GoToLocal-v0] [--teacher smollm2] [--frames 51200]
-                                       [--budget N] [--update-every K] [--threads 1]
+                                       [--budget N] [--update-every K] [--threads 1] [--precision auto]
 
-Without --budget and --update-every, the defaults of `TrainConfig`: what a user who only adds
+Without --budget, --update-every and --precision, the defaults of `TrainConfig`: what a user who only adds
 `--advice subgoal` gets.
 """
 
@@ -52,10 +52,12 @@ def main() -> None:
     parser.add_argument("--update-every", type=int, default=None,
                         help="teacher_update_every: iterations per teacher update (default: the config's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for both runs")
+    parser.add_argument("--precision", default=None, help="teacher_precision (default: the config's, auto)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = TrainConfig(env_id=args.env, frames=args.frames).replace(eval_every=0)
-    tuned = {k: v for k, v in (("teacher_budget", args.budget), ("teacher_update_every", args.update_every)) if v is not None}
+    tuned = {k: v for k, v in (("teacher_budget", args.budget), ("teacher_update_every", args.update_every),
+                               ("teacher_precision", args.precision)) if v is not None}
     runs = {"rl": base.replace(mode="rl"),
             "mutual subgoal": base.replace(mode="mutual", advice="subgoal", teacher=args.teacher, **tuned)}
     measured = {}

@@ -32,6 +32,8 @@ def cli(capsys, *args) -> subprocess.CompletedProcess:
     (["eval", "--teacher", "oracle9"], "unknown teacher 'oracle9'"),
     (["train", "--config", "missing.yaml", "--out", "X"], "config file 'missing.yaml' does not exist"),
     (["eval", "--teacher", "tiny", "--action-space", "some"], "unknown action_space 'some'; allowed: task, full"),
+    (["eval", "--teacher", "tiny", "--teacher-precision", "fp8"], "unknown teacher_precision 'fp8'; allowed: auto, float32, bfloat16"),
+    (["train", "--teacher-precision", "half", "--out", "X"], "unknown teacher_precision 'half'"),
     (["curriculum", "--arms", "rl,nope", "--out", "X"], "unknown arm 'nope'; allowed: rl, rl-carry, mutual"),
     (["curriculum", "--config", "missing.yaml", "--out", "X"], "curriculum file 'missing.yaml' does not exist"),
     (["train", "--target-success", "0.5", "--eval-every", "0", "--out", "X"], "target_success=0.5 needs held-out"),

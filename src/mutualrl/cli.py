@@ -34,6 +34,8 @@ def _eval_parser(sub) -> None:
     p.add_argument("--teacher-from", default=None, help="with --teacher: the teacher that this run directory learnt")
     p.add_argument("--action-space", default="task", help="with --teacher: task (the level's actions) | full (all seven; "
                                                           "every verb is a candidate subgoal) (default: task)")
+    p.add_argument("--teacher-precision", default="auto", help="with --teacher: auto | float32 | bfloat16, the "
+                                                                "frozen language model's weights (default: auto)")
     p.add_argument("--env", default=None, help=f"environment for --teacher (default: {DEFAULT_ENV})")
     p.add_argument("--advice", default="action",
                    help="with --teacher: action (the teacher acts alone) | subgoal (it acts alone through the bot's "
@@ -148,7 +150,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.episodes <= 0:
         raise MutualRLError(f"--episodes must be > 0, got {args.episodes}")
     if args.teacher:
-        from mutualrl.config import ACTION_SPACES
+        from mutualrl.config import ACTION_SPACES, TeacherConfig
         from mutualrl.envs import check_env_id, task_actions
         from mutualrl.teachers import make_teacher
 
@@ -158,7 +160,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
             raise MutualRLError(f"unknown advice {args.advice!r}; allowed: {', '.join(ADVICE_KINDS)}")
         if args.action_space not in ACTION_SPACES:  # checked before any model is loaded
             raise MutualRLError(f"unknown action_space {args.action_space!r}; allowed: {', '.join(ACTION_SPACES)}")
-        teacher = make_teacher(args.teacher, device=_device(args.device), seed=args.seed)
+        precision = TeacherConfig(precision=args.teacher_precision)
+        precision.validate()
+        teacher = make_teacher(args.teacher, config=precision, device=_device(args.device), seed=args.seed)
         if args.teacher_from:
             from mutualrl.tracking import RunDir
 

@@ -11,7 +11,7 @@ re-score passes none: it runs only the adapted top `lora_layers` layers, 1 of 30
 Also prints how many distinct text states GoToRedBallNoDists has under a random policy and
 what scoring all of them zero-shot costs.
 
-    python benchmarks/teacher_latency.py [--device cuda] [--repeats 3]
+    python benchmarks/teacher_latency.py [--device cuda] [--repeats 3] [--precision auto]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 
 from mutualrl import output
 
+from mutualrl.config import PRECISIONS, TeacherConfig
 from mutualrl.envs import make_env, situations, task_actions
 from mutualrl.teachers import make_teacher
 
@@ -67,9 +68,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3, help="batches timed per batch size")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="the frozen weights' (teacher_precision)")
     parser.add_argument("--steps", type=int, default=400, help="random-policy steps (x16 envs) to find states")
     args = parser.parse_args()
-    teacher = make_teacher("smollm2", device=args.device)
+    teacher = make_teacher("smollm2", config=TeacherConfig(precision=args.precision), device=args.device)
     scorer = teacher.scorer
     naive = lambda batch: naive_logliks(scorer, batch)  # noqa: E731
     pool = distinct_situations(args.steps)

@@ -47,7 +47,7 @@ QUESTION, VERB_LEAD = "Say the mission again.", "In plain words, the mission is 
 #: the restatement up to the object each verb needs (`put` needs two): the roles of objects
 ROLES = {"go": "The mission is to go to the", "pick": "The mission is to pick up the", "open": "The mission is to open the",
          "move": "The mission is to put the", "fixed": "The mission is to put it next to the",
-         "next": "So the agent must now get the"}  # (the next step's object: `steps`)
+         "next": "So what the agent must deal with now is the"}  # (the next step's object: `steps`, its other forms too)
 #: the mission of the clozes that measure the model's bias, whatever the mission
 CONTENT_FREE = "N/A"
 
@@ -82,10 +82,17 @@ DESIGN = Design()
 
 #: lead -> what the cloze asks: ("verb", None, None), (role, "colour", None) or (role, "kind", colour)
 _MEANING: dict[str, tuple[str, str | None, str | None]] = {VERB_LEAD: ("verb", None, None)}
+
+
+def add_lead(role: str, lead: str) -> None:
+    """Read the clozes after `lead` (its colour, then its kind after each colour) as `role`'s."""
+    _MEANING[lead] = (role, "colour", None)
+    for colour in COLOURS:
+        _MEANING[f"{lead} {colour}"] = (role, "kind", colour)
+
+
 for _role, _lead in ROLES.items():
-    _MEANING[_lead] = (_role, "colour", None)
-    for _colour in COLOURS:
-        _MEANING[f"{_lead} {_colour}"] = (_role, "kind", _colour)
+    add_lead(_role, _lead)
 
 
 def meaning(cloze: Situation) -> tuple[str, str | None, str | None]:

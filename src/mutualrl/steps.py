@@ -8,10 +8,10 @@ door needs its key:
 
     Mission: open the red door.
     You carry nothing. The red door is locked. You see a red key. A locked door opens only with its key.
-    So the agent must now get the {red|...|ball|box|key|door}
+    So what the agent must deal with now is the {red|...|ball|box|key|door}
 
-then the kind after the colour, as the grounding clozes ask it (`benchmarks/next_step_zero_shot.py`
-measured this form best of four; docs/results.md). Only there: on `OpenDoor`, whose doors are
+then the kind after the colour, as the grounding clozes ask it (`benchmarks/step_forms.py`
+measured this form best of those in `FORMS`; docs/results.md). Only there: on `OpenDoor`, whose doors are
 only closed, the step's clozes asked at every state named the door the mission means less often
 than the mission's own (0.66 of the bot's states against 0.89, 10 held-out episodes). The
 questions are keyed by the facts, never by where things lie, so one read serves every state with
@@ -32,21 +32,36 @@ from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.envs import Situation
 from mutualrl.facts import door_states, state_facts
-from mutualrl.grounding import (COLOURS, DESIGN, KINDS, ROLES, Option, Reading, answers_for, choice_weights,
-                                meaning, mission_questions, subgoal_for)
+from mutualrl.grounding import (COLOURS, DESIGN, KINDS, ROLES, Option, Reading, add_lead, answers_for,
+                                choice_weights, meaning, mission_questions, subgoal_for)
 from mutualrl.grounding import choose as choose_from
 from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, visible_objects
 
 NEXT = "next"
-#: what follows the facts, and the lead of the reply whose next word is the object's colour
-RULE, LEAD = "A locked door opens only with its key.", ROLES[NEXT]
+RULE = "A locked door opens only with its key."
+#: forms of the question: the rule told after the facts, and the lead of the reply whose next word
+#: is the object's colour. Measured zero-shot by `benchmarks/step_forms.py` (docs/results.md): after
+#: "get the", in a fifth of `UnlockPickup`'s states the model named something out of view where the
+#: bot was to open the locked door, its key in hand; "deal with" suits a door as well as a key.
+FORMS = {"deal with now": (RULE, ROLES[NEXT]),
+         "next thing to deal with": (RULE, "So the next thing the agent must deal with is the"),
+         "handle": (RULE, "So the next thing the agent must handle is the"),
+         "get": (RULE, "So the agent must now get the"),
+         "go to": (RULE, "So the agent must now go to the"),
+         "carried to it": ("A locked door opens only with its key, carried to it.", "So the agent must now go to the"),
+         "use": (RULE, "So the agent must now use the")}
+#: the form asked (a benchmark sets another)
+FORM = "deal with now"
+for _rule, _lead in FORMS.values():
+    add_lead(NEXT, _lead)
 
 
 def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
     """The next object's clozes: its colour (a kind there: no colour named), then its kind per colour."""
-    told = f"{state_facts(image)} {RULE}"
-    return (Situation(mission, LEAD, COLOURS + KINDS, question=told, cloze=True),
-            *(Situation(mission, f"{LEAD} {c}", KINDS, question=told, cloze=True) for c in COLOURS))
+    rule, lead = FORMS[FORM]
+    told = f"{state_facts(image)} {rule}"
+    return (Situation(mission, lead, COLOURS + KINDS, question=told, cloze=True),
+            *(Situation(mission, f"{lead} {c}", KINDS, question=told, cloze=True) for c in COLOURS))
 
 
 def state_questions(mission: str, image: np.ndarray, actions: tuple[str, ...], steps: bool) -> tuple[Situation, ...]:

@@ -33,7 +33,8 @@ def main() -> None:
     parser.add_argument("--forms", default=",".join(steps.FORMS), help=f"of: {', '.join(steps.FORMS)}")
     parser.add_argument("--levels", default=",".join(LEVELS), help="BabyAI level names, without BabyAI- and -v0")
     args = parser.parse_args()
-    unknown = [form for form in args.forms.split(",") if form not in steps.FORMS]
+    forms = args.forms.split(",")
+    unknown = [form for form in forms if form not in steps.FORMS]
     if unknown:
         parser.error(f"unknown form {unknown[0]!r}; allowed: {', '.join(steps.FORMS)}")
     output.configure()
@@ -43,7 +44,7 @@ def main() -> None:
                         f"({args.episodes} held-out bot episodes, seed {args.seed})")
     for column in ("form", "rule", "lead", *levels, "seconds"):
         table.add_column(column)
-    for form in args.forms.split(","):
+    for form in forms:
         steps.FORM = form
         start = time.perf_counter()
         row = [subgoal_agreement(teacher, f"BabyAI-{level}-v0", args.episodes, args.seed) for level in levels]

@@ -160,9 +160,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
             raise MutualRLError(f"unknown advice {args.advice!r}; allowed: {', '.join(ADVICE_KINDS)}")
         if args.action_space not in ACTION_SPACES:  # checked before any model is loaded
             raise MutualRLError(f"unknown action_space {args.action_space!r}; allowed: {', '.join(ACTION_SPACES)}")
-        precision = TeacherConfig(precision=args.teacher_precision)
-        precision.validate()
-        teacher = make_teacher(args.teacher, config=precision, device=_device(args.device), seed=args.seed)
+        teacher_config = TeacherConfig(precision=args.teacher_precision)
+        teacher_config.validate()
+        teacher = make_teacher(args.teacher, config=teacher_config, device=_device(args.device), seed=args.seed)
         if args.teacher_from:
             from mutualrl.tracking import RunDir
 

@@ -13,7 +13,7 @@ from mutualrl.feedback import PromptFeedback
 from mutualrl.teachers import BotTeacher, make_teacher
 from mutualrl.teachers.cache import AdviceCache
 from mutualrl.teachers.endpoint import EndpointTeacher
-from mutualrl.teachers.hf import HFTeacher, improvement_targets
+from mutualrl.teachers.hf import HFTeacher, improvement_targets, sureness
 from mutualrl.teachers.prompt import SYSTEM_PROMPT
 
 from conftest import real_situations
@@ -216,6 +216,32 @@ def test_feedback_update_moves_loglikelihoods_with_the_advantage(lora_layers):
     restored.load_state_dict(teacher.state_dict())
     with torch.no_grad():
         assert torch.allclose(torch.log_softmax(restored.scorer.logliks(sits), -1), after, atol=1e-5)
+
+
+def test_sureness_is_one_for_a_certain_answer_and_zero_for_a_coin_toss():
+    rows = torch.log(torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.05, 0.05], [0.6, 0.2, 0.2], [1 / 3, 1 / 3, 1 / 3]]))
+    sure = sureness(rows)
+    assert sure[0] == pytest.approx(1.0) and sure[3] == pytest.approx(0.0, abs=1e-6)
+    assert sure[0] > sure[1] > sure[2] > sure[3]
+
+
+def test_a_hold_by_sureness_frees_what_the_untaught_model_guesses():
+    """A tiny random model guesses (its answers near uniform): held firmly on every prompt alike,
+    feedback barely moves it; held by its sureness, the same feedback moves it as if unheld."""
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1)])
+    left = NAVIGATION_ACTIONS.index("turn left")
+    moved = {}
+    for hold, kl_coef in (("fixed", 50.0), ("sureness", 50.0), ("fixed", 0.0)):
+        config = TeacherConfig(update_steps=5, lr=1e-2, kl_coef=kl_coef, hold=hold, precision="float32")
+        teacher = HFTeacher(*fresh_tiny(), config=config)
+        with torch.no_grad():
+            before = torch.log_softmax(teacher.scorer.logliks(sits), -1)
+            assert sureness(before).max() < 0.05
+        teacher.learn([verdict(s, {"turn left": +1.0, "go forward": -1.0}) for s in sits])
+        with torch.no_grad():
+            moved[hold, kl_coef] = float((torch.log_softmax(teacher.scorer.logliks(sits), -1) - before)[:, left].mean())
+    assert moved["sureness", 50.0] > 2 * moved["fixed", 50.0]
+    assert moved["sureness", 50.0] == pytest.approx(moved["fixed", 0.0], rel=0.2)
 
 
 def test_each_answer_is_judged_against_the_other_answers_of_its_own_prompt():

@@ -27,6 +27,7 @@ ACTION_SPACES = ("task", "full")
 FEEDBACK_SIGNALS = ("advantage", "td_error")
 ADVICE_KINDS = ("action", "subgoal")
 PRECISIONS = ("auto", "float32", "bfloat16")
+HOLDS = ("fixed", "sureness")
 STUDENT_ARCHITECTURES = ("film", "mlp")
 
 
@@ -110,6 +111,9 @@ class TeacherConfig:
     lr: float = _field(2e-3, "learning rate of the teacher's LoRA adapter", key="teacher_lr")
     kl_coef: float = _field(0.5, "weight of KL(teacher || original model) in the teacher update: how firmly "
                             "feedback is held to the untaught model's reading", key="teacher_kl")
+    hold: str = _field("fixed", "where the KL holds: fixed (every prompt alike) | sureness (each prompt weighed by "
+                       "how sure the untaught model's answer is: a near-certain answer held, a coin toss free to "
+                       "move)", key="teacher_hold")
     precision: str = _field("auto", "the frozen language model's weights: auto (bfloat16 where the device computes "
                             "it natively: a CPU with AVX-512 BF16 or AMX, a GPU that supports it; else float32) | "
                             "float32 | bfloat16 (the adapter learns in float32 either way)", key="teacher_precision")
@@ -127,6 +131,8 @@ class TeacherConfig:
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise MutualRLError(f"unknown teacher_precision {self.precision!r}; allowed: {', '.join(PRECISIONS)}")
+        if self.hold not in HOLDS:
+            raise MutualRLError(f"unknown teacher_hold {self.hold!r}; allowed: {', '.join(HOLDS)}")
         if self.feedback_signal not in FEEDBACK_SIGNALS:
             raise MutualRLError(f"unknown feedback_signal {self.feedback_signal!r}; allowed: {', '.join(FEEDBACK_SIGNALS)}")
         _check(self, positive=("update_every", "update_steps", "batch_size", "lr", "lora_rank", "lora_layers",

@@ -3,7 +3,7 @@
 Advice is the softmax of the `PrefixSharedScorer`'s action log-likelihoods. Learning moves that
 distribution towards the student's improved policy (its own policy re-weighted by exp(signal)
 from its critic) through a LoRA adapter on the top layers, kept near the original model by a KL
-term.
+term (on every prompt alike, or weighed by how sure the original model is: `teacher_hold`).
 """
 
 from __future__ import annotations
@@ -107,8 +107,10 @@ class HFTeacher(TextTeacher):
             reference = self.reference_logprobs(batch)  # only the prompts trained on: each read once, then remembered
             logp = torch.log_softmax(self.scorer.logliks(batch), dim=-1)
             target = torch.tensor(np.stack([targets[i] for i in pick]), dtype=torch.float32, device=self.device)
-            kl = (logp.exp() * (logp - reference)).sum(-1).mean()
-            loss = -(target * logp).sum(-1).mean() + self.config.kl_coef * kl
+            kl_each = (logp.exp() * (logp - reference)).sum(-1)
+            held = kl_each if self.config.hold == "fixed" else sureness(reference) * kl_each
+            loss = -(target * logp).sum(-1).mean() + self.config.kl_coef * held.mean()
+            kl = kl_each.mean()
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
@@ -174,3 +176,14 @@ def improvement_targets(feedback: Sequence[PromptFeedback]) -> list[np.ndarray]:
         gain = np.nan_to_num((f.signal - baseline) / scale)
         targets.append(kept_reading(f.situation, softmax(np.log(np.clip(f.policy, 1e-6, None)) + gain), f.policy))
     return targets
+
+
+def sureness(logprobs: torch.Tensor) -> torch.Tensor:
+    """Per row of answer log-probabilities, how sure the answer is: 1 - its entropy over the
+    largest an answer set of that size can have (1: one answer certain; 0: all alike). Weighing the
+    KL hold by the untaught model's sureness keeps what it knows and frees what it guesses."""
+    answers = logprobs.shape[-1]
+    if answers < 2:
+        return torch.ones(logprobs.shape[:-1], device=logprobs.device)
+    entropy = -torch.special.xlogy(logprobs.exp(), logprobs.exp()).sum(-1)
+    return (1.0 - entropy / np.log(answers)).clamp(0.0, 1.0)

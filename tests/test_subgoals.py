@@ -566,30 +566,6 @@ def test_the_subgoal_reward_is_paid_once_per_subgoal_and_episode():
     assert paid == [0.5, 0.0, 0.5, 0.0]
 
 
-def test_a_drop_is_paid_once_per_object_dropped_in_an_episode():
-    """Freeing the hands of a key and of a ball are different steps of a plan: each pays once an
-    episode; dropping the key again pays nothing; a new episode pays again."""
-    from mutualrl.config import GuidanceConfig
-    from mutualrl.guidance import SubgoalGuidance, _Held
-
-    actions = task_actions("BabyAI-BlockedUnlockPickup-v0")
-    guidance = SubgoalGuidance(GuidanceConfig(subgoal_reward=0.5), BotTeacher(), np.random.default_rng(0),
-                               torch.device("cpu"), 1, actions)
-    guidance.start_rollout()
-    key, ball = (OBJECT_TO_IDX["key"], COLOR_TO_IDX["red"]), (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["blue"])
-    empty = np.zeros((1, 7, 7, 3), dtype=np.uint8)
-    paid = []
-    for held, done in ((key, False), (ball, False), (key, False), (key, True), (key, False)):
-        holding = empty.copy()
-        holding[0, 3, 6, :2] = held
-        guidance._before = (holding, ["pick up the box"])
-        decision = SubgoalDecision(env=0, start=0, questions=[], answers=[], probs=[])
-        guidance.held[0] = _Held(Subgoal("drop"), decision, True, "k", [])
-        paid.append(float(guidance.after_step({"image": empty}, np.array([done]), np.array([False]),
-                                              {"final_obs": [{"image": empty[0]}]}, 0)[0]))
-    assert paid == [0.5, 0.5, 0.0, 0.0, 0.5]
-
-
 def test_the_progress_reward_pays_each_step_nearer_than_before_once_per_episode():
     """Coming nearer the named object than ever before in the episode pays per step of the grid;
     stepping back and coming again pays nothing (it cannot be farmed); reaching it counts as 0

@@ -22,8 +22,8 @@ from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.grounding import as_read, hindsight, judged, meaning, mission_questions
 from mutualrl.steps import choose, state_questions, step_hindsight
-from mutualrl.subgoals import (EXPLORE, SUBGOAL_DIM, Obj, Sightings, Subgoal, carried, cells_away, front_object,
-                               reached, subgoal_vector, visible_objects)
+from mutualrl.subgoals import (SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, front_object, reached,
+                               subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
 from mutualrl.trust import TrustTable
 
@@ -294,7 +294,7 @@ class SubgoalGuidance(Guidance):
         note what the student itself went to or picked up (`hindsight`); returns the shaped reward
         for the object subgoals reached (`subgoal_reward`) and approached (`subgoal_progress`), both
         0 by default. Neither can be farmed: reaching is paid once per subgoal and episode (facing
-        the same object again pays nothing; a drop once per object dropped), approaching once per step of the view's grid nearer
+        the same object again pays nothing), approaching once per step of the view's grid nearer
         than the episode's closest so far (turning away and back pays nothing); explore is never
         paid, since a student could reach it by turning on the spot (measured: success fell from
         0.58 to 0.12).
@@ -319,26 +319,15 @@ class SubgoalGuidance(Guidance):
                 bonus[i] += self.config.subgoal_progress * self._approach(i, h.subgoal, images[i], got, bool(success[i]))
             if got or lost or done[i] or h.steps >= self.config.subgoal_steps:
                 h.decision.end, h.decision.reached = step + 1, got
-                paid_as = self._paid_as(i, h.subgoal) if got else None
-                if paid_as is not None and paid_as not in self._paid[i]:
+                if got and h.subgoal.obj is not None and h.subgoal not in self._paid[i]:
                     bonus[i] += self.config.subgoal_reward
-                    self._paid[i].add(paid_as)
+                    self._paid[i].add(h.subgoal)
                 self.held[i] = None
         for i in np.flatnonzero(done):
             self._paid[i].clear()
             self._nearest[i].clear()
         self.shaped += float(bonus.sum())
         return bonus
-
-    def _paid_as(self, i: int, subgoal: Subgoal) -> tuple[Subgoal, Obj | None] | None:
-        """What copy i's reached subgoal is paid as (once an episode): an object step as itself; a
-        drop as the drop of what the hands held before this step, since freeing them of a key and
-        of a ball in the way are different steps of a plan (measured: with drops unpaid, the steps
-        between picking up the ball in front of a door and opening it paid nothing, and a student
-        guided on `BlockedUnlockPickup` stayed at 0.00 for 1M frames); explore never."""
-        if subgoal.verb == EXPLORE:
-            return None
-        return subgoal, carried(self._before[0][i]) if subgoal.obj is None else None
 
     def _approach(self, i: int, subgoal: Subgoal, image: np.ndarray, got: bool, success: bool) -> int:
         """How many steps nearer the subgoal's object copy i now is than ever before in its episode

@@ -35,6 +35,7 @@ def cli(capsys, *args) -> subprocess.CompletedProcess:
     (["eval", "--teacher", "tiny", "--teacher-precision", "fp8"], "unknown teacher_precision 'fp8'; allowed: auto, float32, bfloat16"),
     (["train", "--teacher-precision", "half", "--out", "X"], "unknown teacher_precision 'half'"),
     (["train", "--teacher-hold", "loose", "--out", "X"], "unknown teacher_hold 'loose'; allowed: fixed, sureness"),
+    (["train", "--action-mask", "all", "--out", "X"], "unknown action_mask 'all'; allowed: none, no-ops"),
     (["curriculum", "--arms", "rl,nope", "--out", "X"], "unknown arm 'nope'; allowed: rl, rl-carry, mutual"),
     (["curriculum", "--config", "missing.yaml", "--out", "X"], "curriculum file 'missing.yaml' does not exist"),
     (["train", "--target-success", "0.5", "--eval-every", "0", "--out", "X"], "target_success=0.5 needs held-out"),

@@ -1,13 +1,14 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from minigrid.core.actions import Actions
 from minigrid.core.world_object import Ball, Box, Door, Key, Wall
 
 from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
-from mutualrl.envs import (ACTION_TEXTS, FULL_ACTIONS, NAVIGATION_ACTIONS, QuietReset, check_env_id, describe,
-                           encode_mission, make_env, registered_env_ids, task_actions)
+from mutualrl.envs import (ACTION_TEXTS, FULL_ACTIONS, NAVIGATION_ACTIONS, QuietReset, acts_with_effect, check_env_id,
+                           describe, encode_mission, make_env, registered_env_ids, task_actions)
 from mutualrl.errors import MutualRLError
 
 
@@ -109,6 +110,31 @@ def test_the_default_action_space_loses_the_bot_nothing_on_any_babyai_level():
                 solved += 1
                 assert used <= default, f"{env_id} seed {seed}: the bot needed {used - default}"
     assert solved >= 180  # of 192 episodes: the bot fails KeyInBox and the PutNext...Carrying levels
+
+
+def test_the_acts_with_effect_are_exactly_those_that_change_the_level():
+    """Read from the view alone, an act is marked as changing something exactly where MiniGrid's
+    step changes the agent's pose, its hands or the grid (random acts, new layouts as episodes end);
+    each of forward, pick up, drop and toggle is met both ways."""
+    rng, steps, agreed, kinds = np.random.default_rng(0), 0, 0, set()
+    for env_id in ("BabyAI-KeyCorridorS3R1-v0", "BabyAI-BlockedUnlockPickup-v0", "MiniGrid-DoorKey-5x5-v0"):
+        env = gym.make(env_id)
+        obs, _ = env.reset(seed=0)
+        level = env.unwrapped
+        for _ in range(400):
+            effect = acts_with_effect(torch.as_tensor(obs["image"])[None], 6)[0]
+            action = int(rng.integers(6))
+            before = (tuple(level.agent_pos), level.agent_dir, level.carrying and level.carrying.encode(),
+                      level.grid.encode().tobytes())
+            obs, _, terminated, truncated, _ = env.step(action)
+            after = (tuple(level.agent_pos), level.agent_dir, level.carrying and level.carrying.encode(),
+                     level.grid.encode().tobytes())
+            steps, agreed = steps + 1, agreed + (bool(effect[action]) == (before != after or terminated))
+            kinds.add((action, bool(effect[action])))
+            if terminated or truncated:
+                obs, _ = env.reset(seed=int(rng.integers(1_000_000)))
+    assert agreed == steps
+    assert {(a, changes) for a in (2, 3, 4, 5) for changes in (False, True)} <= kinds
 
 
 def test_unknown_env_names_it_and_suggests():

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mutualrl.config import PPOConfig, TrainConfig
-from mutualrl.envs import encode_mission
+from mutualrl.envs import acts_with_effect, encode_mission
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import evaluate_student
 from mutualrl.loop import Trainer
@@ -271,3 +271,44 @@ def test_a_student_with_memory_needs_a_copy_per_minibatch_and_says_so():
     with pytest.raises(MutualRLError, match="minibatches=2 exceeds num_envs=1: a student with memory learns"):
         TrainConfig(num_envs=1, student_memory=8).validate()
     TrainConfig(num_envs=1, student_memory=0).validate()  # a feed-forward student learns from single steps
+
+
+@pytest.mark.parametrize("advice", ["action", "subgoal"])
+def test_a_student_masking_no_ops_never_takes_one_and_learns_with_finite_losses(advice):
+    """Sampled or greedy, alone or advised, it takes only acts its view shows would change something;
+    PPO scores the same masked policy (ratio 1 on the first pass) and its losses stay finite, advice
+    on a masked act included."""
+    torch.manual_seed(0)
+    model = make_student("film", 6, advice, memory=8, mask="no-ops")
+    with torch.no_grad():
+        model.actor.weight.normal_(std=3.0)
+    n = 64
+    obs = _random_obs(n)
+    obs["image"][:, 3, 5, 0] = torch.randint(1, 8, (n,))  # what lies in front: empty, wall, ..., box
+    effect = acts_with_effect(obs["image"], 6)
+    assert (~effect).any(0)[2:].all()  # every act but the turns is masked somewhere
+    dim = model.advice_dim
+    advice_input = torch.softmax(torch.randn(n, dim) * 3, -1)
+    step = model.act(obs, advice_input, torch.zeros(n, 6), starts=torch.ones(n))
+    greedy = model.act(obs, advice_input, torch.zeros(n, 6), starts=torch.ones(n), greedy=True)
+    alone, _, _ = model.alone(obs, starts=torch.ones(n))
+    for action in (step.action, greedy.action, alone.argmax(-1)):
+        assert effect[torch.arange(n), action].all()
+    teacher_probs = torch.softmax(torch.randn(n, 6), -1) if advice == "action" else advice_input
+    batch = PPOBatch(obs=obs, advice=advice_input, gate=torch.ones(n), advice_logits=torch.zeros(n, 6),
+                     teacher_probs=teacher_probs, guidance_weight=torch.ones(n), actions=step.action,
+                     logprobs=step.logprob, advantages=torch.randn(n), returns=torch.randn(n), values=step.value,
+                     starts=torch.ones(n), memory=model.initial_memory(n))
+    stats = ppo_update(model, torch.optim.SGD(model.parameters(), lr=0.0), batch,
+                       PPOConfig(update_epochs=1, minibatches=1))
+    assert abs(stats["approx_kl"]) < 1e-6
+    assert all(np.isfinite(v) for v in stats.values())
+
+
+def test_the_action_mask_is_kept_with_the_student(tmp_path):
+    _small_run(tmp_path, "masked", student="film", action_mask="no-ops")
+    config, model = load_student(tmp_path / "masked")
+    assert config.action_mask == model.action_mask == "no-ops"
+    assert Trainer.resume(tmp_path / "masked", frames=256, quiet=True).student.action_mask == "no-ops"
+    _small_run(tmp_path, "plain", student="film")
+    assert load_student(tmp_path / "plain")[1].action_mask == "none"

@@ -29,6 +29,7 @@ ADVICE_KINDS = ("action", "subgoal")
 PRECISIONS = ("auto", "float32", "bfloat16")
 HOLDS = ("fixed", "sureness")
 STUDENT_ARCHITECTURES = ("film", "mlp")
+ACTION_MASKS = ("none", "no-ops")
 
 
 def _field(default: Any, help: str, key: str | None = None) -> Any:
@@ -182,6 +183,9 @@ class TrainConfig:
                           "convolutions over the view) | mlp (bag of words, MLP over the view)")
     student_memory: int = _field(64, "size of the student's LSTM memory of the episode so far; 0 = none (a "
                                  "feed-forward student)")
+    action_mask: str = _field("none", "none | no-ops: the student never takes an act its view shows would change "
+                              "nothing (forward into a wall or a closed door, pick up with nothing in front or full "
+                              "hands, drop where something lies, toggle what does not open)")
     ppo: PPOConfig = field(default_factory=PPOConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -209,7 +213,7 @@ class TrainConfig:
 
         check_env_id(self.env_id)
         for name, allowed in (("mode", MODES), ("device", DEVICES), ("action_space", ACTION_SPACES),
-                              ("student", STUDENT_ARCHITECTURES)):
+                              ("student", STUDENT_ARCHITECTURES), ("action_mask", ACTION_MASKS)):
             if getattr(self, name) not in allowed:
                 raise MutualRLError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         _check(self, positive=("frames", "num_envs", "checkpoint_every"), non_negative=("seed", "student_memory"))

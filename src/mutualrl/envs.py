@@ -16,8 +16,9 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the MiniGrid and BabyAI environments)
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
 from minigrid.envs.babyai.core.verifier import GoToInstr
 
 from mutualrl import output
@@ -105,6 +106,31 @@ def level_needs(env_id: str) -> tuple[str, ...]:
     if not closed_door and (goes_only if babyai else not carriable):
         return NAVIGATION_ACTIONS
     return ACTION_TEXTS if babyai else FULL_ACTIONS
+
+
+_KIND = {name: OBJECT_TO_IDX[name] for name in ("unseen", "empty", "floor", "goal", "lava", "door", "key", "ball", "box")}
+
+
+def acts_with_effect(image: torch.Tensor, num_actions: int) -> torch.Tensor:
+    """(B, num_actions) bool: which of the first `num_actions` MiniGrid actions change anything,
+    read from the egocentric views (B, 7, 7, 3) as MiniGrid's `step` decides it: turning always; going
+    forward onto an empty, floor, goal or lava cell or an open door; picking up a key, ball or box
+    with empty hands; dropping onto an empty cell; toggling a box, an unlocked door, or a locked
+    door while carrying its key; `done` always (it ends some levels)."""
+    image = image.long()
+    front, own = image[:, _AGENT_COL, _AGENT_ROW - 1], image[:, _AGENT_COL, _AGENT_ROW]
+    kind, colour, state = front[:, 0], front[:, 1], front[:, 2]
+    carrying = (own[:, 0] == _KIND["key"]) | (own[:, 0] == _KIND["ball"]) | (own[:, 0] == _KIND["box"])
+    door = kind == _KIND["door"]
+    passable = door & (state == STATE_TO_IDX["open"])
+    for name in ("unseen", "empty", "floor", "goal", "lava"):
+        passable |= kind == _KIND[name]
+    liftable = (kind == _KIND["key"]) | (kind == _KIND["ball"]) | (kind == _KIND["box"])
+    has_its_key = (own[:, 0] == _KIND["key"]) & (own[:, 1] == colour)
+    toggles = (kind == _KIND["box"]) | (door & ((state != STATE_TO_IDX["locked"]) | has_its_key))
+    always = torch.ones_like(door)
+    effects = (always, always, passable, liftable & ~carrying, carrying & (kind == _KIND["empty"]), toggles, always)
+    return torch.stack(effects[:num_actions], -1)
 
 
 def has_locked_doors(env_id: str) -> bool:

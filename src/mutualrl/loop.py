@@ -27,7 +27,7 @@ from mutualrl.guidance import ActionGuidance, SubgoalGuidance
 from mutualrl.rollout import AdviceRecord, Rollout, flatten
 from mutualrl.ppo import PPOBatch, compute_gae, ppo_update
 from mutualrl.student import (grow_optimizer_state, load_student, make_student, obs_to_tensors, recorded_actions,
-                              recorded_student)
+                              recorded_mask, recorded_student)
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
@@ -54,7 +54,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.subgoals = config.guidance.advice == "subgoal"
         self.student = make_student(config.student, len(self.actions), config.guidance.advice,
-                                    config.student_memory).to(self.device)
+                                    config.student_memory, config.action_mask).to(self.device)
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.ppo.learning_rate, eps=1e-5, fused=True)
         self.teacher = teacher
         if self.teacher is None and config.uses_teacher:
@@ -99,6 +99,7 @@ class Trainer:
         checkpoint = run.load_checkpoint()
         config = TrainConfig.from_dict(checkpoint["config"])
         config.student, config.student_memory = recorded_student(checkpoint)  # what it trained, whatever the default
+        config.action_mask = recorded_mask(checkpoint)
         if frames is not None:
             config.frames = frames
             run.write_config(config)
@@ -319,7 +320,7 @@ class Trainer:
             "config": self.config.to_dict(), "iteration": self.iteration, "frames": self.frames,
             "wall_time": self.wall_time, "reached_target": self.reached_target, "reached_alone": self.reached_alone,
             "model": self.student.state_dict(), "student_architecture": self.student.architecture,
-            "student_memory": self.student.memory_size,
+            "student_memory": self.student.memory_size, "student_action_mask": self.student.action_mask,
             "optimizer": self.optimizer.state_dict(),
             "episodes": self.episodes.state_dict(),
             "trust": self.guidance.trust.state_dict() if self.guidance is not None else {},

@@ -17,7 +17,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from mutualrl.config import TrainConfig
-from mutualrl.envs import FULL_ACTIONS, MISSION_VOCAB, encode_mission
+from mutualrl.envs import FULL_ACTIONS, MISSION_VOCAB, acts_with_effect, encode_mission
 from mutualrl.errors import MutualRLError
 from mutualrl.subgoals import SUBGOAL_DIM, VERBS
 from mutualrl.tracking import RunDir
@@ -27,6 +27,8 @@ _VERB = slice(49, 49 + len(VERBS))
 
 _NUM_OBJECTS, _NUM_COLORS, _NUM_STATES = 11, 6, 3
 _CARRIED_CELL = 3 * 7 + 6  # the agent's own cell (column 3, bottom row) in the flattened view
+#: the logit of an act masked out (finite, so that entropies and log-probabilities stay defined)
+_NO_EFFECT = -1e9
 #: the memory's weights as an `nn.LSTMCell` named them, and as the one-layer `nn.LSTM` does
 _LSTM_CELL_NAMES = {f"lstm.{w}": f"lstm.{w}_l0" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 
@@ -55,6 +57,10 @@ class Student(nn.Module):
     #: the name checkpoints and the `student` config field record
     architecture = ""
     memory_size = 0
+    #: "no-ops": acts the view shows would change nothing get no probability (`acts_with_effect`);
+    #: a greedy policy can then never repeat one to the step limit (measured: the commonest way a
+    #: greedy student failed on the door levels while sampling it succeeded)
+    action_mask = "none"
 
     def _advice_parts(self, num_actions: int, advice: str, cell_dim: int, mission_dim: int,
                       query_cells: bool = False) -> None:
@@ -205,7 +211,10 @@ class Student(nn.Module):
                 read: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Action logits, state values and the memory after a single step (`gate=None`: the advice as given)."""
         h, memory = self.features(obs, advice, gate, memory, starts, read)
-        return self.actor(h), self.critic(h).squeeze(-1), memory
+        logits = self.actor(h)
+        if self.action_mask == "no-ops":
+            logits = logits.masked_fill(~acts_with_effect(obs["image"], logits.shape[-1]), _NO_EFFECT)
+        return logits, self.critic(h).squeeze(-1), memory
 
     def act(self, obs, advice, advice_logits: torch.Tensor | None = None, *, gate: torch.Tensor | None = None,
             memory: torch.Tensor | None = None, starts: torch.Tensor | None = None, greedy: bool = False) -> "Step":
@@ -245,7 +254,9 @@ class Student(nn.Module):
         student's own mask empty in 0.43-0.88 of the states where the bot marked an object, after
         10k-60k frames); summed over the cells, its gradient was three times the policy's on
         `PickupLoc`, so clipping to `max_grad_norm` shrank the policy's step to a sixth."""
-        if self.advice_kind == "action":
+        if self.advice_kind == "action":  # (advice on an act masked out is dropped: no act of the student's)
+            target = target * (logits > _NO_EFFECT / 2)
+            target = target / target.sum(-1, keepdim=True).clamp_min(1e-8)
             return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
         mask_logits, verb_logits = self.grounding(*read)
         mask = target[:, :49]
@@ -394,8 +405,10 @@ class FiLMActorCritic(Student):
 STUDENTS: dict[str, type[Student]] = {"mlp": ActorCritic, "film": FiLMActorCritic}
 
 
-def make_student(architecture: str, num_actions: int, advice: str, memory: int = 0) -> Student:
-    return STUDENTS[architecture](num_actions, advice=advice, memory=memory)
+def make_student(architecture: str, num_actions: int, advice: str, memory: int = 0, mask: str = "none") -> Student:
+    student = STUDENTS[architecture](num_actions, advice=advice, memory=memory)
+    student.action_mask = mask
+    return student
 
 
 def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
@@ -405,7 +418,9 @@ def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
     state = run.load_checkpoint()
     config = TrainConfig.from_dict(state["config"])
     config.student, config.student_memory = recorded_student(state)
-    model = make_student(config.student, len(recorded_actions(state)), config.guidance.advice, config.student_memory)
+    config.action_mask = recorded_mask(state)
+    model = make_student(config.student, len(recorded_actions(state)), config.guidance.advice, config.student_memory,
+                         config.action_mask)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as err:
@@ -418,6 +433,11 @@ def recorded_student(checkpoint: dict) -> tuple[str, int]:
     """The architecture and memory size a checkpoint's student was built with, whatever today's
     defaults (checkpoints from before there was a choice hold the MLP student without memory)."""
     return checkpoint.get("student_architecture", "mlp"), checkpoint.get("student_memory", 0)
+
+
+def recorded_mask(checkpoint: dict) -> str:
+    """The action mask a checkpoint's student acted under (none before there was one)."""
+    return checkpoint.get("student_action_mask", "none")
 
 
 def grow_to(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ TWO_STAGES = {
     "teacher": "tiny", "num_envs": 4, "num_steps": 16, "eval_every": 1, "eval_episodes": 2, "checkpoint_every": 1,
     "teacher_eval_every": 0,
     "teacher_update_every": 1, "teacher_batch": 8, "teacher_update_steps": 1,
+    "action_mask": "none",  # (a student masking no-ops met the first stage's target by its first evaluation)
     "stages": [{"env_id": "BabyAI-GoToRedBallNoDists-v0", "frames": 128, "target": 0.9},
                {"env_id": "BabyAI-GoToRedBall-v0", "frames": 128, "target": 0.9}],
 }
@@ -29,7 +30,7 @@ def test_a_run_stops_once_the_student_alone_reaches_its_target(tmp_path):
     summary = Trainer(config, tmp_path, quiet=True).train()
     alone = [row[ALONE] for row in RunDir(tmp_path).read_metrics()]
     assert summary["reached_target"] and summary["frames"] < config.frames
-    assert alone[-1] >= 0.5 and max(alone[:-1]) < 0.5  # it stopped at the first evaluation that reached it
+    assert alone[-1] >= 0.5 and all(a < 0.5 for a in alone[:-1])  # it stopped at the first evaluation that reached it
     resumed = Trainer.resume(tmp_path, quiet=True).train()  # a finished run is not trained further
     assert resumed["frames"] == summary["frames"]
 
@@ -49,7 +50,7 @@ def test_a_run_with_babyais_training_target_stops_once_it_and_the_held_out_targe
 
 
 def test_a_run_that_misses_its_target_spends_its_budget(tmp_path):
-    config = TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=512, num_envs=8).replace(
+    config = TrainConfig(env_id="BabyAI-GoToLocal-v0", frames=512, num_envs=8).replace(
         num_steps=32, eval_every=1, eval_episodes=8, target_success=1.0)
     summary = Trainer(config, tmp_path, quiet=True).train()
     assert not summary["reached_target"] and summary["frames"] == 512

@@ -183,10 +183,10 @@ class TrainConfig:
                           "convolutions over the view) | mlp (bag of words, MLP over the view)")
     student_memory: int = _field(64, "size of the student's LSTM memory of the episode so far; 0 = none (a "
                                  "feed-forward student)")
-    action_mask: str = _field("no-ops", "no-ops: the student never takes an act its view shows would change nothing "
-                              "(forward into a wall or a closed door, pick up with nothing in front or full hands, "
-                              "drop where something lies, toggle what does not open) | none: every act of the action "
-                              "space, as BabyAI's agents")
+    action_mask: str = _field("none", "none (every act of the action space, as BabyAI's agents) | no-ops: the student "
+                              "never takes an act its view shows would change nothing (forward into a wall or a closed "
+                              "door, pick up with nothing in front or full hands, drop where something lies, toggle "
+                              "what does not open)")
     ppo: PPOConfig = field(default_factory=PPOConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)

@@ -254,9 +254,10 @@ class Student(nn.Module):
         student's own mask empty in 0.43-0.88 of the states where the bot marked an object, after
         10k-60k frames); summed over the cells, its gradient was three times the policy's on
         `PickupLoc`, so clipping to `max_grad_norm` shrank the policy's step to a sixth."""
-        if self.advice_kind == "action":  # (advice on an act masked out is dropped: no act of the student's)
-            target = target * (logits > _NO_EFFECT / 2)
-            target = target / target.sum(-1, keepdim=True).clamp_min(1e-8)
+        if self.advice_kind == "action":
+            if self.action_mask == "no-ops":  # (advice on an act masked out is dropped: no act of the student's)
+                target = target * (logits > _NO_EFFECT / 2)
+                target = target / target.sum(-1, keepdim=True).clamp_min(1e-8)
             return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
         mask_logits, verb_logits = self.grounding(*read)
         mask = target[:, :49]

@@ -108,7 +108,13 @@ def level_needs(env_id: str) -> tuple[str, ...]:
     return ACTION_TEXTS if babyai else FULL_ACTIONS
 
 
-_KIND = {name: OBJECT_TO_IDX[name] for name in ("unseen", "empty", "floor", "goal", "lava", "door", "key", "ball", "box")}
+def _kinds(*names: str) -> torch.Tensor:
+    return torch.tensor([OBJECT_TO_IDX[name] for name in names])
+
+
+#: what the agent can walk onto (a door too, where open; the unseen: not known to block), and lift
+_PASSABLE, _LIFTABLE = _kinds("unseen", "empty", "floor", "goal", "lava"), _kinds("key", "ball", "box")
+_EMPTY, _DOOR, _KEY, _BOX = (OBJECT_TO_IDX[name] for name in ("empty", "door", "key", "box"))
 
 
 def acts_with_effect(image: torch.Tensor, num_actions: int) -> torch.Tensor:
@@ -120,16 +126,14 @@ def acts_with_effect(image: torch.Tensor, num_actions: int) -> torch.Tensor:
     image = image.long()
     front, own = image[:, _AGENT_COL, _AGENT_ROW - 1], image[:, _AGENT_COL, _AGENT_ROW]
     kind, colour, state = front[:, 0], front[:, 1], front[:, 2]
-    carrying = (own[:, 0] == _KIND["key"]) | (own[:, 0] == _KIND["ball"]) | (own[:, 0] == _KIND["box"])
-    door = kind == _KIND["door"]
-    passable = door & (state == STATE_TO_IDX["open"])
-    for name in ("unseen", "empty", "floor", "goal", "lava"):
-        passable |= kind == _KIND[name]
-    liftable = (kind == _KIND["key"]) | (kind == _KIND["ball"]) | (kind == _KIND["box"])
-    has_its_key = (own[:, 0] == _KIND["key"]) & (own[:, 1] == colour)
-    toggles = (kind == _KIND["box"]) | (door & ((state != STATE_TO_IDX["locked"]) | has_its_key))
+    carrying = torch.isin(own[:, 0], _LIFTABLE)
+    door = kind == _DOOR
+    passable = torch.isin(kind, _PASSABLE) | (door & (state == STATE_TO_IDX["open"]))
+    has_its_key = (own[:, 0] == _KEY) & (own[:, 1] == colour)
+    toggles = (kind == _BOX) | (door & ((state != STATE_TO_IDX["locked"]) | has_its_key))
     always = torch.ones_like(door)
-    effects = (always, always, passable, liftable & ~carrying, carrying & (kind == _KIND["empty"]), toggles, always)
+    effects = (always, always, passable, torch.isin(kind, _LIFTABLE) & ~carrying, carrying & (kind == _EMPTY),
+               toggles, always)
     return torch.stack(effects[:num_actions], -1)
 
 

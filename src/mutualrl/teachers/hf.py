@@ -185,5 +185,6 @@ def sureness(logprobs: torch.Tensor) -> torch.Tensor:
     answers = logprobs.shape[-1]
     if answers < 2:
         return torch.ones(logprobs.shape[:-1], device=logprobs.device)
-    entropy = -torch.special.xlogy(logprobs.exp(), logprobs.exp()).sum(-1)
+    probs = logprobs.exp()
+    entropy = -torch.special.xlogy(probs, probs).sum(-1)
     return (1.0 - entropy / np.log(answers)).clamp(0.0, 1.0)

@@ -97,6 +97,19 @@ def test_the_choice_among_one_token_answers_equals_the_naive_scorers(fixture, lo
         assert any(n.abs().max() > 1e-4 for n in naive_grads)
 
 
+def test_the_adapted_top_layer_runs_its_mlp_at_each_prompts_last_token_only(tiny_causal):
+    """With the adapter on the last layer alone, the other tokens are read there only through
+    their keys and values (the equality with the reference is the test above)."""
+    model, tokenizer = tiny_causal
+    teacher = HFTeacher(model, tokenizer, config=TeacherConfig(lora_layers=1, precision="float32"))
+    rows = []
+    top = teacher.scorer.model.get_decoder().layers[-1].mlp
+    top.register_forward_hook(lambda _module, args, _out: rows.append(args[0].shape[:-1].numel()))
+    questions = _clozes()
+    teacher.score_each(questions)
+    assert teacher.scorer.tokens_processed > 10 * len(questions) and sum(rows) == len(questions)
+
+
 @pytest.mark.parametrize("lora_layers", [1, 6])
 def test_clozes_with_different_answers_read_at_once_equal_the_naive_scorers(tiny_causal, lora_layers):
     """Every cloze of two missions (verb, colours, kinds: several answer sets) read in one call,

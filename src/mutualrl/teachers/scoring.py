@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import DynamicCache
 
 from mutualrl.envs import Situation
+from mutualrl.teachers import top_layer
 from mutualrl.teachers.base import by_answers
 from mutualrl.teachers.prompt import system_prompt, user_message
 
@@ -48,6 +49,7 @@ class PrefixSharedScorer:
         self.trunk_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self.trunk_cache_size = 50_000
         self.trunk_layers = self._trunk_depth()
+        self._top_alone = self._last_layer_alone()
         self._action_ids: dict[str, list[int]] = {}
         self._prompt_ids: dict[Situation, tuple[list[int], list[int]]] = {}
         self._start: list[int] | None = None  # the start of every header read so far
@@ -67,6 +69,16 @@ class PrefixSharedScorer:
         if not all(hasattr(getattr(layer, "self_attn", None), "layer_idx") for layer in layers):
             return 0
         return max(0, len(layers) - self.lora_layers)
+
+    def _last_layer_alone(self) -> bool:
+        """Whether the stage above the trunk is the model's last layer alone, of a shape whose
+        keys and values `top_layer` can read apart: then one-token answers run the full layer at
+        each prompt's last token only."""
+        if not self.trunk_layers:
+            return False
+        decoder = self.model.get_decoder()
+        return (len(decoder.layers) - self.trunk_layers == 1 and hasattr(decoder, "rotary_emb")
+                and top_layer.rotary(decoder.layers[-1]) is not None)
 
     # ----------------------------------------------------------------- prompts
 
@@ -398,9 +410,17 @@ class PrefixSharedScorer:
             heads.append(torch.cat([header_states[shared:], states[0][:stem]]))
             owner += [g] * len(prompts)
             rests += [own[stem:] for own in states]
-        head_states, own = self._tree_pass("upper", lower[0][None, :shared], str(groups[0][0][:shared]),
-                                           heads, owner, rests)
-        last = torch.stack([rest[-1] if len(rest) else head_states[g][-1] for g, rest in zip(owner, own)])
+        if self._top_alone:
+            start = [0] if shared else []
+            sequences = [start + [1 + g] + ([1 + len(heads) + k] if len(rest) else []) for k, (g, rest) in
+                         enumerate(zip(owner, rests))]
+            last = top_layer.last_token_states(
+                self._base_model().get_decoder(), [lower[0][:shared], *heads, *rests], sequences,
+                lambda states, attention, positions, kv: self._run("upper", states, attention, positions, kv)[0])
+        else:
+            head_states, own = self._tree_pass("upper", lower[0][None, :shared], str(groups[0][0][:shared]),
+                                               heads, owner, rests)
+            last = torch.stack([rest[-1] if len(rest) else head_states[g][-1] for g, rest in zip(owner, own)])
         order = torch.tensor([i for rows in headers.values() for i in rows], device=self.device)
         return torch.empty_like(last).index_copy(0, order, last)
 

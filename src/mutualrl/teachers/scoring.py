@@ -13,7 +13,9 @@ new adapter state re-runs only the top layers over them.
 One-token answers (a mission's clozes): prompts offering different answers are read in one call
 (`logliks_each`), and each token they share runs once, through the trunk at the first read and
 through the top layers after each update: the headers' common start (the system message), each
-mission's header with the lead its clozes share, then one token per cloze.
+mission's header with the lead its clozes share, then one token per cloze. With the adapter on
+the last layer alone (the default), that layer runs in full only at each prompt's last token,
+over the keys and values of the others (`top_layer`).
 """
 
 from __future__ import annotations

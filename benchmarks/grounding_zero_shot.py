@@ -5,9 +5,11 @@ the bot's stack holds (`evaluation.subgoal_agreement`), with the level's task ac
 all seven (every verb offered), for each design of `grounding.Design`. A design changes only how
 the answers become a choice, so every design reads the same cached answers. `--reworded` adds a
 row per level whose missions the teacher reads in other words (synonyms, other phrasing): the
-grounding must not depend on the templates' words.
+grounding must not depend on the templates' words; `--held-out`, a row in words that never took
+part in choosing a design or a question.
 
     python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
+                                             [--levels L1,L2] [--designs D1,D2] [--reworded] [--held-out]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -29,15 +32,23 @@ LEVELS = ("BabyAI-GoToRedBall-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0",
 DESIGNS = {f"{'calibrated' if calibrate else 'as read'} {ratio}{'' if colourless == 'ignored' else ' ' + colourless}":
            grounding.Design(calibrate, ratio, colourless)
            for calibrate in (True, False) for ratio in (0.5, 0.25, 0.1) for colourless in ("ignored", "mixed", "majority")}
-#: other words for the same tasks: verbs, prepositions and phrasing no BabyAI template uses
-_REWORDINGS = ((r"^go to ", "walk over to "), (r"^pick up ", "grab "), (r"^put ", "place "), (r" next to ", " beside "),
-               (r"^open ", "unlock and open "), (r" in front of you", " ahead of you"), (r" behind you", " at your back"))
+#: other words for the same tasks: verbs, prepositions and phrasing no BabyAI template uses; "reworded"
+#: took part in choosing the design and the questions, "held-out" never did (it only measures)
+REWORDINGS = {
+    "reworded": ((r"^go to ", "walk over to "), (r"^pick up ", "grab "), (r"^put ", "place "), (r" next to ", " beside "),
+                 (r"^open ", "unlock and open "), (r" in front of you", " ahead of you"), (r" behind you", " at your back")),
+    "held-out": ((r"^go to ", "head for "), (r"^pick up ", "fetch "), (r"^put ", "move "), (r" next to ", " close to "),
+                 (r"^open (.*)$", r"get \1 open"), (r" in front of you", " before you"), (r" behind you", " to your rear")),
+}
 
 
-def reword(mission: str) -> str:
-    for pattern, words in _REWORDINGS:
-        mission = re.sub(pattern, words, mission)
-    return mission
+def rewording(words: str) -> Callable[[str], str]:
+    def reword(mission: str) -> str:
+        for pattern, replacement in REWORDINGS[words]:
+            mission = re.sub(pattern, replacement, mission)
+        return mission
+
+    return reword
 
 
 def main() -> None:
@@ -48,6 +59,7 @@ def main() -> None:
     parser.add_argument("--levels", default=",".join(LEVELS))
     parser.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated, of: {', '.join(DESIGNS)}")
     parser.add_argument("--reworded", action="store_true", help="also read the missions in other words")
+    parser.add_argument("--held-out", action="store_true", help="also read them in words never used to choose a design")
     args = parser.parse_args()
     output.configure()
     teacher = make_teacher(args.teacher, seed=args.seed)
@@ -58,12 +70,14 @@ def main() -> None:
         table.add_column(column)
     for env_id in args.levels.split(","):
         for space in ("task", "full"):
-            for words, rewording in (("as given", None), ("reworded", reword))[: 2 if args.reworded else 1]:
+            readings = {"as given": None} | {w: rewording(w) for w, on in (("reworded", args.reworded),
+                                                                           ("held-out", args.held_out)) if on}
+            for words, reword in readings.items():
                 start, row = time.perf_counter(), []
                 for name in designs:
                     grounding.DESIGN = DESIGNS[name]
                     row.append(subgoal_agreement(teacher, env_id, args.episodes, args.seed,
-                                                 task_actions(env_id, space), reword=rewording))
+                                                 task_actions(env_id, space), reword=reword))
                 table.add_row(env_id, space, words, *(f"{a:.3f}" for a in row), f"{time.perf_counter() - start:.0f}")
                 print(f"{env_id} {space} {words}: " + ", ".join(f"{n} {a:.3f}" for n, a in zip(designs, row)), flush=True)
     Console().print(table)

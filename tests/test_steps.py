@@ -85,6 +85,21 @@ def test_answered_as_the_bot_plans_the_step_clozes_say_its_steps(env_id):
     assert result.subgoal_accuracy >= 0.9
 
 
+@pytest.mark.parametrize("env_id", ["BabyAI-GoToLocal-v0", "BabyAI-UnlockLocal-v0"])
+def test_the_step_is_asked_at_every_decision_where_a_level_has_locked_doors_and_never_elsewhere(env_id):
+    """From the first decision of a rollout to the last, as the level decides: the guidance's
+    counters (steps advised, reads) never stand in for it."""
+    envs = make_env(env_id, 1, seed=0)
+    obs, _ = envs.reset(seed=0)
+    asks = has_locked_doors(env_id)
+    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
+                               torch.device("cpu"), 1, task_actions(env_id), steps=asks)
+    for _ in driven_by_the_bot(envs, obs, guidance, 30):
+        pass
+    asked = [any(meaning(q)[0] == NEXT for q in d.questions) for d in guidance.decisions if d.questions]
+    assert len(asked) > 1 and asked == [asks] * len(asked)
+
+
 def test_hindsight_judges_the_key_picked_up_as_the_step_its_facts_asked_for():
     """Driven by the bot on UnlockLocal, the student picks up the key: the hindsight record answers
     the step's clozes, asked with the facts before the pick-up (hands empty), with the key."""

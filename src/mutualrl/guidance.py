@@ -156,7 +156,7 @@ class SubgoalGuidance(Guidance):
 
     def __init__(self, config: GuidanceConfig, teacher: Teacher, rng: np.random.Generator, device: torch.device,
                  num_envs: int, actions: tuple[str, ...], shows: bool = True, steps: bool = False):
-        self.actions, self.steps = actions, steps  # steps: ask the next step too (`steps`, a level with locked doors)
+        self.actions, self.asks_steps = actions, steps  # ask the next step too (`steps`): a level with locked doors
         self.held: list[_Held | None] = [None] * num_envs
         self._paid: list[set[Subgoal]] = [set() for _ in range(num_envs)]  # subgoals rewarded this episode
         self._nearest: list[dict[Subgoal, int]] = [{} for _ in range(num_envs)]  # closest approach this episode
@@ -174,7 +174,7 @@ class SubgoalGuidance(Guidance):
         self._read_asked()
         if not self.config.budget and self._before is not None:
             unread = list(dict.fromkeys(q for image, m in zip(*self._before)
-                                        for q in state_questions(m, image, self.actions, self.steps)
+                                        for q in state_questions(m, image, self.actions, self.asks_steps)
                                         if not self.teacher.knows(q)))
             if unread:
                 self.teacher.advise(unread)
@@ -214,8 +214,8 @@ class SubgoalGuidance(Guidance):
                     self._hold_named(i, step, missions[i], images[i], subgoal)
             return self._record(images, envs)
         # (nothing in view: explore without asking, but for the next step of full hands, which may be a drop)
-        candidates = {i: list(state_questions(missions[i], images[i], self.actions, self.steps))
-                      if visible_objects(images[i]) or (self.steps and carried(images[i]) is not None) else []
+        candidates = {i: list(state_questions(missions[i], images[i], self.actions, self.asks_steps))
+                      if visible_objects(images[i]) or (self.asks_steps and carried(images[i]) is not None) else []
                       for i in need}
         now, later, unread = [], [], {}
         for i in need:
@@ -358,7 +358,7 @@ class SubgoalGuidance(Guidance):
                 continue
             questions, answers = hindsight(missions[i], self.actions, obj, verb, carried(before[i]),
                                            self._verb_reading(missions[i]))
-            if self.steps:  # and the object dealt with as the step the state before it asked for
+            if self.asks_steps:  # and the object dealt with as the step the state before it asked for
                 step_clozes, step_answers = step_hindsight(missions[i], before[i], obj)
                 questions, answers = questions + step_clozes, answers + step_answers
             if questions:

@@ -123,14 +123,15 @@ def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: s
     last answers as the policy (with a uniform one, measured, the update pulled a sure and right
     zero-shot teacher towards doubt: subgoal accuracy 1.00 -> 0.90 on `GoToLocal`). Decisions made
     from an older version's answers (`stale`) are left out: the update moves the current teacher's
-    probabilities, and measured, their many records drowned the hindsight ones."""
+    probabilities, and measured, their many records drowned the hindsight ones. A verb judged by
+    whether the act completed the mission (`completion`) carries that verdict as its signal."""
     values = (advantages if signal == "advantage" else td_errors(rollout, gamma)).cpu().numpy()
     outcomes = rollout.episode_outcomes()
     steps = values.shape[0]
     records: dict[str, PromptFeedback] = {}
     for d in [d for d in rollout.decisions if not d.stale] + (rollout.hindsight or []):
         end = steps if d.end is None else d.end
-        value = float(values[d.start:end, d.env].mean())
+        value = float(values[d.start:end, d.env].mean()) if d.verdict is None else d.verdict
         outcome = outcomes[d.start, d.env]
         for question, answer, probs in zip(d.questions, d.answers, d.probs):
             if answer < 0:  # a cloze with no part in this choice

@@ -17,10 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from mutualrl.completion import verb_cloze, verb_verdict
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
-from mutualrl.grounding import as_read, hindsight, judged, meaning, mission_questions
+from mutualrl.grounding import as_read, hindsight, judged
 from mutualrl.steps import choose, state_questions, step_hindsight
 from mutualrl.subgoals import (SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, front_object, reached,
                                subgoal_vector, visible_objects)
@@ -305,7 +306,7 @@ class SubgoalGuidance(Guidance):
         for i in np.flatnonzero(done):
             images[i] = final["final_obs"][i]["image"]
             self._sightings[i].clear()
-        self._note_hindsight(images, step)
+        self._note_hindsight(images, step, success)
         bonus = np.zeros(len(self.held), dtype=np.float32)
         for i, h in enumerate(self.held):
             if h is None:
@@ -341,14 +342,20 @@ class SubgoalGuidance(Guidance):
             self._nearest[i][subgoal] = min(seen)
         return best - now if best is not None and now is not None and now < best else 0
 
-    def _note_hindsight(self, after: np.ndarray, step: int) -> None:
+    def _note_hindsight(self, after: np.ndarray, step: int, success: np.ndarray) -> None:
         """Where a step brought the student to an object (now facing it; now carrying it), the
         mission's clozes (and on a level with locked doors the next step's, `steps`) are judged on
         the answers the student's own act amounts to, whatever the teacher said: hindsight feedback
         from the student's experience, so the teacher learns even while the student does not yet
-        follow it."""
+        follow it. The verb cloze is judged by whether the act completed the mission (`completion`)."""
         before, missions = self._before
         for i in range(len(after)):
+            verdict = verb_verdict(missions[i], self.actions, before[i], after[i], bool(success[i]))
+            if verdict is not None:
+                cloze, answer, value = verdict
+                self.hindsight.append(SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer],
+                                                      probs=self._said([cloze]), end=step + 1, reached=True,
+                                                      verdict=value))
             holding = carried(after[i])
             if holding is not None and carried(before[i]) is None:
                 obj, verb = holding, "pick up"
@@ -362,18 +369,22 @@ class SubgoalGuidance(Guidance):
                 step_clozes, step_answers = step_hindsight(missions[i], before[i], obj)
                 questions, answers = questions + step_clozes, answers + step_answers
             if questions:
-                said = self.teacher.recall(questions)  # the update improves on the teacher's own answers
-                probs = [a.probs if a is not None else np.full(len(q.actions), 1.0 / len(q.actions))
-                         for a, q in zip(said, questions)]
+                probs = self._said(questions)
                 answers = as_read(questions, answers, probs, obj)
                 self.hindsight.append(SubgoalDecision(env=i, start=step, questions=questions, answers=answers,
                                                       probs=probs, end=step + 1, reached=True))
 
+    def _said(self, questions: list[Situation]) -> list[np.ndarray]:
+        """The teacher's last answers to these clozes (uniform where not read): the update improves
+        on the teacher's own answers."""
+        return [a.probs if a is not None else np.full(len(q.actions), 1.0 / len(q.actions))
+                for a, q in zip(self.teacher.recall(questions), questions)]
+
     def _verb_reading(self, mission: str) -> np.ndarray | None:
         """The teacher's last answer to the mission's verb cloze (None where there is no choice of
         verb, or it has not been read)."""
-        verb = [q for q in mission_questions(mission, self.actions) if meaning(q)[0] == "verb"]
-        said = self.teacher.recall(verb) if verb else [None]
+        cloze = verb_cloze(mission, self.actions)
+        said = self.teacher.recall([cloze]) if cloze is not None else [None]
         return None if said[0] is None else said[0].probs
 
     def update(self, rollout: Rollout, advantages: torch.Tensor, frames: int) -> dict[str, float]:

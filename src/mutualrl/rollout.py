@@ -54,6 +54,7 @@ class SubgoalDecision:
     end: int | None = None  # set when the subgoal ends within this rollout
     reached: bool = False
     stale: bool = False  # chosen from an older teacher version's answers (the budget deferred the re-read)
+    verdict: float | None = None  # fixed when recorded (`completion`), in place of the critic's signal
 
     def continued(self) -> "SubgoalDecision":
         """The same choice, held on into the next rollout from its first step."""

@@ -80,6 +80,11 @@ def front_object(image: np.ndarray) -> Obj | None:
     return _object_at(image, _FRONT)
 
 
+def faces_open_door(image: np.ndarray) -> bool:
+    """Whether the cell the agent faces holds an open door."""
+    return int(image[_FRONT][0]) == _DOOR and int(image[_FRONT][2]) == _OPEN
+
+
 def object_mask(image: np.ndarray, obj: Obj) -> np.ndarray:
     """(7, 7) bool: the cells of the view holding `obj` (never the agent's own cell)."""
     mask = (image[..., 0] == obj[0]) & (image[..., 1] == obj[1])

@@ -15,9 +15,7 @@ part in choosing a design or a question.
 from __future__ import annotations
 
 import argparse
-import re
 import time
-from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -26,29 +24,13 @@ from mutualrl import grounding, output
 from mutualrl.envs import task_actions
 from mutualrl.evaluation import subgoal_agreement
 from mutualrl.teachers import make_teacher
+from words import rewording
 
 LEVELS = ("BabyAI-GoToRedBall-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0")
 #: calibrated or as read, the explore ratio, and what a colourless mission does (`grounding.Design`)
 DESIGNS = {f"{'calibrated' if calibrate else 'as read'} {ratio}{'' if colourless == 'ignored' else ' ' + colourless}":
            grounding.Design(calibrate, ratio, colourless)
            for calibrate in (True, False) for ratio in (0.5, 0.25, 0.1) for colourless in ("ignored", "mixed", "majority")}
-#: other words for the same tasks: verbs, prepositions and phrasing no BabyAI template uses; "reworded"
-#: took part in choosing the design and the questions, "held-out" never did (it only measures)
-REWORDINGS = {
-    "reworded": ((r"^go to ", "walk over to "), (r"^pick up ", "grab "), (r"^put ", "place "), (r" next to ", " beside "),
-                 (r"^open ", "unlock and open "), (r" in front of you", " ahead of you"), (r" behind you", " at your back")),
-    "held-out": ((r"^go to ", "head for "), (r"^pick up ", "fetch "), (r"^put ", "move "), (r" next to ", " close to "),
-                 (r"^open (.*)$", r"get \1 open"), (r" in front of you", " before you"), (r" behind you", " to your rear")),
-}
-
-
-def rewording(words: str) -> Callable[[str], str]:
-    def reword(mission: str) -> str:
-        for pattern, replacement in REWORDINGS[words]:
-            mission = re.sub(pattern, replacement, mission)
-        return mission
-
-    return reword
 
 
 def main() -> None:

@@ -1,0 +1,47 @@
+"""Missions in other words, for the benchmarks that measure whether the teacher depends on the
+templates' words: verbs, prepositions and phrasing no BabyAI template uses. "reworded" took part
+in choosing the grounding design and the questions; "held-out" never did (it only measures).
+Registered as levels of their own (`register`), every part of a run reads them: the student, the
+teacher, and the evaluations (the BabyAI bot plans on the instruction, not the words)."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import gymnasium as gym
+
+REWORDINGS = {
+    "reworded": ((r"^go to ", "walk over to "), (r"^pick up ", "grab "), (r"^put ", "place "), (r" next to ", " beside "),
+                 (r"^open ", "unlock and open "), (r" in front of you", " ahead of you"), (r" behind you", " at your back")),
+    "held-out": ((r"^go to ", "head for "), (r"^pick up ", "fetch "), (r"^put ", "move "), (r" next to ", " close to "),
+                 (r"^open (.*)$", r"get \1 open"), (r" in front of you", " before you"), (r" behind you", " to your rear")),
+}
+
+
+def rewording(words: str) -> Callable[[str], str]:
+    """The mission as `words` (a key of `REWORDINGS`) says it."""
+    def reword(mission: str) -> str:
+        for pattern, replacement in REWORDINGS[words]:
+            mission = re.sub(pattern, replacement, mission)
+        return mission
+
+    return reword
+
+
+class _Worded(gym.ObservationWrapper):
+    def __init__(self, env: gym.Env, words: str):
+        super().__init__(env)
+        self.reword = rewording(words)
+
+    def observation(self, observation):
+        return {**observation, "mission": self.reword(observation["mission"])}
+
+
+def register(env_id: str, words: str = "held-out") -> str:
+    """A level id whose missions read in `words` ("BabyAI-PickupLoc-v0" -> "BabyAI-PickupLocHeldOut-v0")."""
+    name, version = env_id.rsplit("-v", 1)
+    worded = f"{name}{''.join(part.title() for part in words.split('-'))}-v{version}"
+    if worded not in gym.registry:
+        gym.register(worded, entry_point=lambda **kwargs: _Worded(gym.make(env_id, **kwargs), words))
+    return worded

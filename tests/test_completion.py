@@ -16,29 +16,29 @@ from driving import driven_by_the_bot
 from test_subgoals import _rollout
 
 
-def _verdicts(env_id: str, seed: int) -> list[tuple[str, float]]:
-    """The bot's episode of `env_id` (all seven actions, so every verb is a choice): each verb
-    verdict the guidance recorded, as (verb word, verdict), up to the episode's end."""
+def _verdicts(env_id: str, seed: int) -> tuple[int, list[tuple[int, str, float]]]:
+    """The bot's episode of `env_id` (all seven actions, so every verb is a choice): the step that
+    completed it, and each verb verdict the guidance recorded, as (step, verb word, verdict)."""
     envs = make_env(env_id, 1, seed=seed)
     obs, _ = envs.reset(seed=seed)
     guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
                                torch.device("cpu"), 1, task_actions(env_id, "full"))
-    for _, _, reward, terminated in driven_by_the_bot(envs, obs, guidance, 200):
+    for step, _, reward, terminated in driven_by_the_bot(envs, obs, guidance, 200):
         if terminated:
             assert reward > 0
             break
-    return [(d.questions[0].actions[d.answers[0]], d.verdict) for d in guidance.hindsight if d.verdict is not None]
+    return step, [(d.start, d.questions[0].actions[d.answers[0]], d.verdict) for d in guidance.hindsight
+                  if d.verdict is not None]
 
 
 @pytest.mark.parametrize("env_id, verb", [("BabyAI-GoToLocal-v0", "go"), ("BabyAI-PickupLoc-v0", "pick"),
                                           ("BabyAI-PutNextLocal-v0", "put"), ("BabyAI-OpenDoor-v0", "open")])
-def test_the_act_that_completes_a_mission_is_judged_its_verb_and_every_act_before_it_not(env_id, verb):
+def test_a_success_judges_the_verb_of_the_act_that_completed_it_right_and_every_other_verb_wrong(env_id, verb):
     for seed in range(3):
-        verdicts = _verdicts(env_id, seed)
-        assert verdicts[-1] == (verb, 1.0)
-        assert all(value == 0.0 for _, value in verdicts[:-1])
-        if verb in ("pick", "put"):  # the acts on the way (facing, picking up) are there to compare with
-            assert {word for word, _ in verdicts[:-1]} - {verb}
+        completed, verdicts = _verdicts(env_id, seed)
+        assert {start for start, _, _ in verdicts} == {completed}  # the acts on the way judge nothing
+        assert sorted((word, value) for _, word, value in verdicts) == sorted(
+            (word, float(word == verb)) for word in ("go", "pick", "put", "open"))
 
 
 def test_the_verdict_is_the_signal_of_the_verb_cloze_record():

@@ -5,13 +5,15 @@ cloze, `grounding`); a verb it does not map ("fetch the ball", "move the box clo
 read wrong and stays so, since no decision judges the verb (`grounding.judged`: judged per
 decision, the verbs drifted). The environment says it in another way: a mission ends in success on
 the act its verb names (facing the object for "go", picking it up for "pick", dropping it for
-"put", opening a door for "open"). So each act the student does to an object is a verdict on the
-verb cloze: 1 where it completed the mission, 0 where it did not. Within the
-cloze's records (`teachers.hf.improvement_targets` compares each answer with the others of its own
-prompt) the verb whose act completes the mission gains, and the verbs whose acts never do lose.
+"put", opening a door for "open"). So each success is a verdict on the verb cloze: 1 for the verb
+of the act that completed the mission, 0 for every other verb the cloze offers. Within the cloze's
+records (`teachers.hf.improvement_targets` compares each answer with the others of its own prompt)
+that verb gains and the others lose, each success alike.
 
-Where the acts of one verb alone are ever seen (the go-to levels: the student only moves) there is
-nothing to compare, and nothing moves; a student that never succeeds gives every verb 0 alike.
+Only successes judge: acts that did not complete the mission say nothing about the verbs never
+tried, and measured, judging them 0 made an untried verb absorb what the tried ones lost ("open"
+1.00 on `PutNextLocal`, whose student rarely succeeded, from 0.42 zero-shot). A student that never
+succeeds judges nothing; where the cloze offers one verb (the go-to levels) there is no cloze.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from mutualrl.envs import Situation
 from mutualrl.grounding import VERB_WORDS, meaning, mission_questions
-from mutualrl.subgoals import carried, front_object, faces_open_door
+from mutualrl.subgoals import carried, faces_open_door, front_object
 
 
 def act_verb(before: np.ndarray, after: np.ndarray) -> str | None:
@@ -45,17 +47,14 @@ def verb_cloze(mission: str, actions: tuple[str, ...]) -> Situation | None:
     return next((q for q in mission_questions(mission, actions) if meaning(q)[0] == "verb"), None)
 
 
-def verb_verdict(mission: str, actions: tuple[str, ...], before: np.ndarray, after: np.ndarray,
-                 success: bool) -> tuple[Situation, int, float] | None:
-    """The verb cloze, the answer the step's act amounts to, and its verdict (1 where the act
-    completed the mission, else 0); None where the step did nothing to an object or the mission has
-    no verb to choose. A mission completed by no act of these (an instruction met where the agent
-    already stood) counts as "go"."""
-    cloze = verb_cloze(mission, actions)
-    verb = act_verb(before, after) or ("go to" if success else None)
-    if cloze is None or verb is None:
-        return None
-    word = VERB_WORDS[verb]
-    if word not in cloze.actions:
-        return None
-    return cloze, cloze.actions.index(word), float(success)
+def verb_verdicts(mission: str, actions: tuple[str, ...], before: np.ndarray, after: np.ndarray,
+                  success: bool) -> tuple[Situation | None, list[tuple[int, float]]]:
+    """Where a step completed the mission: the verb cloze, and each of its answers with its
+    verdict (1 for the verb of the step's act, 0 for the others); else no verdicts. A mission
+    completed by no act of these (an instruction met where the agent already stood) counts as
+    "go"."""
+    cloze = verb_cloze(mission, actions) if success else None
+    if cloze is None:
+        return None, []
+    word = VERB_WORDS[act_verb(before, after) or "go to"]
+    return cloze, [(answer, float(offered == word)) for answer, offered in enumerate(cloze.actions)]

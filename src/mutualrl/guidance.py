@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from mutualrl.completion import verb_cloze, verb_verdict
+from mutualrl.completion import verb_cloze, verb_verdicts
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
@@ -347,15 +347,13 @@ class SubgoalGuidance(Guidance):
         mission's clozes (and on a level with locked doors the next step's, `steps`) are judged on
         the answers the student's own act amounts to, whatever the teacher said: hindsight feedback
         from the student's experience, so the teacher learns even while the student does not yet
-        follow it. The verb cloze is judged by whether the act completed the mission (`completion`)."""
+        follow it. A success judges the verb cloze by the act that completed the mission (`completion`)."""
         before, missions = self._before
         for i in range(len(after)):
-            verdict = verb_verdict(missions[i], self.actions, before[i], after[i], bool(success[i]))
-            if verdict is not None:
-                cloze, answer, value = verdict
-                self.hindsight.append(SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer],
-                                                      probs=self._said([cloze]), end=step + 1, reached=True,
-                                                      verdict=value))
+            cloze, verdicts = verb_verdicts(missions[i], self.actions, before[i], after[i], bool(success[i]))
+            self.hindsight += [SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer],
+                                               probs=self._said([cloze]), end=step + 1, reached=True, verdict=value)
+                               for answer, value in verdicts]
             holding = carried(after[i])
             if holding is not None and carried(before[i]) is None:
                 obj, verb = holding, "pick up"

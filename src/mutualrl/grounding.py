@@ -306,7 +306,7 @@ def judged(questions: Sequence[Situation], answers: Sequence[int]) -> list[int]:
     "pick up" on holding it), not by what the mission means. Measured on `PickupLoc`, seed 2: the
     verb went from "pick" to "go" (a baseline shared by all prompts) or to "open" (each prompt's
     own); on the short curriculum, "go", learnt on go-to missions, was said to pick-up missions
-    after them. The verb is the language model's alone."""
+    after them. Only a success judges the verb, by the act that completed it (`completion`)."""
     return [-1 if meaning(q)[0] == "verb" else a for q, a in zip(questions, answers)]
 
 

@@ -4,10 +4,12 @@ missions the student and the teacher read in those words.
 Prints the teacher's subgoal accuracy (held-out bot episodes of the run's seed) on the level in
 held-out words and as given, before and after training, and the student's frames to 0.9 alone.
 The verb of a mission in words the verb cloze does not map ("fetch", "move ... close to") is read
-wrong zero-shot; feedback judges it by the act that completed the mission (`completion`).
+wrong zero-shot; with `verb_judged: at-success` (here the default), feedback judges it by the act
+that completed the mission (`completion`).
 
     python benchmarks/other_words.py [--env BabyAI-PickupLoc-v0] [--seed 0] [--frames 150000]
-                                     [--words held-out] [--episodes 20] [--out runs/other-words]
+                                     [--words held-out] [--verb-judged at-success] [--episodes 20]
+                                     [--out runs/other-words]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150_000)
     parser.add_argument("--words", default="held-out", choices=sorted(REWORDINGS))
     parser.add_argument("--episodes", type=int, default=20, help="bot episodes per accuracy")
+    parser.add_argument("--verb-judged", default="at-success", help="never | at-success (the config's verb_judged)")
     parser.add_argument("--teacher", default="smollm2")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="runs/other-words", help="parent of the run directory")
@@ -42,8 +45,8 @@ def main() -> None:
     worded = register(args.env, args.words)
     config = TrainConfig(env_id=worded, frames=args.frames, seed=args.seed).replace(
         mode="mutual", advice="subgoal", teacher=args.teacher, subgoal_reward=0.2, eval_every=30, eval_episodes=20,
-        teacher_eval_every=0)
-    trainer = Trainer(config, Path(args.out) / f"{worded}-s{args.seed}", quiet=True)
+        teacher_eval_every=0, verb_judged=args.verb_judged)
+    trainer = Trainer(config, Path(args.out) / f"{worded}-s{args.seed}-{args.verb_judged}", quiet=True)
 
     def accuracy(when: str) -> dict[str, float]:
         row = {level: subgoal_agreement(trainer.teacher, level, args.episodes, args.seed) for level in (worded, args.env)}

@@ -6,6 +6,7 @@ import torch
 
 from mutualrl.config import GuidanceConfig, TeacherConfig
 from mutualrl.envs import make_env, task_actions
+from mutualrl.errors import MutualRLError
 from mutualrl.feedback import build_subgoal_feedback
 from mutualrl.grounding import mission_questions
 from mutualrl.guidance import SubgoalGuidance
@@ -16,12 +17,12 @@ from driving import driven_by_the_bot
 from test_subgoals import _rollout
 
 
-def _verdicts(env_id: str, seed: int) -> tuple[int, list[tuple[int, str, float]]]:
+def _verdicts(env_id: str, seed: int, judged: str = "at-success") -> tuple[int, list[tuple[int, str, float]]]:
     """The bot's episode of `env_id` (all seven actions, so every verb is a choice): the step that
     completed it, and each verb verdict the guidance recorded, as (step, verb word, verdict)."""
     envs = make_env(env_id, 1, seed=seed)
     obs, _ = envs.reset(seed=seed)
-    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
+    guidance = SubgoalGuidance(GuidanceConfig(verb_judged=judged), BotTeacher(through_clozes=True), np.random.default_rng(0),
                                torch.device("cpu"), 1, task_actions(env_id, "full"))
     for step, _, reward, terminated in driven_by_the_bot(envs, obs, guidance, 200):
         if terminated:
@@ -39,6 +40,12 @@ def test_a_success_judges_the_verb_of_the_act_that_completed_it_right_and_every_
         assert {start for start, _, _ in verdicts} == {completed}  # the acts on the way judge nothing
         assert sorted((word, value) for _, word, value in verdicts) == sorted(
             (word, float(word == verb)) for word in ("go", "pick", "put", "open"))
+
+
+def test_the_verb_is_never_judged_unless_asked_and_a_bad_setting_is_one_line():
+    assert _verdicts("BabyAI-PickupLoc-v0", 0, "never")[1] == []
+    with pytest.raises(MutualRLError, match="unknown verb_judged 'always'; allowed: never, at-success"):
+        GuidanceConfig(verb_judged="always").validate()
 
 
 def test_the_verdict_is_the_signal_of_the_verb_cloze_record():

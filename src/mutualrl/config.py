@@ -26,6 +26,9 @@ DEVICES = ("cpu", "cuda")
 ACTION_SPACES = ("task", "full")
 FEEDBACK_SIGNALS = ("advantage", "td_error")
 ADVICE_KINDS = ("action", "subgoal")
+#: where the mission's verb cloze is judged: never (the language model's reading stays), or at each
+#: success, by the act that completed the mission (`completion`)
+VERB_JUDGEMENTS = ("never", "at-success")
 PRECISIONS = ("auto", "float32", "bfloat16")
 HOLDS = ("fixed", "sureness")
 STUDENT_ARCHITECTURES = ("film", "mlp")
@@ -70,6 +73,8 @@ class GuidanceConfig:
     subgoal_reward: float = _field(0.0, "shaped reward for reaching the teacher's subgoal (off by default)")
     subgoal_progress: float = _field(0.0, "shaped reward per step of the view's grid the student comes nearer the "
                                      "teacher's object subgoal than before in the episode (off by default)")
+    verb_judged: str = _field("never", "never (the mission's verb stays the teacher's reading) | at-success (each "
+                              "success judges the verb cloze by the act that completed the mission)")
     start: float = _field(1.0, "lambda of the CE(teacher||student) term at frame 0", key="guidance_start")
     end: float = _field(1.0, "lambda after guidance_decay_frames (default: constant; trust gates the pull)",
                         key="guidance_end")
@@ -85,6 +90,8 @@ class GuidanceConfig:
     def validate(self) -> None:
         if self.advice not in ADVICE_KINDS:
             raise MutualRLError(f"unknown advice {self.advice!r}; allowed: {', '.join(ADVICE_KINDS)}")
+        if self.verb_judged not in VERB_JUDGEMENTS:
+            raise MutualRLError(f"unknown verb_judged {self.verb_judged!r}; allowed: {', '.join(VERB_JUDGEMENTS)}")
         _check(self, positive=("trust_rate", "subgoal_steps"),
                non_negative=("start", "end", "decay_frames", "advice_weight", "trust_sharpness", "trust_spread",
                              "trust_confidence", "budget", "subgoal_reward", "subgoal_progress"),

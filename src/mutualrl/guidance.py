@@ -347,10 +347,12 @@ class SubgoalGuidance(Guidance):
         mission's clozes (and on a level with locked doors the next step's, `steps`) are judged on
         the answers the student's own act amounts to, whatever the teacher said: hindsight feedback
         from the student's experience, so the teacher learns even while the student does not yet
-        follow it. A success judges the verb cloze by the act that completed the mission (`completion`)."""
+        follow it. With `verb_judged: at-success`, a success judges the verb cloze by the act that
+        completed the mission (`completion`)."""
         before, missions = self._before
         for i in range(len(after)):
-            cloze, verdicts = verb_verdicts(missions[i], self.actions, before[i], after[i], bool(success[i]))
+            judged_now = bool(success[i]) and self.config.verb_judged == "at-success"
+            cloze, verdicts = verb_verdicts(missions[i], self.actions, before[i], after[i], judged_now)
             self.hindsight += [SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer],
                                                probs=self._said([cloze]), end=step + 1, reached=True, verdict=value)
                                for answer, value in verdicts]

@@ -43,18 +43,15 @@ def last_token_states(decoder, segments: list[torch.Tensor], sequences: list[lis
     states: here on one token per prompt, after the keys and values of all its others."""
     layer = decoder.layers[-1]
     attention, rotate = layer.self_attn, rotary(layer)
-    starts = torch.tensor([0] + [len(s) for s in segments]).cumsum(0).tolist()
     flat = torch.cat(segments)
-    token_positions = torch.empty(len(flat), dtype=torch.long, device=flat.device)
-    indices = []
-    for runs in sequences:  # a run's positions follow the runs before it (the same in every prompt it starts)
-        own, at = [], 0
+    starts = torch.tensor([0] + [len(s) for s in segments]).cumsum(0).tolist()
+    first = [0] * len(segments)  # each run's first position: after the runs before it, alike in every prompt
+    for runs in sequences:
+        at = 0
         for run in runs:
-            width = starts[run + 1] - starts[run]
-            own.append(torch.arange(starts[run], starts[run + 1]))
-            token_positions[starts[run]: starts[run + 1]] = torch.arange(at, at + width)
-            at += width
-        indices.append(torch.cat(own))
+            first[run], at = at, at + len(segments[run])
+    token_positions = torch.cat([torch.arange(p, p + len(s)) for p, s in zip(first, segments)]).to(flat.device)
+    indices = [torch.cat([torch.arange(starts[run], starts[run + 1]) for run in runs]) for runs in sequences]
     normed = layer.input_layernorm(flat)
     shape = (1, len(flat), -1, attention.head_dim)
     keys = attention.k_proj(normed).view(shape).transpose(1, 2)

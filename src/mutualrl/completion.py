@@ -34,10 +34,10 @@ def act_verb(before: np.ndarray, after: np.ndarray) -> str | None:
         return "pick up"
     if held is not None and holding is None:
         return "put next to"
-    front = front_object(after)
-    if front is not None and front == front_object(before) and faces_open_door(after) and not faces_open_door(before):
+    front, faced = front_object(after), front_object(before)
+    if front is not None and front == faced and faces_open_door(after) and not faces_open_door(before):
         return "open"
-    if front is not None and front != front_object(before):
+    if front is not None and front != faced:
         return "go to"
     return None
 

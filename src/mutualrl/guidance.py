@@ -353,8 +353,9 @@ class SubgoalGuidance(Guidance):
         for i in range(len(after)):
             judged_now = bool(success[i]) and self.config.verb_judged == "at-success"
             cloze, verdicts = verb_verdicts(missions[i], self.actions, before[i], after[i], judged_now)
-            self.hindsight += [SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer],
-                                               probs=self._said([cloze]), end=step + 1, reached=True, verdict=value)
+            said = self._said([cloze]) if verdicts else []
+            self.hindsight += [SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer], probs=said,
+                                               end=step + 1, reached=True, verdict=value)
                                for answer, value in verdicts]
             holding = carried(after[i])
             if holding is not None and carried(before[i]) is None:

@@ -20,9 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from mutualrl import output
-from mutualrl.envs import FULL_ACTIONS
+from mutualrl.checkpoints import load_student
+from mutualrl.envs import FULL_ACTIONS, obs_to_tensors
 from mutualrl.evaluation import run_episodes
-from mutualrl.student import Student, load_student, obs_to_tensors
+from mutualrl.student import Student
 from mutualrl.subgoals import Sightings, subgoal_vector
 from mutualrl.teachers.bot import BotTeacher
 

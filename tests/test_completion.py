@@ -9,7 +9,7 @@ from mutualrl.envs import make_env, task_actions
 from mutualrl.errors import MutualRLError
 from mutualrl.feedback import build_subgoal_feedback
 from mutualrl.grounding import mission_questions
-from mutualrl.guidance import SubgoalGuidance
+from mutualrl.subgoal_guidance import SubgoalGuidance
 from mutualrl.rollout import SubgoalDecision
 from mutualrl.teachers import BotTeacher
 from mutualrl.teachers.hf import HFTeacher

@@ -10,7 +10,7 @@ from mutualrl.config import GuidanceConfig
 from mutualrl.envs import has_locked_doors, make_env, task_actions
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
-from mutualrl.guidance import SubgoalGuidance
+from mutualrl.subgoal_guidance import SubgoalGuidance
 from mutualrl.steps import NEXT, choose, state_questions, step_questions, step_verb
 from mutualrl.subgoals import Subgoal
 from mutualrl.teachers import BotTeacher

@@ -338,7 +338,7 @@ def test_hindsight_judges_the_object_the_student_itself_went_to():
     mission's target as the answer to its clozes, from the episode's final view (not the next
     episode's)."""
     from mutualrl.envs import make_env, unwrapped_envs
-    from mutualrl.guidance import SubgoalGuidance
+    from mutualrl.subgoal_guidance import SubgoalGuidance
     from mutualrl.config import GuidanceConfig
 
     envs = make_env("BabyAI-GoToLocal-v0", 1, seed=5)
@@ -394,7 +394,7 @@ def test_a_decision_is_judged_on_its_object_and_never_its_verb():
     every verb offered, the teacher's decisions give feedback to the object's clozes only."""
     from mutualrl.config import GuidanceConfig
     from mutualrl.envs import make_env, unwrapped_envs
-    from mutualrl.guidance import SubgoalGuidance
+    from mutualrl.subgoal_guidance import SubgoalGuidance
 
     envs = make_env("BabyAI-PickupLoc-v0", 4, seed=0)
     obs, _ = envs.reset(seed=0)
@@ -492,7 +492,7 @@ def test_every_babyai_level_runs_subgoal_advice_and_its_evaluation(env_id):
     from mutualrl.config import GuidanceConfig
     from mutualrl.envs import make_env, unwrapped_envs
     from mutualrl.evaluation import _subgoal_choices
-    from mutualrl.guidance import SubgoalGuidance
+    from mutualrl.subgoal_guidance import SubgoalGuidance
 
     actions = task_actions(env_id, "full")
     envs = make_env(env_id, 1, seed=0)
@@ -521,7 +521,7 @@ def test_a_reworded_mission_still_gets_clozes_and_a_subgoal(tiny_causal):
     """Words no template uses: the teacher is still asked about the mission and names a subgoal."""
     from mutualrl.config import GuidanceConfig
     from mutualrl.envs import make_env, unwrapped_envs
-    from mutualrl.guidance import SubgoalGuidance
+    from mutualrl.subgoal_guidance import SubgoalGuidance
     from mutualrl.teachers.hf import HFTeacher
 
     actions = task_actions("BabyAI-PutNextLocal-v0")
@@ -544,7 +544,7 @@ def test_the_subgoal_reward_is_paid_once_per_subgoal_and_episode():
     """Facing the named object pays; facing it again in the same episode does not (a student
     could farm it by turning away and back); a new episode pays again; explore never pays."""
     from mutualrl.config import GuidanceConfig
-    from mutualrl.guidance import SubgoalGuidance, _Held
+    from mutualrl.subgoal_guidance import SubgoalGuidance, _Held
 
     actions = task_actions("BabyAI-GoToLocal-v0")
     guidance = SubgoalGuidance(GuidanceConfig(subgoal_reward=0.5), BotTeacher(), np.random.default_rng(0),
@@ -571,7 +571,7 @@ def test_the_progress_reward_pays_each_step_nearer_than_before_once_per_episode(
     stepping back and coming again pays nothing (it cannot be farmed); reaching it counts as 0
     steps away; a new episode pays again."""
     from mutualrl.config import GuidanceConfig
-    from mutualrl.guidance import SubgoalGuidance, _Held
+    from mutualrl.subgoal_guidance import SubgoalGuidance, _Held
 
     actions = task_actions("BabyAI-GoToLocal-v0")
     guidance = SubgoalGuidance(GuidanceConfig(subgoal_progress=0.1), BotTeacher(), np.random.default_rng(0),

@@ -203,6 +203,16 @@ def encode_mission(mission: str) -> np.ndarray:
     return ids
 
 
+def obs_to_tensors(obs: dict, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The symbolic part of a (vectorised) MiniGrid observation as tensors."""
+    missions = np.stack([encode_mission(m) for m in obs["mission"]])
+    return {
+        "image": torch.as_tensor(np.asarray(obs["image"]), device=device),
+        "direction": torch.as_tensor(np.asarray(obs["direction"]), device=device),
+        "mission": torch.as_tensor(missions, device=device),
+    }
+
+
 # ---------------------------------------------------------------------------------- text
 
 

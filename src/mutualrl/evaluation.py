@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mutualrl.envs import FULL_ACTIONS, has_locked_doors, make_env, situations, task_actions, unwrapped_envs
-from mutualrl.student import Student, obs_to_tensors
+from mutualrl.envs import FULL_ACTIONS, has_locked_doors, make_env, obs_to_tensors, situations, task_actions, unwrapped_envs
+from mutualrl.student import Student
 from mutualrl.steps import choose, state_questions
 from mutualrl.expert import SubgoalHands
 from mutualrl.subgoals import Subgoal

@@ -8,7 +8,6 @@ on-policy. Its `distill_loss` towards the teacher's advice lets it also act well
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -16,11 +15,8 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from mutualrl.config import TrainConfig
-from mutualrl.envs import FULL_ACTIONS, MISSION_VOCAB, acts_with_effect, encode_mission
-from mutualrl.errors import MutualRLError
+from mutualrl.envs import MISSION_VOCAB, acts_with_effect
 from mutualrl.subgoals import SUBGOAL_DIM, VERBS
-from mutualrl.tracking import RunDir
 
 #: where the verb lies in the subgoal input (after the 7x7 mask; `toward` follows it)
 _VERB = slice(49, 49 + len(VERBS))
@@ -412,35 +408,6 @@ def make_student(architecture: str, num_actions: int, advice: str, memory: int =
     return student
 
 
-def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
-    """The config and trained student of a saved run (its newest checkpoint), in the architecture
-    the checkpoint records (checkpoints from before there was a choice hold the MLP student)."""
-    run = RunDir(run_dir).require()
-    state = run.load_checkpoint()
-    config = TrainConfig.from_dict(state["config"])
-    config.student, config.student_memory = recorded_student(state)
-    config.action_mask = recorded_mask(state)
-    model = make_student(config.student, len(recorded_actions(state)), config.guidance.advice, config.student_memory,
-                         config.action_mask)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as err:
-        raise MutualRLError(f"checkpoint in {str(run.checkpoint_dir)!r} does not hold a {config.student!r} student "
-                            f"with memory {config.student_memory} ({type(err).__name__})") from None
-    return config, model
-
-
-def recorded_student(checkpoint: dict) -> tuple[str, int]:
-    """The architecture and memory size a checkpoint's student was built with, whatever today's
-    defaults (checkpoints from before there was a choice hold the MLP student without memory)."""
-    return checkpoint.get("student_architecture", "mlp"), checkpoint.get("student_memory", 0)
-
-
-def recorded_mask(checkpoint: dict) -> str:
-    """The action mask a checkpoint's student acted under (none before there was one)."""
-    return checkpoint.get("student_action_mask", "none")
-
-
 def grow_to(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """`value` in the front of a zero tensor shaped as `like`, where it is smaller in some
     dimension and larger in none (a weight saved before an input grew); else `value` itself."""
@@ -451,20 +418,6 @@ def grow_to(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return padded
 
 
-def grow_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
-    """Fit a loaded optimizer's per-parameter state (Adam's moments) to parameters that grew."""
-    for param, state in optimizer.state.items():
-        for key, value in state.items():
-            if torch.is_tensor(value) and value.dim():
-                state[key] = grow_to(value, param)
-
-
-def recorded_actions(checkpoint: dict) -> tuple[str, ...]:
-    """The text actions a checkpoint's student acts in: every action space is a prefix of
-    `FULL_ACTIONS`, so its policy's size names it, whatever today's level reading gives."""
-    return FULL_ACTIONS[: checkpoint["model"]["actor.weight"].shape[0]]
-
-
 def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The distinct rows of a 2-D integer tensor and, per row, the index of its distinct row (as
     `torch.unique(dim=0, return_inverse=True)`, which on a CPU took as long as the reading it saved)."""
@@ -472,13 +425,3 @@ def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     as_items = values.view(np.dtype((np.void, values.dtype.itemsize * values.shape[1]))).ravel()
     _, first, inverse = np.unique(as_items, return_index=True, return_inverse=True)
     return rows[torch.as_tensor(first, device=rows.device)], torch.as_tensor(inverse.ravel(), device=rows.device)
-
-
-def obs_to_tensors(obs: dict, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """The symbolic part of a (vectorised) MiniGrid observation as tensors."""
-    missions = np.stack([encode_mission(m) for m in obs["mission"]])
-    return {
-        "image": torch.as_tensor(np.asarray(obs["image"]), device=device),
-        "direction": torch.as_tensor(np.asarray(obs["direction"]), device=device),
-        "mission": torch.as_tensor(missions, device=device),
-    }

@@ -14,6 +14,8 @@ import gymnasium as gym
 REWORDINGS = {
     "reworded": ((r"^go to ", "walk over to "), (r"^pick up ", "grab "), (r"^put ", "place "), (r" next to ", " beside "),
                  (r"^open ", "unlock and open "), (r" in front of you", " ahead of you"), (r" behind you", " at your back")),
+    "paraphrased": ((r"^go to ", "make your way to "), (r"^pick up ", "collect "), (r"^put ", "bring "), (r" next to ", " near "),
+                    (r"^open (.*)$", r"pull \1 open"), (r" in front of you", " facing you"), (r" behind you", " at the back")),
     "held-out": ((r"^go to ", "head for "), (r"^pick up ", "fetch "), (r"^put ", "move "), (r" next to ", " close to "),
                  (r"^open (.*)$", r"get \1 open"), (r" in front of you", " before you"), (r" behind you", " to your rear")),
 }

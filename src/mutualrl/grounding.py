@@ -44,6 +44,9 @@ _NEEDS = {"go": (), "pick": ("pick up",), "put": ("pick up", "drop"), "open": ("
 #: third of them, after "In plain words, ..." in none). The objects' leads stay bare: with "In
 #: plain words" they named the object less often.
 QUESTION, VERB_LEAD = "Say the mission again.", "In plain words, the mission is to"
+#: the verb's question asks for the usual words: on missions in words of the benchmarks' design sets
+#: the verb was right in 0.78 and 0.74 of pick-up and put missions, against 0.59 and 0.63 asked as the objects are
+VERB_QUESTION = "Say the mission again in the usual words."
 #: the restatement up to the object each verb needs (`put` needs two): the roles of objects
 ROLES = {"go": "The mission is to go to the", "pick": "The mission is to pick up the", "open": "The mission is to open the",
          "move": "The mission is to put the", "fixed": "The mission is to put it next to the",
@@ -116,7 +119,7 @@ def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation
 @functools.lru_cache(maxsize=4096)
 def _clozes(mission: str, actions: tuple[str, ...]) -> tuple[Situation, ...]:
     words = verb_words(actions)
-    questions = [] if len(words) == 1 else [Situation(mission, VERB_LEAD, words, question=QUESTION, cloze=True)]
+    questions = [] if len(words) == 1 else [Situation(mission, VERB_LEAD, words, question=VERB_QUESTION, cloze=True)]
     for role in (r for w in words for r in (("move", "fixed") if w == "put" else (w,))):
         questions.append(Situation(mission, ROLES[role], COLOURS + KINDS, question=QUESTION, cloze=True))
         questions += [Situation(mission, f"{ROLES[role]} {c}", KINDS, question=QUESTION, cloze=True) for c in COLOURS]

@@ -17,13 +17,17 @@ from driving import driven_by_the_bot
 from test_subgoals import _rollout
 
 
-def _verdicts(env_id: str, seed: int, judged: str = "at-success") -> tuple[int, list[tuple[int, str, float]]]:
-    """The bot's episode of `env_id` (all seven actions, so every verb is a choice): the step that
-    completed it, and each verb verdict the guidance recorded, as (step, verb word, verdict)."""
+def _verdicts(env_id: str, seed: int, judged: str = "at-success", floor: float = 0.0,
+              successes_before: int = 0) -> tuple[int, list[tuple[int, str, float]]]:
+    """The bot's episode of `env_id` (all seven actions, so every verb is a choice), after
+    `successes_before` successful episodes of 100: the step that completed it, and each verb verdict
+    the guidance recorded, as (step, verb word, verdict)."""
     envs = make_env(env_id, 1, seed=seed)
     obs, _ = envs.reset(seed=seed)
-    guidance = SubgoalGuidance(GuidanceConfig(verb_judged=judged), BotTeacher(through_clozes=True), np.random.default_rng(0),
+    config = GuidanceConfig(verb_judged=judged, verb_success_floor=floor)
+    guidance = SubgoalGuidance(config, BotTeacher(through_clozes=True), np.random.default_rng(0),
                                torch.device("cpu"), 1, task_actions(env_id, "full"))
+    guidance._recent.add([False] * (100 - successes_before) + [True] * successes_before)
     for step, _, reward, terminated in driven_by_the_bot(envs, obs, guidance, 200):
         if terminated:
             assert reward > 0
@@ -46,6 +50,15 @@ def test_the_verb_is_never_judged_unless_asked_and_a_bad_setting_is_one_line():
     assert _verdicts("BabyAI-PickupLoc-v0", 0, "never")[1] == []
     with pytest.raises(MutualRLError, match="unknown verb_judged 'always'; allowed: never, at-success"):
         GuidanceConfig(verb_judged="always").validate()
+
+
+def test_a_student_that_rarely_succeeds_judges_no_verb():
+    floor = GuidanceConfig().verb_success_floor
+    assert floor > 0  # the default guards
+    rare, frequent = round(100 * floor) - 2, round(100 * floor) - 1  # the bot's success makes one more
+    assert _verdicts("BabyAI-PickupLoc-v0", 0, floor=floor, successes_before=rare)[1] == []
+    assert len(_verdicts("BabyAI-PickupLoc-v0", 0, floor=floor, successes_before=frequent)[1]) == 4
+    assert _verdicts("BabyAI-PickupLoc-v0", 0, floor=floor)[1] == []  # a first success alone is one in a hundred
 
 
 def test_the_verdict_is_the_signal_of_the_verb_cloze_record():

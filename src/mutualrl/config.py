@@ -75,6 +75,8 @@ class GuidanceConfig:
                                      "teacher's object subgoal than before in the episode (off by default)")
     verb_judged: str = _field("never", "never (the mission's verb stays the teacher's reading) | at-success (each "
                               "success judges the verb cloze by the act that completed the mission)")
+    verb_success_floor: float = _field(0.1, "with verb_judged at-success, judge only while at least this share of "
+                                       "the student's last 100 training episodes succeeded (0: every success judges)")
     start: float = _field(1.0, "lambda of the CE(teacher||student) term at frame 0", key="guidance_start")
     end: float = _field(1.0, "lambda after guidance_decay_frames (default: constant; trust gates the pull)",
                         key="guidance_end")
@@ -95,7 +97,7 @@ class GuidanceConfig:
         _check(self, positive=("trust_rate", "subgoal_steps"),
                non_negative=("start", "end", "decay_frames", "advice_weight", "trust_sharpness", "trust_spread",
                              "trust_confidence", "budget", "subgoal_reward", "subgoal_progress"),
-               unit=("advice_prob", "trust_rate"))
+               unit=("advice_prob", "trust_rate", "verb_success_floor"))
 
     def lambda_at(self, frames: int) -> float:
         """Linear schedule of the guidance weight from `start` to `end`."""

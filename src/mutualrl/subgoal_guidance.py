@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from mutualrl.completion import verb_cloze, verb_verdicts
+from mutualrl.completion import RecentSuccess, verb_cloze, verb_verdicts
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.grounding import as_read, hindsight, judged
@@ -58,6 +58,7 @@ class SubgoalGuidance(Guidance):
         self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
         self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
         self._sightings = [Sightings() for _ in range(num_envs)]  # where each copy saw each object
+        self._recent = RecentSuccess()  # whether successes are frequent enough to judge the verb
         super().__init__(config, teacher, rng, device, shows)
 
     def start_rollout(self) -> None:
@@ -200,6 +201,7 @@ class SubgoalGuidance(Guidance):
         for i in np.flatnonzero(done):
             images[i] = final["final_obs"][i]["image"]
             self._sightings[i].clear()
+        self._recent.add(success[done])
         self._note_hindsight(images, step, success)
         bonus = np.zeros(len(self.held), dtype=np.float32)
         for i, h in enumerate(self.held):
@@ -242,10 +244,11 @@ class SubgoalGuidance(Guidance):
         the answers the student's own act amounts to, whatever the teacher said: hindsight feedback
         from the student's experience, so the teacher learns even while the student does not yet
         follow it. With `verb_judged: at-success`, a success judges the verb cloze by the act that
-        completed the mission (`completion`)."""
+        completed the mission (`completion`), while successes are frequent (`verb_success_floor`)."""
         before, missions = self._before
+        judges = self.config.verb_judged == "at-success" and self._recent.rate >= self.config.verb_success_floor
         for i in range(len(after)):
-            judged_now = bool(success[i]) and self.config.verb_judged == "at-success"
+            judged_now = bool(success[i]) and judges
             cloze, verdicts = verb_verdicts(missions[i], self.actions, before[i], after[i], judged_now)
             said = self._said([cloze]) if verdicts else []
             self.hindsight += [SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer], probs=said,

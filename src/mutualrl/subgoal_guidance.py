@@ -304,4 +304,7 @@ class SubgoalGuidance(Guidance):
                "subgoals_per_1024_frames": len(rollout.decisions) * 1024 / (steps * envs)}
         if self.config.subgoal_reward or self.config.subgoal_progress:  # (episode returns exclude it)
             row["shaped_reward_per_1024_frames"] = self.shaped * 1024 / (steps * envs)
+        if self.config.verb_judged == "at-success":
+            judged_verbs = {(d.env, d.start) for d in rollout.hindsight or () if d.verdict is not None}
+            row["verbs_judged_per_1024_frames"] = len(judged_verbs) * 1024 / (steps * envs)
         return row

@@ -4,7 +4,7 @@ missions the student and the teacher read in those words.
 Prints the teacher's subgoal accuracy (held-out bot episodes of the run's seed) on the level in
 held-out words and as given, before and after training, and the student's frames to 0.9 alone.
 The verb of a mission in words the verb cloze does not map ("fetch", "move ... close to") is read
-wrong zero-shot; with `verb_judged: at-success` (here the default), feedback judges it by the act
+wrong zero-shot; with `verb_judged: at-success` (the default), feedback judges it by the act
 that completed the mission (`completion`).
 
     python benchmarks/other_words.py [--env BabyAI-PickupLoc-v0] [--seed 0] [--frames 150000]

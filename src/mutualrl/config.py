@@ -73,7 +73,7 @@ class GuidanceConfig:
     subgoal_reward: float = _field(0.0, "shaped reward for reaching the teacher's subgoal (off by default)")
     subgoal_progress: float = _field(0.0, "shaped reward per step of the view's grid the student comes nearer the "
                                      "teacher's object subgoal than before in the episode (off by default)")
-    verb_judged: str = _field("never", "never (the mission's verb stays the teacher's reading) | at-success (each "
+    verb_judged: str = _field("at-success", "never (the mission's verb stays the teacher's reading) | at-success (each "
                               "success judges the verb cloze by the act that completed the mission)")
     verb_success_floor: float = _field(0.1, "with verb_judged at-success, judge only while at least this share of "
                                        "the student's last 100 training episodes succeeded (0: every success judges)")

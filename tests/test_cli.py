@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from mutualrl.cli import main
 from mutualrl.config import TrainConfig
@@ -39,6 +40,7 @@ def cli(capsys, *args) -> subprocess.CompletedProcess:
     (["curriculum", "--arms", "rl,nope", "--out", "X"], "unknown arm 'nope'; allowed: rl, rl-carry, mutual"),
     (["curriculum", "--config", "missing.yaml", "--out", "X"], "curriculum file 'missing.yaml' does not exist"),
     (["train", "--target-success", "0.5", "--eval-every", "0", "--out", "X"], "target_success=0.5 needs held-out"),
+    (["train", "--threads", "0", "--out", "X"], "--threads must be >= 1, got 0"),
 ])
 def test_bad_input_is_one_clear_line(args, expected, tmp_path, capsys):
     result = cli(capsys, *[str(tmp_path / a) if a == "X" else a for a in args])
@@ -58,9 +60,14 @@ def test_corrupt_checkpoint_cli(tmp_path):
 
 
 def test_train_then_eval_json(tmp_path, capsys):
-    out = tmp_path / "run"
-    train = cli(capsys, "train", "--mode", "rl", "--frames", "2048", "--num-envs", "8", "--num-steps", "32",
-                    "--eval-episodes", "4", "--out", str(out), "--quiet")
+    out, threads = tmp_path / "run", torch.get_num_threads()
+    wanted = 3 if threads != 3 else 2
+    try:
+        train = cli(capsys, "train", "--mode", "rl", "--frames", "2048", "--num-envs", "8", "--num-steps", "32",
+                    "--eval-episodes", "4", "--out", str(out), "--quiet", "--threads", str(wanted))
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(threads)
     assert train.returncode == 0, train.stderr
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and {"frames", "success_rate", "mean_return", "fps"} <= rows[0].keys()

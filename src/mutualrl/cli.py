@@ -22,6 +22,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's, every core; give 1 to each of several runs at once)")
     for key, (_, f) in FLAT_FIELDS.items():
         flag = "--env" if key == "env_id" else "--" + key.replace("_", "-")
         p.add_argument(flag, dest=key, type=type(f.default), default=None, help=f"{f.metadata['help']} (default: {f.default})")
@@ -109,8 +111,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
     from mutualrl.loop import Trainer
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise MutualRLError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.resume:
         frames = args.frames
         trainer = Trainer.resume(args.out, frames=frames, quiet=args.quiet)

@@ -40,7 +40,7 @@ from mutualrl.envs import FULL_ACTIONS
 from mutualrl.evaluation import evaluate_student
 from mutualrl.grid import GridTask, Placement, run_grid, train_run
 from mutualrl.report import aggregate
-from mutualrl.checkpoints import load_student
+from mutualrl.students import load_student
 from mutualrl.tracking import ALONE, RunDir, frames_to_success, seeded_name
 
 LEVELS = ("GoToRedBallNoDists", "GoToRedBall", "GoToLocal", "PickupLoc", "PutNextLocal")

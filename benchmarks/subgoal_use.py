@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from mutualrl import output
-from mutualrl.checkpoints import load_student
 from mutualrl.envs import FULL_ACTIONS, obs_to_tensors
 from mutualrl.evaluation import run_episodes
 from mutualrl.student import Student
+from mutualrl.students import load_student
 from mutualrl.subgoals import Sightings, subgoal_vector
 from mutualrl.teachers.bot import BotTeacher
 

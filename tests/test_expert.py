@@ -15,7 +15,7 @@ from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.expert import SubgoalHands
 from mutualrl.loop import Trainer
-from mutualrl.student import make_student
+from mutualrl.students import make_student
 from mutualrl.subgoals import SUBGOAL_DIM, VERBS, Sightings, Subgoal, visible_objects
 from mutualrl.teachers import BotTeacher
 from mutualrl.teachers.hf import HFTeacher

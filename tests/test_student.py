@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from mutualrl.checkpoints import load_student
 from mutualrl.config import PPOConfig, TrainConfig
 from mutualrl.envs import acts_with_effect, encode_mission
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import evaluate_student
 from mutualrl.loop import Trainer
 from mutualrl.ppo import PPOBatch, compute_gae, ppo_update
-from mutualrl.student import STUDENTS, ActorCritic, make_student
+from mutualrl.student import ActorCritic
+from mutualrl.students import STUDENTS, load_student, make_student
 from mutualrl.subgoals import VERBS
 from mutualrl.tracking import RunDir
 

@@ -181,7 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
                  + (" (its subgoals, carried out by the bot's planner)" if args.advice == "subgoal" else ""))
     elif args.run_dir:
         from mutualrl.envs import FULL_ACTIONS
-        from mutualrl.checkpoints import load_student
+        from mutualrl.students import load_student
 
         config, model = load_student(args.run_dir)
         device = _device(args.device)

@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mutualrl.config import TrainConfig
-from mutualrl.checkpoints import grow_optimizer_state, load_student, recorded_actions, recorded_mask, recorded_student
 from mutualrl.envs import has_locked_doors, make_env, obs_to_tensors, situations, task_actions, unwrapped_envs
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals, evaluate_teacher
@@ -27,7 +26,8 @@ from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feed
 from mutualrl.guidance import ActionGuidance
 from mutualrl.rollout import AdviceRecord, Rollout, flatten
 from mutualrl.ppo import PPOBatch, compute_gae, ppo_update
-from mutualrl.student import make_student
+from mutualrl.students import (grow_optimizer_state, load_student, make_student, recorded_actions, recorded_mask,
+                                recorded_student)
 from mutualrl.subgoal_guidance import SubgoalGuidance
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success

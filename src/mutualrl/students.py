@@ -1,5 +1,6 @@
-"""A saved run's student: read back in the architecture, memory, action space and mask its
-checkpoint records, whatever today's defaults; and an optimizer's state fitted to inputs that grew."""
+"""The students by name: built new (`make_student`), or read back from a run's checkpoint in the
+architecture, memory, action space and mask it records, whatever today's defaults (`load_student`);
+and an optimizer's state fitted to inputs that grew."""
 
 from __future__ import annotations
 
@@ -10,8 +11,19 @@ import torch
 from mutualrl.config import TrainConfig
 from mutualrl.envs import FULL_ACTIONS
 from mutualrl.errors import MutualRLError
-from mutualrl.student import Student, grow_to, make_student
+from mutualrl.film import FiLMActorCritic
+from mutualrl.student import ActorCritic, Student, grow_to
 from mutualrl.tracking import RunDir
+
+
+#: the student architectures by the name the `student` config field gives
+STUDENTS: dict[str, type[Student]] = {"mlp": ActorCritic, "film": FiLMActorCritic}
+
+
+def make_student(architecture: str, num_actions: int, advice: str, memory: int = 0, mask: str = "none") -> Student:
+    student = STUDENTS[architecture](num_actions, advice=advice, memory=memory)
+    student.action_mask = mask
+    return student
 
 
 def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:

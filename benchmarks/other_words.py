@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mutualrl import output
-from mutualrl.config import VERB_JUDGEMENTS, TrainConfig
+from mutualrl.config import VERB_JUDGEMENTS, GuidanceConfig, TrainConfig
 from mutualrl.evaluation import subgoal_agreement
 from mutualrl.loop import Trainer
 from words import REWORDINGS, register
@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150_000)
     parser.add_argument("--words", default="held-out", choices=sorted(REWORDINGS))
     parser.add_argument("--episodes", type=int, default=20, help="bot episodes per accuracy")
-    parser.add_argument("--verb-judged", default="at-success", choices=VERB_JUDGEMENTS, help="the config's verb_judged")
+    parser.add_argument("--verb-judged", default=GuidanceConfig().verb_judged, choices=VERB_JUDGEMENTS,
+                        help="the config's verb_judged (default: its default)")
     parser.add_argument("--teacher", default="smollm2")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="runs/other-words", help="parent of the run directory")

@@ -23,6 +23,7 @@ from rich.table import Table
 from mutualrl import grounding, output
 from mutualrl.envs import QuietReset, Situation, task_actions
 from mutualrl.teachers import make_teacher, prompt
+from mutualrl.teachers.base import softmax
 from words import REWORDINGS, rewording
 
 LEVELS = ("PickupLoc", "PutNextLocal", "OpenDoor", "UnlockLocal", "GoToObjDoor", "Open")
@@ -63,8 +64,7 @@ def verb_accuracy(teacher, form: str, level: str, given: list[str], words: str) 
     hits, probs = [], []
     for mission, scores in zip(given, teacher.score_each(asked)):
         truth = next(verb for start, verb in TEMPLATE_VERBS.items() if mission.startswith(start))
-        p = np.exp(scores - scores.max())
-        p /= p.sum()
+        p = softmax(scores)
         hits.append(offered[int(np.argmax(p))] == truth)
         probs.append(p[offered.index(truth)])
     return float(np.mean(hits)), float(np.mean(probs))
@@ -78,8 +78,8 @@ def main() -> None:
     parser.add_argument("--forms", default=",".join(FORMS), help=f"of: {', '.join(FORMS)}")
     args = parser.parse_args()
     wordings, forms = args.words.split(","), args.forms.split(",")
-    for name, allowed in (("words", ("as given", *REWORDINGS)), ("form", tuple(FORMS))):
-        bad = [value for value in (wordings if name == "words" else forms) if value not in allowed]
+    for name, asked, allowed in (("words", wordings, ("as given", *REWORDINGS)), ("form", forms, tuple(FORMS))):
+        bad = [value for value in asked if value not in allowed]
         if bad:
             parser.error(f"unknown {name} {bad[0]!r}; allowed: {', '.join(allowed)}")
     output.configure()

@@ -111,14 +111,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    import torch
-
+    from mutualrl.grid import Placement
     from mutualrl.loop import Trainer
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise MutualRLError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    Placement(threads=args.threads).use_threads()  # one run in this process: its threads checked as a grid's
     if args.resume:
         frames = args.frames
         trainer = Trainer.resume(args.out, frames=frames, quiet=args.quiet)

@@ -69,6 +69,13 @@ class Placement:
         if self.gpus_per_run < 0:
             raise MutualRLError(f"--gpus-per-run must be >= 0, got {self.gpus_per_run}")
 
+    def use_threads(self) -> None:
+        """This process's torch threads, where `threads` is given."""
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
+
     @property
     def on_ray(self) -> bool:
         return self.workers > 1 or bool(self.address)
@@ -107,10 +114,7 @@ def run_grid(tasks: list[GridTask], out: Path, placement: Placement = Placement(
 
 
 def _in_turn(tasks: list[GridTask], placement: Placement, quiet: bool) -> dict[str, str]:
-    if placement.threads is not None:
-        import torch
-
-        torch.set_num_threads(placement.threads)
+    placement.use_threads()
     console = Console(stderr=True, quiet=quiet)
     failures: dict[str, str] = {}
     for n, task in enumerate(tasks, 1):

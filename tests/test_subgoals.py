@@ -508,7 +508,7 @@ def test_every_babyai_level_runs_subgoal_advice_and_its_evaluation(env_id):
         teacher.observe(live, [last])
         record = guidance.advise(obs, live, step, np.zeros(1))
         sits = [Situation(obs["mission"][0], "", actions, last)]
-        chosen = choices(obs, sits, live)[0]
+        chosen = choices(obs, sits, live, np.array([last is None]))[0]
         assert chosen in driver.expert_subgoals(live[0], obs["image"][0]) or chosen.verb == EXPLORE
         assert hands.act(live[0], chosen, last) in FULL_ACTIONS and record.available.shape == (1,)
         obs, reward, terminated, truncated, info = envs.step(np.array([FULL_ACTIONS.index(want)]))

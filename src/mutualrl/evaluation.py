@@ -16,6 +16,7 @@ from mutualrl.envs import FULL_ACTIONS, has_locked_doors, make_env, obs_to_tenso
 from mutualrl.student import Student
 from mutualrl.steps import choose, state_questions
 from mutualrl.expert import SubgoalHands
+from mutualrl.sequences import PartsDone
 from mutualrl.subgoals import Subgoal
 from mutualrl.teachers.base import Teacher
 from mutualrl.teachers.bot import BotTeacher
@@ -130,18 +131,24 @@ def evaluate_teacher(teacher: Teacher, env_id: str, episodes: int, seed: int,
 
 def _subgoal_choices(teacher: Teacher, env_id: str, actions: tuple[str, ...], reword: Callable[[str], str] | None = None):
     """The teacher's most likely subgoal for each copy of a step (missions reworded by `reword`;
-    on a level with locked doors, the next step asked too: `steps`)."""
-    steps = has_locked_doors(env_id)
+    on a level with locked doors, the next step asked too: `steps`; the parts of the mission done
+    in the episode left out, `sequences`)."""
+    steps, parts = has_locked_doors(env_id), None
 
-    def choices(obs, sits, envs) -> list[Subgoal]:
+    def choices(obs, sits, envs, starts) -> list[Subgoal]:
+        nonlocal parts
         teacher.observe(envs, [s.last_action for s in sits])
+        images = np.asarray(obs["image"])
         if teacher.names_subgoals:
-            return [teacher.subgoal(env, image) for image, env in zip(np.asarray(obs["image"]), envs)]
+            return [teacher.subgoal(env, image) for image, env in zip(images, envs)]
+        parts = parts or PartsDone(len(envs))
+        parts.see(images, starts)
         chosen = []
-        for mission, image, env in zip(obs["mission"], np.asarray(obs["image"]), envs):
+        for i, (mission, image, env) in enumerate(zip(obs["mission"], images, envs)):
             questions = state_questions(reword(mission) if reword else mission, image, actions, steps)
             answers = teacher.advise(questions, envs=[env] * len(questions))
-            chosen.append(choose(questions, [a.probs for a in answers], image, actions)[0])
+            chosen.append(choose(questions, [a.probs for a in answers], image, actions, done=parts.done[i])[0])
+            parts.name(i, chosen[-1])
         return chosen
 
     return choices
@@ -161,9 +168,9 @@ def subgoal_agreement(teacher: Teacher, env_id: str, episodes: int, seed: int, a
     actions = actions or task_actions(env_id)
     expert, choices, agree = BotTeacher(), _subgoal_choices(teacher, env_id, actions, reword), []
 
-    def follow_the_bot(obs, sits, envs, _starts):
+    def follow_the_bot(obs, sits, envs, starts):
         want = expert.observe(envs, [s.last_action for s in sits])
-        for subgoal, image, env in zip(choices(obs, sits, envs), np.asarray(obs["image"]), envs):
+        for subgoal, image, env in zip(choices(obs, sits, envs, starts), np.asarray(obs["image"]), envs):
             agree.append(subgoal in expert.expert_subgoals(env, image))
         return np.array([FULL_ACTIONS.index(w) for w in want])
 
@@ -180,9 +187,9 @@ def evaluate_subgoals(teacher: Teacher, env_id: str, episodes: int, seed: int,
     actions = actions or task_actions(env_id)
     hands, choices = SubgoalHands(), _subgoal_choices(teacher, env_id, actions)
 
-    def act_alone(obs, sits, envs, _starts):
+    def act_alone(obs, sits, envs, starts):
         return np.array([FULL_ACTIONS.index(hands.act(env, subgoal, sit.last_action))
-                         for subgoal, env, sit in zip(choices(obs, sits, envs), envs, sits)])
+                         for subgoal, env, sit in zip(choices(obs, sits, envs, starts), envs, sits)])
 
     accuracy = subgoal_agreement(teacher, env_id, episodes, seed, actions)
     result = run_episodes(env_id, episodes, seed, act_alone, actions=FULL_ACTIONS)

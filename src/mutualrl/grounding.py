@@ -47,10 +47,12 @@ QUESTION, VERB_LEAD = "Say the mission again.", "In plain words, the mission is 
 #: the verb's question asks for the usual words: on missions in words of the benchmarks' design sets
 #: the verb was right in 0.78 and 0.74 of pick-up and put missions, against 0.59 and 0.63 asked as the objects are
 VERB_QUESTION = "Say the mission again in the usual words."
+#: the role of the next step's object (`steps`), asked with the facts of the state
+NEXT = "next"
 #: the restatement up to the object each verb needs (`put` needs two): the roles of objects
 ROLES = {"go": "The mission is to go to the", "pick": "The mission is to pick up the", "open": "The mission is to open the",
          "move": "The mission is to put the", "fixed": "The mission is to put it next to the",
-         "next": "So what the agent must deal with now is the"}  # (the next step's object: `steps`, its other forms too)
+         NEXT: "So what the agent must deal with now is the"}  # (the next step's object: `steps`, its other forms too)
 #: the mission of the clozes that measure the model's bias, whatever the mission
 CONTENT_FREE = "N/A"
 
@@ -262,16 +264,25 @@ def answers_for(questions: Sequence[Situation], option: Option) -> list[int]:
 
 def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
            rng: np.random.Generator | None = None,
-           weigh: Callable[[Reading, np.ndarray], tuple[list[Option], np.ndarray]] | None = None) -> tuple[Subgoal, list[int]]:
+           weigh: Callable[[Reading, np.ndarray], tuple[list[Option], np.ndarray]] | None = None,
+           done: frozenset[Subgoal] = frozenset()) -> tuple[Subgoal, list[int]]:
     """The teacher's subgoal from its answers (weighed by `weigh`, default `choice_weights`): the
     most likely, or with `rng` one drawn from its distribution; and the answer it amounts to in
-    each cloze (what feedback is given on)."""
+    each cloze (what feedback is given on). The parts of the mission `done` in this episode are
+    not chosen again, and once a part is done the mission's clozes, which then stand for a later
+    part, are judged on nothing (`sequences`)."""
     if not questions or not (visible_objects(image) or carried(image)):  # (full hands may have a step: `steps`)
         return Subgoal(EXPLORE), [-1] * len(questions)
     options, weights = (weigh or choice_weights)(Reading(questions, probs, actions), image)
+    weights = np.where([o.subgoal in done for o in options], 0.0, weights)
+    if weights.sum() <= 0:
+        return Subgoal(EXPLORE), [-1] * len(questions)
+    weights = weights / weights.sum()
     option = options[int(rng.choice(len(options), p=weights)) if rng is not None else int(np.argmax(weights))]
     answers = answers_for(questions, option)
-    return option.subgoal, answers if option.role is None else as_read(questions, answers, probs, option.subgoal.obj)
+    if option.role is not None:
+        answers = as_read(questions, answers, probs, option.subgoal.obj)
+    return option.subgoal, [-1 if done and meaning(q)[0] != NEXT else a for q, a in zip(questions, answers)]
 
 
 def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Sequence[np.ndarray], obj: Obj) -> list[int]:

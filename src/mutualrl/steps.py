@@ -32,12 +32,11 @@ from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.envs import Situation
 from mutualrl.facts import door_states, state_facts
-from mutualrl.grounding import (COLOURS, DESIGN, KINDS, ROLES, Option, Reading, add_lead, answers_for,
+from mutualrl.grounding import (COLOURS, DESIGN, KINDS, NEXT, ROLES, Option, Reading, add_lead, answers_for,
                                 choice_weights, meaning, mission_questions, subgoal_for)
 from mutualrl.grounding import choose as choose_from
 from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, visible_objects
 
-NEXT = "next"
 RULE = "A locked door opens only with its key."
 #: forms of the question: the rule told after the facts, and the lead of the reply whose next word
 #: is the object's colour. Measured zero-shot by `benchmarks/step_forms.py` (docs/results.md): after
@@ -103,10 +102,10 @@ def step_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.
 
 
 def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
-           rng: np.random.Generator | None = None) -> tuple[Subgoal, list[int]]:
+           rng: np.random.Generator | None = None, done: frozenset[Subgoal] = frozenset()) -> tuple[Subgoal, list[int]]:
     """`grounding.choose`, from the next step's distribution where the questions ask it."""
     asked = any(meaning(q)[0] == NEXT for q in questions)
-    return choose_from(questions, probs, image, actions, rng, step_weights if asked else choice_weights)
+    return choose_from(questions, probs, image, actions, rng, step_weights if asked else choice_weights, done)
 
 
 def step_hindsight(mission: str, image: np.ndarray, obj: Obj) -> tuple[list[Situation], list[int]]:

@@ -16,6 +16,7 @@ from mutualrl.envs import Situation
 from mutualrl.grounding import as_read, hindsight, judged
 from mutualrl.guidance import Guidance
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
+from mutualrl.sequences import PartsDone
 from mutualrl.steps import choose, state_questions, step_hindsight
 from mutualrl.subgoals import (SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, front_object, reached,
                                subgoal_vector, visible_objects)
@@ -59,6 +60,7 @@ class SubgoalGuidance(Guidance):
         self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
         self._sightings = [Sightings() for _ in range(num_envs)]  # where each copy saw each object
         self._recent = RecentSuccess()  # whether successes are frequent enough to judge the verb
+        self._parts = PartsDone(num_envs)  # the parts of each copy's mission done in its episode
         super().__init__(config, teacher, rng, device, shows)
 
     def start_rollout(self) -> None:
@@ -144,7 +146,7 @@ class SubgoalGuidance(Guidance):
 
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
               image: np.ndarray, stale: bool) -> None:
-        subgoal, answers = choose(questions, probs, image, self.actions, self.rng)
+        subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self._parts.done[i])
         decision = SubgoalDecision(env=i, start=step, questions=questions, answers=judged(questions, answers),
                                    probs=probs, stale=stale)
         self._hold_named(i, step, mission, image, subgoal, decision)
@@ -154,6 +156,7 @@ class SubgoalGuidance(Guidance):
         """Copy i pursues `subgoal` from this step (a privileged teacher's has no clozes behind it)."""
         decision = decision or SubgoalDecision(env=i, start=step, questions=[], answers=[], probs=[])
         self.decisions.append(decision)
+        self._parts.name(i, subgoal)
         shown = self.shows and bool(self.rng.random() < self.config.advice_prob)
         self.held[i] = _Held(subgoal, decision, shown, f"{subgoal}|{mission}", visible_objects(image))
 
@@ -220,6 +223,7 @@ class SubgoalGuidance(Guidance):
                     bonus[i] += self.config.subgoal_reward
                     self._paid[i].add(h.subgoal)
                 self.held[i] = None
+        self._parts.see(images, done)
         for i in np.flatnonzero(done):
             self._paid[i].clear()
             self._nearest[i].clear()

@@ -1,0 +1,51 @@
+"""Missions of several parts: the parts done in an episode leave the choice, so the next part is current.
+
+A mission's clozes read the mission alone, so on "open the red door, then open the blue door"
+they name the same door before and after it opens, and the agent never gets to the second part.
+No code reads the mission's words to split it: the parts are the objects the teacher's reading
+names, in its order of likelihood. What the code knows is the state: a subgoal the teacher
+named in this episode (going to an object, opening a door) that the agent has since completed is a
+part done, and leaves the choice (`grounding.choose`) for the rest of the episode. So the current
+part is the likeliest part not done, and which part comes first is the teacher's reading, which
+the student's feedback teaches: a decision taken before any part was done is judged on the
+mission's clozes, as every decision is; one taken after is judged on none of them, since the same
+clozes then stand for a later part (`grounding.choose`).
+
+Only going to and opening count: what is picked up may be put down again and needed once more.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mutualrl.subgoals import Subgoal, reached
+
+#: the subgoals whose completion is a part done
+PART_VERBS = ("go to", "open")
+
+
+class PartsDone:
+    """Per copy of an environment, the subgoals named in its episode and those of them done."""
+
+    def __init__(self, copies: int):
+        self._named: list[set[Subgoal]] = [set() for _ in range(copies)]
+        self.done: list[frozenset[Subgoal]] = [frozenset() for _ in range(copies)]
+
+    def name(self, copy: int, subgoal: Subgoal) -> None:
+        """The teacher named `subgoal` for this copy: a part, once completed, if its verb makes one."""
+        if subgoal.verb in PART_VERBS and subgoal.obj is not None:
+            self._named[copy].add(subgoal)
+
+    def see(self, images: np.ndarray, ended: Sequence[bool]) -> None:
+        """After a step: each named subgoal completed in the copy's view is done; an episode that
+        ended (or a copy that starts a new one) starts with none."""
+        for i, image in enumerate(images):
+            if ended[i]:
+                self._named[i].clear()
+                self.done[i] = frozenset()
+                continue
+            new = {s for s in self._named[i] - self.done[i] if reached(s, image, ())}
+            if new:
+                self.done[i] = self.done[i] | new

@@ -1,0 +1,130 @@
+"""Missions of several parts: a part done in the episode leaves the choice, so the next is current."""
+
+import numpy as np
+import torch
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+from minigrid.envs.babyai.core.verifier import AfterInstr, BeforeInstr
+
+from mutualrl.config import GuidanceConfig
+from mutualrl.envs import make_env, task_actions
+from mutualrl.evaluation import evaluate_subgoals
+from mutualrl.grounding import meaning, mission_questions
+from mutualrl.sequences import PartsDone
+from mutualrl.steps import choose
+from mutualrl.subgoal_guidance import SubgoalGuidance
+from mutualrl.subgoals import Subgoal
+from mutualrl.teachers import Advice, Teacher
+from driving import driven_by_the_bot
+from views import view
+
+DOOR = OBJECT_TO_IDX["door"]
+RED_DOOR, BLUE_DOOR = (DOOR, COLOR_TO_IDX["red"]), (DOOR, COLOR_TO_IDX["blue"])
+LEVEL = "BabyAI-OpenDoorsOrderN2-v0"
+
+
+def _parts_in_order(env) -> list[str]:
+    """The colours of the doors a mission of `OpenDoorsOrder` opens, first part first."""
+    instr = env.instrs
+    if isinstance(instr, BeforeInstr):
+        return [instr.instr_a.desc.color, instr.instr_b.desc.color]
+    if isinstance(instr, AfterInstr):
+        return [instr.instr_b.desc.color, instr.instr_a.desc.color]
+    return [instr.desc.color]
+
+
+class ReadsTheOrder(Teacher):
+    """Answers a mission's clozes as a teacher that reads which part comes first would: the verb
+    `open`, the first part's colour likeliest (0.6), the second's next (0.3), the kind a door.
+    It reads the live level's instruction: the choice made from its answers is under test."""
+
+    def advise(self, situations, envs=None):
+        out = []
+        for s, env in zip(situations, envs):
+            role, asks, _ = meaning(s)
+            weights = np.full(len(s.actions), 0.01)
+            if role == "verb":
+                weights[s.actions.index("open")] = 1.0
+            elif asks == "colour":
+                for colour, w in zip(_parts_in_order(env), (0.6, 0.3)):
+                    weights[s.actions.index(colour)] = w
+            else:
+                weights[s.actions.index("door")] = 1.0
+            out.append(Advice(probs=weights / weights.sum()))
+        return out
+
+
+def _read(questions, first, second):
+    """Answers to the `open` clozes: `first` likeliest, `second` next, the kind a door."""
+    out = []
+    for q in questions:
+        weights = np.full(len(q.actions), 0.01)
+        role, asks, _ = meaning(q)
+        if role == "verb":
+            weights[q.actions.index("open")] = 1.0
+        elif asks == "colour":
+            weights[q.actions.index(first)], weights[q.actions.index(second)] = 0.6, 0.3
+        else:
+            weights[q.actions.index("door")] = 1.0
+        out.append(weights / weights.sum())
+    return out
+
+
+def test_a_part_done_leaves_the_choice_and_the_missions_clozes_are_then_judged_on_nothing():
+    actions = task_actions(LEVEL)
+    image = view(((3, 5), "door", "red", "open"), ((1, 2), "door", "blue", "closed"))
+    questions = mission_questions("open the red door, then open the blue door", actions)
+    probs = _read(questions, "red", "blue")
+    first, answers = choose(questions, probs, image, actions)
+    assert first == Subgoal("open", RED_DOOR) and any(a >= 0 for a in answers)
+    second, answers = choose(questions, probs, image, actions, done=frozenset({first}))
+    assert second == Subgoal("open", BLUE_DOOR)
+    assert all(a < 0 for a in answers)  # the same clozes now stand for the second part
+
+
+def test_a_part_is_done_once_completed_and_only_for_the_rest_of_its_episode():
+    parts = PartsDone(2)
+    parts.name(0, Subgoal("open", RED_DOOR))
+    parts.name(1, Subgoal("pick up", RED_DOOR))  # what is picked up may be needed again: never a part
+    shut, opened = view(((3, 5), "door", "red", "closed")), view(((3, 5), "door", "red", "open"))
+    parts.see(np.stack([shut, opened]), [False, False])
+    assert parts.done == [frozenset(), frozenset()]
+    parts.see(np.stack([opened, opened]), [False, False])
+    assert parts.done == [frozenset({Subgoal("open", RED_DOOR)}), frozenset()]
+    parts.see(np.stack([opened, opened]), [True, False])
+    assert parts.done[0] == frozenset()
+
+
+def test_read_in_the_right_order_every_mission_of_two_parts_is_carried_out():
+    """Without the parts done, the first door is named again once open, and only the missions of
+    one part succeed."""
+    result = evaluate_subgoals(ReadsTheOrder(), LEVEL, 9, 0)
+    assert result.success_rate == 1.0 and result.subgoal_accuracy > 0.9
+
+
+def test_in_training_a_part_done_is_never_held_again_and_later_decisions_judge_no_mission_cloze():
+    """Driven by the bot through missions of two parts: once the part the teacher named is done
+    (the bot may do the other first, which is then no part done), no later decision holds it again
+    or judges the mission's clozes."""
+    envs, checked, judged_later = make_env(LEVEL, 1, seed=0), 0, 0
+    for seed in range(12):
+        obs, _ = envs.reset(seed=seed)
+        if len(_parts_in_order(envs.envs[0].unwrapped)) < 2:
+            continue
+        guidance = SubgoalGuidance(GuidanceConfig(), ReadsTheOrder(), np.random.default_rng(seed), torch.device("cpu"),
+                                   1, task_actions(LEVEL))
+        done_at, held = None, []
+        for step, _, _, terminated in driven_by_the_bot(envs, obs, guidance, 300):
+            if terminated:
+                break
+            if done_at is None and guidance._parts.done[0]:
+                done_at, part = step, next(iter(guidance._parts.done[0]))
+            if done_at is not None and guidance.held[0] is not None:
+                held.append(guidance.held[0].subgoal)
+        if done_at is None:
+            continue
+        checked += 1
+        later = [d for d in guidance.decisions if d.start > done_at and d.questions]
+        judged_later += len(later)
+        assert all(a < 0 for d in later for a in d.answers)
+        assert part not in held
+    assert checked >= 2 and judged_later > 0

@@ -218,11 +218,12 @@ def test_a_mission_without_a_colour_means_any_object_of_its_kind():
     assert said == {("go", "colour", None): kind, ("go", "kind", words_of(chosen.obj)[0]): kind}
 
 
-def test_feedback_keeps_the_teachers_reading_of_whether_the_mission_names_a_colour():
-    """An act is as consistent with "the red ball" as with "a ball": the update's target for a
-    colour cloze keeps the colours' and the kinds' shares of the teacher's own answer, and moves
-    answers within them; other clozes' targets are the plain improvement step."""
+def test_feedback_keeps_a_reading_of_whether_the_mission_names_a_colour():
+    """An act is as consistent with "the red ball" as with "a ball": a colour cloze's target keeps
+    the colours' and the kinds' shares of the reading given (the untaught model's, in the update)
+    and moves answers within them; other clozes' targets are the plain improvement step."""
     from mutualrl.feedback import PromptFeedback
+    from mutualrl.grounding import kept_reading
     from mutualrl.teachers.hf import improvement_targets
 
     colour, kind = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))[:2]
@@ -238,8 +239,14 @@ def test_feedback_keeps_the_teachers_reading_of_whether_the_mission_names_a_colo
     targets = improvement_targets([r for _, _, r in records])
     (_, colour_policy, _), (_, kind_policy, _) = records
     n = len(COLOURS)
-    assert np.isclose(targets[0][n:].sum(), colour_policy[n:].sum()) and np.isclose(targets[0].sum(), 1)
-    assert targets[0][colour.actions.index("blue")] > colour_policy[colour.actions.index("blue")]  # within the colours
+    untaught = np.full(len(colour.actions), 0.3 / (len(colour.actions) - n))
+    untaught[:n] = 0.7 / n
+    kept = kept_reading(colour, targets[0], untaught)
+    assert np.isclose(kept[n:].sum(), 0.3) and np.isclose(kept.sum(), 1)
+    blue, red = colour.actions.index("blue"), colour.actions.index("red")
+    assert kept[blue] / kept[red] == pytest.approx(targets[0][blue] / targets[0][red])  # moved within the colours
+    assert targets[0][blue] > colour_policy[blue]
+    assert np.allclose(kept_reading(kind, targets[1], untaught), targets[1])  # not a colour cloze
     plain = targets[1] / kind_policy
     assert np.isclose(plain[kind.actions.index("box")], plain[kind.actions.index("door")])  # untaken: one factor
     assert targets[1][kind.actions.index("box")] > kind_policy[kind.actions.index("box")]  # and it gained

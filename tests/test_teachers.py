@@ -511,3 +511,27 @@ def test_a_server_slower_than_measured_is_waited_for_with_the_full_bound(tiny_ca
         resent = server.requests - sent
     assert advice[0].available and teacher.stats()["teacher_failures"] == 0
     assert resent == 2  # cut off at the measured timeout, then answered within the full bound
+
+
+def test_a_colour_clozes_update_keeps_the_untaught_models_shares_of_colours_and_kinds():
+    """Records from a teacher whose answers had drifted to the kinds (0.95: the mission read as
+    naming no colour): the update moves answers within the colours as the feedback says, and keeps
+    the kinds' share where the untaught model reads it, not where the drifted records put it."""
+    from mutualrl.envs import task_actions
+    from mutualrl.grounding import COLOURS, mission_questions
+
+    teacher = HFTeacher(*fresh_tiny(), config=TeacherConfig(update_steps=20, lr=1e-2, kl_coef=0.0, precision="float32"))
+    cloze = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))[0]
+    n, red, blue = len(COLOURS), cloze.actions.index("red"), cloze.actions.index("blue")
+    with torch.no_grad():
+        untaught = torch.softmax(teacher.scorer.logliks([cloze]), -1)[0].numpy()
+    drifted = np.full(len(cloze.actions), 0.05 / n)
+    drifted[n:] = 0.95 / (len(cloze.actions) - n)
+    counts = np.zeros(len(cloze.actions))
+    counts[[red, blue]] = 4
+    signal = np.where(np.arange(len(cloze.actions)) == red, 1.0, -1.0) * counts  # red did better than blue
+    teacher.learn([PromptFeedback(cloze, 8, counts, signal, drifted * 8, 0, 0)])
+    with torch.no_grad():
+        after = torch.softmax(teacher.scorer.logliks([cloze]), -1)[0].numpy()
+    assert after[red] / after[blue] > untaught[red] / untaught[blue]
+    assert abs(after[n:].sum() - untaught[n:].sum()) < 0.05 < 0.95 - after[n:].sum()

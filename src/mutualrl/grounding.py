@@ -297,10 +297,10 @@ def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Seque
             and _reads_colourless(p) else a for q, a, p in zip(questions, answers, probs)]
 
 
-def kept_reading(cloze: Situation, target: np.ndarray, policy: np.ndarray) -> np.ndarray:
-    """A learning target with the teacher's own reading of whether the mission names a colour
-    kept: in a colour cloze the colours' share and the kinds' share stay the policy's, and the
-    feedback moves answers within each. An act is as consistent with "the red ball" as with "a
+def kept_reading(cloze: Situation, target: np.ndarray, reading: np.ndarray) -> np.ndarray:
+    """A learning target with a reading of whether the mission names a colour kept (the untaught
+    model's, `teachers.hf`): in a colour cloze the colours' share and the kinds' share stay
+    `reading`'s, and the feedback moves answers within each. An act is as consistent with "the red ball" as with "a
     ball", so whether the mission names a colour is the language model's, as the verb is.
     Measured (`GoToRedBall`, `mutual`, seed 2): without it, the untaken kind answers gained on
     noisy colours' feedback until "go to the red ball" read "ball" (0.11 untaught, 1.00 after
@@ -310,7 +310,7 @@ def kept_reading(cloze: Situation, target: np.ndarray, policy: np.ndarray) -> np
     kept = np.array(target, dtype=float)
     for part in (slice(0, len(COLOURS)), slice(len(COLOURS), None)):
         total = kept[part].sum()
-        kept[part] = kept[part] * policy[part].sum() / total if total > 0 else policy[part]
+        kept[part] = kept[part] * reading[part].sum() / total if total > 0 else reading[part]
     return kept
 
 

@@ -95,9 +95,9 @@ class HFTeacher(TextTeacher):
         beta * KL to the original model. In a colour cloze the target keeps the untaught model's
         shares of colours and kinds (`grounding.kept_reading`): whether the mission names a colour
         stays the language model's reading. Measured (`OpenDoorsOrderN4`, `mutual`, seed 0): kept
-        at the teacher's own current shares instead, nothing held them, and they walked to an
-        extreme ("door" 0.46 -> 1.00 in one run, 0.00 in another), where a mission read without a
-        colour names any door (subgoal accuracy 0.87 -> 0.50)."""
+        at the teacher's own current shares instead, nothing pulled them back, and they ended at an
+        extreme ("door" 0.39 -> 1.00 in one run, 0.46 -> 0.00 in another); read without a colour, a
+        mission names any door (subgoal accuracy 0.87 -> 0.66, with the untaught shares 0.81)."""
         situations = [f.situation for f in feedback]
         targets = improvement_targets(feedback)
         # one action set per gradient step (prompts of subgoal advice offer different answers)

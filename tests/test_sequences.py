@@ -82,14 +82,14 @@ def test_a_part_done_leaves_the_choice_and_the_missions_clozes_are_then_judged_o
 
 
 def test_a_part_is_done_once_completed_and_only_for_the_rest_of_its_episode():
-    parts = PartsDone(2)
+    parts = PartsDone()
     parts.name(0, Subgoal("open", RED_DOOR))
     parts.name(1, Subgoal("pick up", RED_DOOR))  # what is picked up may be needed again: never a part
     shut, opened = view(((3, 5), "door", "red", "closed")), view(((3, 5), "door", "red", "open"))
     parts.see(np.stack([shut, opened]), [False, False])
-    assert parts.done == [frozenset(), frozenset()]
+    assert parts.done[0] == parts.done[1] == frozenset()
     parts.see(np.stack([opened, opened]), [False, False])
-    assert parts.done == [frozenset({Subgoal("open", RED_DOOR)}), frozenset()]
+    assert parts.done[0] == frozenset({Subgoal("open", RED_DOOR)}) and parts.done[1] == frozenset()
     parts.see(np.stack([opened, opened]), [True, False])
     assert parts.done[0] == frozenset()
 
@@ -116,8 +116,8 @@ def test_in_training_a_part_done_is_never_held_again_and_later_decisions_judge_n
         for step, _, _, terminated in driven_by_the_bot(envs, obs, guidance, 300):
             if terminated:
                 break
-            if done_at is None and guidance._parts.done[0]:
-                done_at, part = step, next(iter(guidance._parts.done[0]))
+            if done_at is None and guidance.parts.done[0]:
+                done_at, part = step, next(iter(guidance.parts.done[0]))
             if done_at is not None and guidance.held[0] is not None:
                 held.append(guidance.held[0].subgoal)
         if done_at is None:

@@ -133,15 +133,13 @@ def _subgoal_choices(teacher: Teacher, env_id: str, actions: tuple[str, ...], re
     """The teacher's most likely subgoal for each copy of a step (missions reworded by `reword`;
     on a level with locked doors, the next step asked too: `steps`; the parts of the mission done
     in the episode left out, `sequences`)."""
-    steps, parts = has_locked_doors(env_id), None
+    steps, parts = has_locked_doors(env_id), PartsDone()
 
     def choices(obs, sits, envs, starts) -> list[Subgoal]:
-        nonlocal parts
         teacher.observe(envs, [s.last_action for s in sits])
         images = np.asarray(obs["image"])
         if teacher.names_subgoals:
             return [teacher.subgoal(env, image) for image, env in zip(images, envs)]
-        parts = parts or PartsDone(len(envs))
         parts.see(images, starts)
         chosen = []
         for i, (mission, image, env) in enumerate(zip(obs["mission"], images, envs)):

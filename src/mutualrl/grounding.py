@@ -300,8 +300,9 @@ def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Seque
 def kept_reading(cloze: Situation, target: np.ndarray, reading: np.ndarray) -> np.ndarray:
     """A learning target with a reading of whether the mission names a colour kept (the untaught
     model's, `teachers.hf`): in a colour cloze the colours' share and the kinds' share stay
-    `reading`'s, and the feedback moves answers within each. An act is as consistent with "the red ball" as with "a
-    ball", so whether the mission names a colour is the language model's, as the verb is.
+    `reading`'s, and the feedback moves answers within each. An act is as consistent with "the
+    red ball" as with "a ball", so whether the mission names a colour is the language model's, as
+    the verb is.
     Measured (`GoToRedBall`, `mutual`, seed 2): without it, the untaken kind answers gained on
     noisy colours' feedback until "go to the red ball" read "ball" (0.11 untaught, 1.00 after
     143k frames) and any ball was chosen (subgoal accuracy 1.00 -> 0.83)."""

@@ -16,6 +16,7 @@ Only going to and opening count: what is picked up may be put down again and nee
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
@@ -27,11 +28,11 @@ PART_VERBS = ("go to", "open")
 
 
 class PartsDone:
-    """Per copy of an environment, the subgoals named in its episode and those of them done."""
+    """Per copy of an environment (by index), the subgoals named in its episode and those of them done."""
 
-    def __init__(self, copies: int):
-        self._named: list[set[Subgoal]] = [set() for _ in range(copies)]
-        self.done: list[frozenset[Subgoal]] = [frozenset() for _ in range(copies)]
+    def __init__(self) -> None:
+        self._named: defaultdict[int, set[Subgoal]] = defaultdict(set)
+        self.done: defaultdict[int, frozenset[Subgoal]] = defaultdict(frozenset)
 
     def name(self, copy: int, subgoal: Subgoal) -> None:
         """The teacher named `subgoal` for this copy: a part, once completed, if its verb makes one."""
@@ -43,8 +44,8 @@ class PartsDone:
         ended (or a copy that starts a new one) starts with none."""
         for i, image in enumerate(images):
             if ended[i]:
-                self._named[i].clear()
-                self.done[i] = frozenset()
+                self._named.pop(i, None)
+                self.done.pop(i, None)
                 continue
             new = {s for s in self._named[i] - self.done[i] if reached(s, image, ())}
             if new:

@@ -60,7 +60,7 @@ class SubgoalGuidance(Guidance):
         self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
         self._sightings = [Sightings() for _ in range(num_envs)]  # where each copy saw each object
         self._recent = RecentSuccess()  # whether successes are frequent enough to judge the verb
-        self._parts = PartsDone(num_envs)  # the parts of each copy's mission done in its episode
+        self.parts = PartsDone()  # the parts of each copy's mission done in its episode
         super().__init__(config, teacher, rng, device, shows)
 
     def start_rollout(self) -> None:
@@ -146,7 +146,7 @@ class SubgoalGuidance(Guidance):
 
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
               image: np.ndarray, stale: bool) -> None:
-        subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self._parts.done[i])
+        subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self.parts.done[i])
         decision = SubgoalDecision(env=i, start=step, questions=questions, answers=judged(questions, answers),
                                    probs=probs, stale=stale)
         self._hold_named(i, step, mission, image, subgoal, decision)
@@ -156,7 +156,7 @@ class SubgoalGuidance(Guidance):
         """Copy i pursues `subgoal` from this step (a privileged teacher's has no clozes behind it)."""
         decision = decision or SubgoalDecision(env=i, start=step, questions=[], answers=[], probs=[])
         self.decisions.append(decision)
-        self._parts.name(i, subgoal)
+        self.parts.name(i, subgoal)
         shown = self.shows and bool(self.rng.random() < self.config.advice_prob)
         self.held[i] = _Held(subgoal, decision, shown, f"{subgoal}|{mission}", visible_objects(image))
 
@@ -223,7 +223,7 @@ class SubgoalGuidance(Guidance):
                     bonus[i] += self.config.subgoal_reward
                     self._paid[i].add(h.subgoal)
                 self.held[i] = None
-        self._parts.see(images, done)
+        self.parts.see(images, done)
         for i in np.flatnonzero(done):
             self._paid[i].clear()
             self._nearest[i].clear()

@@ -32,48 +32,34 @@ def _parts_in_order(env) -> list[str]:
     return [instr.desc.color]
 
 
+def _answer(cloze, parts: list[str]) -> np.ndarray:
+    """A cloze of an `open` mission answered with its parts' colours in order (the first 0.6, the
+    second 0.3), the verb `open`, the kind a door."""
+    weights = np.full(len(cloze.actions), 0.01)
+    role, asks, _ = meaning(cloze)
+    if role == "verb":
+        weights[cloze.actions.index("open")] = 1.0
+    elif asks == "colour":
+        for colour, w in zip(parts, (0.6, 0.3)):
+            weights[cloze.actions.index(colour)] = w
+    else:
+        weights[cloze.actions.index("door")] = 1.0
+    return weights / weights.sum()
+
+
 class ReadsTheOrder(Teacher):
-    """Answers a mission's clozes as a teacher that reads which part comes first would: the verb
-    `open`, the first part's colour likeliest (0.6), the second's next (0.3), the kind a door.
-    It reads the live level's instruction: the choice made from its answers is under test."""
+    """Answers a mission's clozes as a teacher that reads which part comes first would. It reads
+    the live level's instruction: the choice made from its answers is under test."""
 
     def advise(self, situations, envs=None):
-        out = []
-        for s, env in zip(situations, envs):
-            role, asks, _ = meaning(s)
-            weights = np.full(len(s.actions), 0.01)
-            if role == "verb":
-                weights[s.actions.index("open")] = 1.0
-            elif asks == "colour":
-                for colour, w in zip(_parts_in_order(env), (0.6, 0.3)):
-                    weights[s.actions.index(colour)] = w
-            else:
-                weights[s.actions.index("door")] = 1.0
-            out.append(Advice(probs=weights / weights.sum()))
-        return out
-
-
-def _read(questions, first, second):
-    """Answers to the `open` clozes: `first` likeliest, `second` next, the kind a door."""
-    out = []
-    for q in questions:
-        weights = np.full(len(q.actions), 0.01)
-        role, asks, _ = meaning(q)
-        if role == "verb":
-            weights[q.actions.index("open")] = 1.0
-        elif asks == "colour":
-            weights[q.actions.index(first)], weights[q.actions.index(second)] = 0.6, 0.3
-        else:
-            weights[q.actions.index("door")] = 1.0
-        out.append(weights / weights.sum())
-    return out
+        return [Advice(probs=_answer(s, _parts_in_order(env))) for s, env in zip(situations, envs)]
 
 
 def test_a_part_done_leaves_the_choice_and_the_missions_clozes_are_then_judged_on_nothing():
     actions = task_actions(LEVEL)
     image = view(((3, 5), "door", "red", "open"), ((1, 2), "door", "blue", "closed"))
     questions = mission_questions("open the red door, then open the blue door", actions)
-    probs = _read(questions, "red", "blue")
+    probs = [_answer(q, ["red", "blue"]) for q in questions]
     first, answers = choose(questions, probs, image, actions)
     assert first == Subgoal("open", RED_DOOR) and any(a >= 0 for a in answers)
     second, answers = choose(questions, probs, image, actions, done=frozenset({first}))

@@ -131,6 +131,18 @@ def test_clozes_with_different_answers_read_at_once_equal_the_naive_scorers(tiny
     assert fast_tokens * 10 < teacher.scorer.tokens_processed  # every shared token once, not once per answer
 
 
+def test_one_prompt_read_with_different_long_answers_scores_each_answer_set_as_the_naive_scorer(tiny_causal):
+    """The same prompt offering other answers of several tokens (a mission as a cloze's answer) is
+    read anew, not from the trunk's states cached for the first answers."""
+    model, tokenizer = tiny_causal
+    teacher = HFTeacher(model, tokenizer, config=TeacherConfig(lora_layers=1, precision="float32"))
+    asked = [Situation("pick up the object", "The mission is to", (answer,), question="Say it in other words.",
+                       cloze=True) for answer in ("fetch the red ball.", "head for the green key on your left.")]
+    for situation in asked:
+        fast = teacher.score_each([situation])[0]
+        assert np.allclose(fast, naive_logliks(teacher.scorer, [situation])[0].numpy(), atol=1e-4)
+
+
 def test_a_bfloat16_teacher_reads_as_the_float32_one_and_learns_in_float32(tiny_models):
     """Frozen weights in bfloat16 (`auto` where the CPU multiplies it natively): the answers stay
     within rounding of float32's, come out as float32, and the adapter learns in float32."""

@@ -296,9 +296,9 @@ class PrefixSharedScorer(OneTokenReads):
     def _trunk_states(self, header: list[int], rests: list[list[int]], actions: list[list[int]]):
         """The frozen trunk's outputs for a header and each rest (with its action tokens after the
         first), computed only for prompts it has not seen: (header states, [(rest, follow)])."""
-        header_key = str(header)
-        missing = [i for i, r in enumerate(rests) if (header_key, tuple(r)) not in self.trunk_cache]
-        lower_kv, header_states = self._header_kv("lower", torch.tensor([header], device=self.device), header_key,
+        keys = [_trunk_key(header, r, actions) for r in rests]
+        missing = [i for i, key in enumerate(keys) if key not in self.trunk_cache]
+        lower_kv, header_states = self._header_kv("lower", torch.tensor([header], device=self.device), str(header),
                                                   copy_kv=bool(missing))
         if missing:
             with torch.no_grad():
@@ -307,11 +307,11 @@ class PrefixSharedScorer(OneTokenReads):
                     self._follow_ids(actions, len(missing)), len(actions))
             for row, i in enumerate(missing):
                 own = hidden[row, mask[row].bool()]
-                self.trunk_cache[(header_key, tuple(rests[i]))] = (
+                self.trunk_cache[keys[i]] = (
                     own, follow.view(len(missing), len(actions), *follow.shape[1:])[row] if follow is not None else None)
             while len(self.trunk_cache) > self.trunk_cache_size:
                 self.trunk_cache.pop(next(iter(self.trunk_cache)))
-        return header_states, [self.trunk_cache[(header_key, tuple(r))] for r in rests]
+        return header_states, [self.trunk_cache[key] for key in keys]
 
     def _score_from_trunk(self, header: list[int], rests: list[list[int]], actions: list[list[int]]) -> torch.Tensor:
         """The top layers over cached trunk states, after the header's (one header at a time)."""
@@ -353,3 +353,11 @@ class PrefixSharedScorer(OneTokenReads):
             targets[j, : len(a)] = torch.tensor(a)
             mask[j, : len(a)] = 1
         return inputs, targets, mask
+
+
+def _trunk_key(header: list[int], rest: list[int], actions: list[list[int]]) -> tuple:
+    """A prompt's key in the trunk cache. The states cached after a rest include the answers' tokens
+    after their first where an answer is longer than one token, so those answers are part of the
+    key: prompts with the same text may offer different answers (a mission as another cloze's answer)."""
+    key = (str(header), tuple(rest))
+    return key + (tuple(map(tuple, actions)),) if max(len(a) for a in actions) > 1 else key

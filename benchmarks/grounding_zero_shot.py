@@ -6,15 +6,18 @@ all seven (every verb offered), for each design of `grounding.Design`. A design 
 the answers become a choice, so every design reads the same cached answers. `--reworded` adds a
 row per level whose missions the teacher reads in other words (synonyms, other phrasing): the
 grounding must not depend on the templates' words; `--held-out`, a row in words that never took
-part in choosing a design or a question.
+part in choosing a design or a question. `--channel-weights` gives each design a column per weight
+of the verb read the other way round (`channel`; 0 asks no such question).
 
     python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
                                              [--levels L1,L2] [--designs D1,D2] [--reworded] [--held-out]
+                                             [--channel-weights 0,0.25] [--spaces task,full]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 from rich.console import Console
@@ -42,22 +45,27 @@ def main() -> None:
     parser.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated, of: {', '.join(DESIGNS)}")
     parser.add_argument("--reworded", action="store_true", help="also read the missions in other words")
     parser.add_argument("--held-out", action="store_true", help="also read them in words never used to choose a design")
+    parser.add_argument("--channel-weights", default=str(grounding.Design().channel_weight),
+                        help="comma-separated weights of the verb read the other way round")
+    parser.add_argument("--spaces", default="task,full", help="action spaces: task, full or both")
     args = parser.parse_args()
     output.configure()
     teacher = make_teacher(args.teacher, seed=args.seed)
-    designs = args.designs.split(",")
+    weights = [float(w) for w in args.channel_weights.split(",")]
+    designs = {f"{name}{'' if weights == [grounding.Design().channel_weight] else f' channel {w:g}'}":
+               dataclasses.replace(DESIGNS[name], channel_weight=w) for name in args.designs.split(",") for w in weights}
     table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
                         f"seed {args.seed})")
     for column in ("level", "actions", "missions", *designs, "seconds"):
         table.add_column(column)
     for env_id in args.levels.split(","):
-        for space in ("task", "full"):
+        for space in args.spaces.split(","):
             readings = {"as given": None} | {w: rewording(w) for w, on in (("reworded", args.reworded),
                                                                            ("held-out", args.held_out)) if on}
             for words, reword in readings.items():
                 start, row = time.perf_counter(), []
-                for name in designs:
-                    grounding.DESIGN = DESIGNS[name]
+                for design in designs.values():
+                    grounding.DESIGN = design
                     row.append(subgoal_agreement(teacher, env_id, args.episodes, args.seed,
                                                  task_actions(env_id, space), reword=reword))
                 table.add_row(env_id, space, words, *(f"{a:.3f}" for a in row), f"{time.perf_counter() - start:.0f}")

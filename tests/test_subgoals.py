@@ -42,10 +42,13 @@ def test_the_clozes_ask_about_the_mission_alone_and_offer_every_name(env_id):
         for env, obs in _views(env_id, range(30)):
             questions = mission_questions(obs["mission"], actions)
             own = [q for q in questions if q.mission != CONTENT_FREE]
-            roles = {meaning(q)[0] for q in own} - {"verb"}
+            roles = {meaning(q)[0] for q in own} - {"verb", "channel"}
             assert roles == {w for w in words if w != "put"} | ({"move", "fixed"} if "put" in words else set())
             assert any(meaning(q)[0] == "verb" for q in own) == (len(words) > 1)
-            for q in questions:
+            said = [q for q in own if meaning(q)[0] == "channel"]  # the verb the other way round: one per verb word
+            assert len(said) == (len(words) if len(words) > 1 else 0)
+            assert all(q.actions == (obs["mission"] + ".",) for q in said)
+            for q in (q for q in questions if q not in said):
                 assert q.cloze and q.mission in (obs["mission"], CONTENT_FREE) and "You see" not in question(q)
                 assert q.actions in (COLOURS + KINDS, KINDS, words)
             keys.update(question(q) for q in own)
@@ -55,11 +58,16 @@ def test_the_clozes_ask_about_the_mission_alone_and_offer_every_name(env_id):
 
 def test_the_clozes_read_no_mission_word():
     """The questions of any two missions differ only in the mission: no code reads its words, so
-    a mission worded as no template words it is asked the same clozes."""
+    a mission worded as no template words it is asked the same clozes (the verb asked the other
+    way round offers the mission as its answer)."""
     actions = task_actions("BabyAI-PutNextLocal-v0")
-    original = mission_questions("put the red ball next to the blue key", actions)
-    reworded = mission_questions("kindly place that crimson sphere beside a teal gadget", actions)
-    assert [dataclasses.replace(q, mission="") for q in original] == [dataclasses.replace(q, mission="") for q in reworded]
+    missions = ("put the red ball next to the blue key", "kindly place that crimson sphere beside a teal gadget")
+    original, reworded = (mission_questions(m, actions) for m in missions)
+
+    def without(mission: str, q: Situation) -> Situation:
+        return dataclasses.replace(q, actions=("",)) if q.actions == (f"{mission}.",) else dataclasses.replace(q, mission="")
+
+    assert [without(missions[0], q) for q in original] == [without(missions[1], q) for q in reworded]
 
 
 def test_put_next_puts_the_carried_object_next_to_the_fixed_one():
@@ -542,7 +550,8 @@ def test_a_reworded_mission_still_gets_clozes_and_a_subgoal(tiny_causal):
     guidance.advise(obs, unwrapped_envs(envs), 0, np.zeros(2))
     held = [h for h in guidance.held if h is not None]
     assert len(held) == 2 and all(h.decision.questions for h in held)
-    assert all(q.mission in (mission, CONTENT_FREE) and q.cloze for h in held for q in h.decision.questions)
+    assert all(q.cloze and (q.mission in (mission, CONTENT_FREE) or q.actions == (f"{mission}.",))
+               for h in held for q in h.decision.questions)
     for h, image in zip(held, obs["image"]):
         assert h.subgoal.verb == EXPLORE or h.subgoal.obj in visible_objects(image)
 

@@ -100,3 +100,11 @@ def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def answer_probs(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """A question's advice from its answers' scores: their softmax; a question with one answer (a
+    mission as the reply to other words, `channel`) gets that answer's likelihood, which only a
+    comparison across questions can use."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.exp(scores / temperature) if scores.shape[-1] == 1 else softmax(scores, temperature)

@@ -138,13 +138,15 @@ class PrefixSharedScorer(OneTokenReads):
 
     def logliks_each(self, situations: Sequence[Situation]) -> list[torch.Tensor]:
         """Each prompt's answer scores, where prompts offer different answers (a mission's verb,
-        colour and kind clozes): one-token answers are read in one pass, so a mission's header and
-        lead run once for all its clozes; otherwise one `logliks` per answer set."""
+        colour and kind clozes): the prompts with one-token answers are read in one pass, so a
+        mission's header and lead run once for all its clozes; the others one `logliks` per answer set."""
         out: list[torch.Tensor] = [torch.empty(0)] * len(situations)
-        last = self._last_states(situations) if self._one_token(situations) else None
+        one = [i for i, s in enumerate(situations) if self._one_token([s])]
+        last = dict(zip(one, self._last_states([situations[i] for i in one]))) if one else {}
         for rows in by_answers(situations):
-            scores = (self.logliks([situations[i] for i in rows]) if last is None else
-                      self._logit_rows(last[rows], [a[0] for a in self.answer_ids(situations[rows[0]])]))
+            scores = (self._logit_rows(torch.stack([last[i] for i in rows]),
+                                       [a[0] for a in self.answer_ids(situations[rows[0]])])
+                      if rows[0] in last else self.logliks([situations[i] for i in rows]))
             for i, row in zip(rows, scores):
                 out[i] = row
         return out

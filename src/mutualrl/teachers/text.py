@@ -10,7 +10,7 @@ import numpy as np
 
 from mutualrl.envs import Situation
 from mutualrl.feedback import PromptFeedback
-from mutualrl.teachers.base import Advice, Teacher, by_answers, softmax
+from mutualrl.teachers.base import Advice, Teacher, answer_probs, by_answers
 from mutualrl.teachers.cache import AdviceCache
 
 
@@ -68,7 +68,7 @@ class TextTeacher(Teacher):
 
     def recall(self, situations: Sequence[Situation]) -> list[Advice | None]:
         scores = [self.cache.latest(self.key(s)) for s in situations]
-        return [None if row is None else Advice(probs=softmax(row, self.temperature)) for row in scores]
+        return [None if row is None else Advice(probs=answer_probs(row, self.temperature)) for row in scores]
 
     def knows(self, situation: Situation) -> bool:
         return (self.version, self.key(situation)) in self.cache
@@ -85,7 +85,7 @@ class TextTeacher(Teacher):
             for k, row in zip(missing, self.score_each(list(missing.values()))):
                 self.cache.put(self.version, k, row)
                 found[k] = row
-        return [Advice(probs=softmax(found[k], self.temperature)) for k in keys]
+        return [Advice(probs=answer_probs(found[k], self.temperature)) for k in keys]
 
     def bump_version(self) -> None:
         """Mark a behaviour change: cached advice of older versions is never served again."""

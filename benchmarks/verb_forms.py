@@ -4,7 +4,8 @@ The verb is where missions in other words go wrong ("fetch the ball" read as go 
 of `FORMS` (words added to the system message, the question, the lead, the answers) is asked
 about the missions of sampled layouts of each level whose actions offer more than one verb, as
 given and in each rewording of `words.REWORDINGS`; the row shows, per level, how often the likeliest
-verb is the mission's and (in brackets) its mean probability. Choose a form on the design sets
+verb is the mission's and (in brackets) its mean probability; "both ways", the kept form's answer
+times the verb read the other way round (`channel`). Choose a form on the design sets
 ("reworded", "paraphrased") and confirm it once on "held-out".
 
     python benchmarks/verb_forms.py [--teacher smollm2] [--layouts 40] [--words "as given,reworded,paraphrased"]
@@ -20,7 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mutualrl import grounding, output
+from mutualrl import channel, grounding, output
 from mutualrl.envs import QuietReset, Situation, task_actions
 from mutualrl.teachers import make_teacher, prompt
 from mutualrl.teachers.base import softmax
@@ -45,6 +46,8 @@ FORMS = {
                      "The mission is to", ONE_WORD),
     "phrases": ("", SAY, PLAIN, PHRASES),
 }
+#: the kept form times the verb read the other way round (`channel`), at `grounding.Design.channel_weight`
+BOTH_WAYS = "both ways"
 
 
 def missions(level: str, layouts: int) -> list[str]:
@@ -56,15 +59,19 @@ def missions(level: str, layouts: int) -> list[str]:
 
 def verb_accuracy(teacher, form: str, level: str, given: list[str], words: str) -> tuple[float, float]:
     """How often the likeliest verb offered is the mission's, and its mean probability."""
-    _, question, lead, answers = FORMS[form]
+    _, question, lead, answers = FORMS["usual words" if form == BOTH_WAYS else form]
     offered = grounding.verb_words(task_actions(f"BabyAI-{level}-v0"))
     reword = rewording(words) if words != "as given" else str
     asked = [Situation(reword(m), lead, tuple(answers[ONE_WORD.index(v)] for v in offered), question=question,
                        cloze=True) for m in given]
+    said = [channel.clozes(q.mission, offered) for q in asked] if form == BOTH_WAYS else [()] * len(asked)
     hits, probs = [], []
-    for mission, scores in zip(given, teacher.score_each(asked)):
+    for mission, scores, other in zip(given, teacher.score_each(asked), said):
         truth = next(verb for start, verb in TEMPLATE_VERBS.items() if mission.startswith(start))
         p = softmax(scores)
+        if other:
+            likelihoods = [float(np.exp(row[0])) for row in teacher.score_each(list(other))]
+            p = channel.combined(p, likelihoods, grounding.Design().channel_weight)
         hits.append(offered[int(np.argmax(p))] == truth)
         probs.append(p[offered.index(truth)])
     return float(np.mean(hits)), float(np.mean(probs))
@@ -75,10 +82,10 @@ def main() -> None:
     parser.add_argument("--teacher", default="smollm2")
     parser.add_argument("--layouts", type=int, default=40, help="sampled layouts per level (their distinct missions)")
     parser.add_argument("--words", default="as given,reworded,paraphrased", help=f"of: as given, {', '.join(REWORDINGS)}")
-    parser.add_argument("--forms", default=",".join(FORMS), help=f"of: {', '.join(FORMS)}")
+    parser.add_argument("--forms", default=",".join((*FORMS, BOTH_WAYS)), help=f"of: {', '.join((*FORMS, BOTH_WAYS))}")
     args = parser.parse_args()
     wordings, forms = args.words.split(","), args.forms.split(",")
-    for name, asked, allowed in (("words", wordings, ("as given", *REWORDINGS)), ("form", forms, tuple(FORMS))):
+    for name, asked, allowed in (("words", wordings, ("as given", *REWORDINGS)), ("form", forms, (*FORMS, BOTH_WAYS))):
         bad = [value for value in asked if value not in allowed]
         if bad:
             parser.error(f"unknown {name} {bad[0]!r}; allowed: {', '.join(allowed)}")
@@ -89,7 +96,7 @@ def main() -> None:
         table.add_column(column)
     system = prompt.CLOZE_SYSTEM_PROMPT
     for form in forms:
-        prompt.CLOZE_SYSTEM_PROMPT = system + FORMS[form][0]
+        prompt.CLOZE_SYSTEM_PROMPT = system + FORMS.get(form, ("",))[0]
         teacher = make_teacher(args.teacher)  # a fresh scorer: its prompts are cached without the system message
         for words in wordings:
             row = [verb_accuracy(teacher, form, level, given[level], words) for level in LEVELS]

@@ -24,7 +24,7 @@ from rich.table import Table
 from mutualrl import channel, grounding, output
 from mutualrl.envs import QuietReset, Situation, task_actions
 from mutualrl.teachers import make_teacher, prompt
-from mutualrl.teachers.base import softmax
+from mutualrl.teachers.base import answer_probs, softmax
 from words import REWORDINGS, rewording
 
 LEVELS = ("PickupLoc", "PutNextLocal", "OpenDoor", "UnlockLocal", "GoToObjDoor", "Open")
@@ -64,13 +64,13 @@ def verb_accuracy(teacher, form: str, level: str, given: list[str], words: str) 
     reword = rewording(words) if words != "as given" else str
     asked = [Situation(reword(m), lead, tuple(answers[ONE_WORD.index(v)] for v in offered), question=question,
                        cloze=True) for m in given]
-    said = [channel.clozes(q.mission, offered) for q in asked] if form == BOTH_WAYS else [()] * len(asked)
+    other_way = [c for q in asked for c in channel.clozes(q.mission, offered)] if form == BOTH_WAYS else []
+    said = np.array([answer_probs(row)[0] for row in teacher.score_each(other_way)]).reshape(len(asked), -1)
     hits, probs = [], []
-    for mission, scores, other in zip(given, teacher.score_each(asked), said):
+    for mission, scores, likelihoods in zip(given, teacher.score_each(asked), said):
         truth = next(verb for start, verb in TEMPLATE_VERBS.items() if mission.startswith(start))
         p = softmax(scores)
-        if other:
-            likelihoods = [float(np.exp(row[0])) for row in teacher.score_each(list(other))]
+        if form == BOTH_WAYS:
             p = channel.combined(p, likelihoods, grounding.Design().channel_weight)
         hits.append(offered[int(np.argmax(p))] == truth)
         probs.append(p[offered.index(truth)])

@@ -153,7 +153,7 @@ class Reading:
 
     def __init__(self, questions: Sequence[Situation], probs: Sequence[np.ndarray], actions: Sequence[str]):
         said = {channel.verb_of(q): float(p[0]) for q, p in zip(questions, probs) if channel.is_channel(q)}
-        answers = {meaning(q): p for q, p in zip(questions, probs) if q.mission != CONTENT_FREE and q.description != channel.LEAD}
+        answers = {meaning(q): p for q, p in zip(questions, probs) if q.mission != CONTENT_FREE and not channel.is_channel(q)}
         bias = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE}
         dist = {k: _calibrated(p, bias.get(k)) for k, p in answers.items()}
         words = verb_words(actions)

@@ -7,11 +7,12 @@ the answers become a choice, so every design reads the same cached answers. `--r
 row per level whose missions the teacher reads in other words (synonyms, other phrasing): the
 grounding must not depend on the templates' words; `--held-out`, a row in words that never took
 part in choosing a design or a question. `--channel-weights` gives each design a column per weight
-of the verb read the other way round (`channel`; 0 asks no such question).
+of the verb read the other way round (`channel`; 0 asks no such question), `--apart` one per way
+of reading the two objects of `put` (`grounding.Design.apart`).
 
     python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
                                              [--levels L1,L2] [--designs D1,D2] [--reworded] [--held-out]
-                                             [--channel-weights 0,0.25] [--spaces task,full]
+                                             [--channel-weights 0,0.25] [--apart on,off] [--spaces task,full]
 """
 
 from __future__ import annotations
@@ -47,13 +48,18 @@ def main() -> None:
     parser.add_argument("--held-out", action="store_true", help="also read them in words never used to choose a design")
     parser.add_argument("--channel-weights", default=str(grounding.Design().channel_weight),
                         help="comma-separated weights of the verb read the other way round")
+    parser.add_argument("--apart", default="on" if grounding.Design().apart else "off",
+                        help="comma-separated, of on, off: the two objects of put read as different objects")
     parser.add_argument("--spaces", default="task,full", help="action spaces: task, full or both")
     args = parser.parse_args()
     output.configure()
     teacher = make_teacher(args.teacher, seed=args.seed)
     weights = [float(w) for w in args.channel_weights.split(",")]
-    designs = {f"{name}{'' if weights == [grounding.Design().channel_weight] else f' channel {w:g}'}":
-               dataclasses.replace(DESIGNS[name], channel_weight=w) for name in args.designs.split(",") for w in weights}
+    aparts = [{"on": True, "off": False}[a] for a in args.apart.split(",")]
+    designs = {f"{name}{'' if weights == [grounding.Design().channel_weight] else f' channel {w:g}'}"
+               f"{'' if aparts == [grounding.Design().apart] else f' apart {a:d}'}":
+               dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a)
+               for name in args.designs.split(",") for w in weights for a in aparts}
     table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
                         f"seed {args.seed})")
     for column in ("level", "actions", "missions", *designs, "seconds"):

@@ -32,8 +32,8 @@ from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.envs import Situation
 from mutualrl.facts import door_states, state_facts
-from mutualrl.grounding import (COLOURS, DESIGN, KINDS, NEXT, ROLES, Option, Reading, add_lead, answers_for,
-                                choice_weights, meaning, mission_questions, subgoal_for)
+from mutualrl.grounding import (DESIGN, NEXT, ROLES, Option, Reading, add_lead, answers_for, choice_weights, meaning,
+                                mission_questions, name_clozes, subgoal_for)
 from mutualrl.grounding import choose as choose_from
 from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, visible_objects
 
@@ -58,9 +58,7 @@ for _rule, _lead in FORMS.values():
 def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
     """The next object's clozes: its colour (a kind there: no colour named), then its kind per colour."""
     rule, lead = FORMS[FORM]
-    told = f"{state_facts(image)} {rule}"
-    return (Situation(mission, lead, COLOURS + KINDS, question=told, cloze=True),
-            *(Situation(mission, f"{lead} {c}", KINDS, question=told, cloze=True) for c in COLOURS))
+    return tuple(name_clozes(mission, lead, f"{state_facts(image)} {rule}"))
 
 
 def state_questions(mission: str, image: np.ndarray, actions: tuple[str, ...], steps: bool) -> tuple[Situation, ...]:

@@ -31,8 +31,8 @@ LEVEL = "BabyAI-PutNextLocal-v0"
 SAY, USUAL = grounding.QUESTION, grounding.VERB_QUESTION
 MOVE_FORMS = {
     "put the": (SAY, "The mission is to put the"),
-    "usual, put the": (USUAL, "The mission is to put the"),
-    "plain, put the": (SAY, "In plain words, the mission is to put the"),
+    "usual words: put the": (USUAL, "The mission is to put the"),
+    "plain words: put the": (SAY, "In plain words, the mission is to put the"),
     "pick up the": (SAY, "The mission is to pick up the"),
     "first pick up": (SAY, "First, pick up the"),
     "object to move": (SAY, "The object to move is the"),
@@ -40,11 +40,11 @@ MOVE_FORMS = {
 }
 FIXED_FORMS = {
     "put it next to": (SAY, "The mission is to put it next to the"),
-    "usual, put it next to": (USUAL, "The mission is to put it next to the"),
+    "usual words: put it next to": (USUAL, "The mission is to put it next to the"),
     "object to reach": (SAY, "The object to put it next to is the"),
     "then next to": (SAY, "Then put it next to the"),
 }
-KEPT = ("put the", "usual, put it next to")
+KEPT = ("put the", "usual words: put it next to")
 
 
 def layouts(count: int) -> list[tuple[str, dict[str, tuple[str | None, str]]]]:
@@ -91,7 +91,7 @@ def main() -> None:
         reword = rewording(words) if words != "as given" else str
         for role, forms, chosen in (("move", MOVE_FORMS, args.move_forms), ("fixed", FIXED_FORMS, args.fixed_forms)):
             for name in chosen.split(","):
-                reads[role, name, words] = read(teacher, [reword(m) for m in given], forms[name])
+                reads[role, name, words] = read(teacher, [reword(m) for m, _ in given], forms[name])
         print(f"read {words}", flush=True)
     table = Table(title=f"object of put right, {args.teacher}, {args.layouts} PutNextLocal missions "
                         f"(to move / next to / both; kept: {' + '.join(KEPT)}, apart)")
@@ -107,7 +107,6 @@ def main() -> None:
             moved, beside = np.mean(hits, axis=0)
             cells.append(f"{moved:.2f} / {beside:.2f} / {np.mean([a and b for a, b in hits]):.2f}")
         table.add_row(move, fixed, "yes" if apart else "no", *cells)
-        print(move, "|", fixed, "| apart" if apart else "| alone", "|", " | ".join(cells), flush=True)
     Console().print(table)
 
 

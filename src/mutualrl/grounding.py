@@ -52,6 +52,8 @@ VERB_QUESTION = "Say the mission again in the usual words."
 #: restated in the usual words (`benchmarks/put_forms.py`: right in 0.95, 0.93 and 0.97 of the missions as
 #: given, reworded and paraphrased, with `Design.apart`; 0.97, 0.82, 0.97 asked as the others are)
 ROLE_QUESTIONS = {"fixed": VERB_QUESTION}
+#: the weight of a put mission that names one object twice, against 1 for two objects (`apart`)
+SAME_NAME = 0.01
 #: the role of the next step's object (`steps`), asked with the facts of the state
 NEXT = "next"
 #: the restatement up to the object each verb needs (`put` needs two): the roles of objects
@@ -84,11 +86,10 @@ class Design:
     `channel_weight`: the weight of the verb read the other way round (`channel`; 0 asks no
     such question). Measured on missions in the design sets' words: 0.25 read every verb right,
     0.5 and 1 lost pick-up missions to "go".
-    `apart`: read the two objects of `put` as two different objects: the object to move
-    p(m) (1 - q(m)), the one to put it next to q(f) (1 - p(f)), where p and q are their roles'
-    reads (the joint read with the pair that names one object twice left out). The object to move
-    read alone is the one to put it next to in up to 0.15 of the missions ("put the red key next to
-    the red ball" read "red ball"; `benchmarks/put_forms.py`)."""
+    `apart`: read the two objects of `put` as two different objects (`apart`: the marginals of
+    the two roles' joint read, a pair naming one object twice all but ruled out). Read alone, the
+    object to move is the one to put it next to in up to 0.15 of the missions ("put the red key
+    next to the red ball" read "red ball"; `benchmarks/put_forms.py`)."""
 
     calibrate: bool = False
     explore_ratio: float = 0.25
@@ -207,18 +208,16 @@ def names(colour: np.ndarray, kinds: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def apart(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two roles' reads of names as the marginals of their joint read where the two name different
-    objects: p(a) (1 - q(a)) and q(b) (1 - p(b)), each normalised (`Design.apart`). Where both are
-    sure of one name (the bot's answers), no pair is left: the reads stay as they are."""
+    """Two roles' reads of names as the marginals of their joint read where a pair that names one
+    object twice weighs `SAME_NAME`: p(a) (1 - (1 - SAME_NAME) q(a)) and the same for the second,
+    each normalised (`Design.apart`). Where both are sure of one name (the bot's answers), that
+    name stays."""
     p, q = _normalised(first), _normalised(second)
-    return _normalised(p * (1.0 - q), otherwise=p), _normalised(q * (1.0 - p), otherwise=q)
+    return _normalised(p * (1.0 - (1.0 - SAME_NAME) * q)), _normalised(q * (1.0 - (1.0 - SAME_NAME) * p))
 
 
-def _normalised(weights: np.ndarray, otherwise: np.ndarray | None = None) -> np.ndarray:
-    """`weights` summing to one; where they sum to nothing, `otherwise` (else uniform)."""
-    if weights.sum() > 0:
-        return weights / weights.sum()
-    return otherwise if otherwise is not None else np.full(weights.shape, 1.0 / weights.size)
+def _normalised(weights: np.ndarray) -> np.ndarray:
+    return weights / weights.sum() if weights.sum() > 0 else np.full(weights.shape, 1.0 / weights.size)
 
 
 def _cell(obj: Obj) -> tuple[int, int]:

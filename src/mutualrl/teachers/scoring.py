@@ -27,7 +27,7 @@ from transformers import DynamicCache
 from mutualrl.envs import Situation
 from mutualrl.teachers import top_layer
 from mutualrl.teachers.base import by_answers
-from mutualrl.teachers.one_token import OneTokenReads, pad
+from mutualrl.teachers.one_token import OneTokenReads, common_prefix, pad
 from mutualrl.teachers.prompt import system_prompt, user_message
 
 
@@ -128,12 +128,11 @@ class PrefixSharedScorer(OneTokenReads):
             return self._logit_rows(self._last_states(situations), [a[0] for a in actions])
         headers, parts = self._by_header(situations)
         out = torch.empty(len(situations), len(actions), device=self.device)
-        for header, rows in headers.items():
-            rests = [parts[i][1] for i in rows]
+        for header, rows, rests in _batches(headers, parts):
             if self.trunk_layers:
-                out[rows] = self._score_from_trunk(list(header), rests, actions)
+                out[rows] = self._score_from_trunk(header, rests, actions)
             else:
-                out[rows] = self._score_group(list(header), rests, actions)
+                out[rows] = self._score_group(header, rests, actions)
         return out
 
     def logliks_each(self, situations: Sequence[Situation]) -> list[torch.Tensor]:
@@ -355,6 +354,21 @@ class PrefixSharedScorer(OneTokenReads):
             targets[j, : len(a)] = torch.tensor(a)
             mask[j, : len(a)] = 1
         return inputs, targets, mask
+
+
+def _batches(headers: dict[tuple[int, ...], list[int]], parts: list[tuple[list[int], list[int]]]):
+    """(header, prompt indices, rests) to read in one pass each: a header with several prompts
+    with them; the prompts alone under their headers together, after the headers' common start
+    (one pass rather than one per prompt: the clozes read the other way round, whose headers hold
+    the question and whose one answer is the mission)."""
+    alone = [rows[0] for rows in headers.values() if len(rows) == 1]
+    stem = common_prefix([parts[i][0] for i in alone]) if len(alone) > 1 else []
+    together = set(alone) if stem else set()
+    for header, rows in headers.items():
+        if rows[0] not in together:
+            yield list(header), rows, [parts[i][1] for i in rows]
+    if together:
+        yield stem, alone, [parts[i][0][len(stem):] + parts[i][1] for i in alone]
 
 
 def _trunk_key(header: list[int], rest: list[int], actions: list[list[int]]) -> tuple:

@@ -16,8 +16,9 @@ def _answers(questions, direct: dict[str, float], said: dict[str, float]) -> lis
     for q in questions:
         if meaning(q)[0] == "verb":
             probs.append(np.array([direct[w] for w in q.actions]))
-        elif channel.is_channel(q):
-            probs.append(np.array([said[channel.verb_of(q)]]))
+        elif channel.is_channel(q):  # (put's objects' clozes alike for every name)
+            role, _, value = channel.about(q)
+            probs.append(np.array([said[value] if role == "verb" else 1e-20]))
         else:
             probs.append(np.full(len(q.actions), 1.0 / len(q.actions)))
     return probs

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mutualrl import grounding
+from mutualrl import channel, grounding
 from mutualrl.envs import task_actions
 from mutualrl.grounding import COLOURS, KINDS, Reading, meaning, mission_questions
 
@@ -11,11 +11,16 @@ ACTIONS = task_actions("BabyAI-PutNextLocal-v0")
 GREY_KEY, BLUE_BOX = ("grey", "key"), ("blue", "box")
 
 
-def _answers(questions, reads: dict[str, dict[tuple[str, str], float]]) -> list[np.ndarray]:
+def _answers(questions, reads: dict[str, dict[tuple[str, str], float]],
+             said: dict[tuple[str, str, str], float] | None = None) -> list[np.ndarray]:
     """Each role's clozes answered so that its names read as `reads[role]` (colour, then kind per
-    colour); every other cloze answered uniformly."""
+    colour); the clozes read the other way round, the likelihood in `said` (1e-20 where none is
+    given); every other cloze answered uniformly."""
     probs = []
     for q in questions:
+        if channel.is_channel(q):
+            probs.append(np.array([(said or {}).get(channel.about(q), 1e-20)]))
+            continue
         role, asks, colour = meaning(q)
         names = reads.get(role)
         if names is None or asks is None:
@@ -55,3 +60,16 @@ def test_two_roles_sure_of_one_name_keep_their_reads(questions):
     reading = Reading(questions, _answers(questions, reads), ACTIONS)
     assert _likeliest(reading, "move") == BLUE_BOX and _likeliest(reading, "fixed") == BLUE_BOX
     assert reading.names["move"].max() > 0.99
+
+
+def test_the_mission_likelier_after_the_object_to_move_in_the_usual_words_names_it(questions, monkeypatch):
+    """Read the other way round, the mission is far likelier after "put the grey object ..." and
+    "put the key ..." than after any other colour or kind: the grey key is the one to move, where
+    the direct read (alone, not apart) leans to the blue box. A flat channel leaves that read."""
+    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(apart=False))
+    reads = {"move": {BLUE_BOX: 0.55, GREY_KEY: 0.45}, "fixed": {BLUE_BOX: 0.9, GREY_KEY: 0.1}}
+    said = {("move", "colour", "grey"): 1e-16, ("move", "kind", "key"): 1e-16}
+    assert _likeliest(Reading(questions, _answers(questions, reads, said), ACTIONS), "move") == GREY_KEY
+    assert _likeliest(Reading(questions, _answers(questions, reads), ACTIONS), "move") == BLUE_BOX
+    asked = [channel.about(q) for q in questions if channel.is_channel(q)]
+    assert len(asked) == len(set(asked)) == len(grounding.verb_words(ACTIONS)) + 2 * (len(COLOURS) + len(KINDS))

@@ -131,7 +131,9 @@ def test_clozes_with_different_answers_read_at_once_equal_the_naive_scorers(tiny
         else:
             assert np.allclose(torch.log_softmax(torch.tensor(row), -1), torch.log_softmax(naive, -1), atol=1e-5)
     assert np.std(np.concatenate(fast)) > 0
-    assert fast_tokens * 10 < teacher.scorer.tokens_processed  # every shared token once, not once per answer
+    # every shared token once, not once per answer (the one-answer clozes read the other way round
+    # share only their headers' start: a fifth of the naive reads rather than a tenth)
+    assert fast_tokens * 5 < teacher.scorer.tokens_processed
 
 
 def test_one_prompt_read_with_different_long_answers_scores_each_answer_set_as_the_naive_scorer(tiny_causal):

@@ -9,8 +9,14 @@ of two objects as "put" whatever their words, but reads picking up as going to. 
 where the other holds, so the verb is their product, the channel's share weighed by
 `grounding.Design.channel_weight` (`benchmarks/verb_forms.py`, docs/results.md).
 
-The questions name the verb and no object: the mission is the one answer, and which verb makes it
-likeliest is the language model's reading, as grounding is; no code reads the mission's words.
+The two objects of `put` are read so too: the likelihood of the mission after "put the red object
+next to the other object" for each colour, and "put the ball next to the other object" for each
+kind (and "put the object next to the ...", for the object to put it next to). Read from the mission
+alone, the object to move is often the last one named ("move the grey key close to the blue box"
+read "blue box"); the other way round, the mission is likelier after the object it moves.
+
+The questions name no object of the mission: the mission is the one answer, and which usual words
+make it likeliest is the language model's reading, as grounding is; no code reads the mission's words.
 """
 
 from __future__ import annotations
@@ -21,34 +27,61 @@ from typing import Sequence
 import numpy as np
 
 from mutualrl.envs import Situation
+from mutualrl.subgoals import COLOURS, KINDS
 
 QUESTION, LEAD = "Say it in other words.", "In other words:"
 #: each verb word's usual words, with no object named
 USUAL_WORDS = {"go": "go to the object", "pick": "pick up the object", "put": "put the object next to the other object",
                "open": "open the door"}
-_WORD_OF = {said: word for word, said in USUAL_WORDS.items()}
+#: put's usual words with one of its objects named by its colour, or by its kind, per role
+PUT_WORDS = {"move": ("put the {} object next to the other object", "put the {} next to the other object"),
+             "fixed": ("put the object next to the {} object", "put the object next to the {}")}
+#: usual words -> what they say: ("verb", None, word), or (role, "colour", colour) or (role, "kind", kind)
+_ABOUT: dict[str, tuple[str, str | None, str]] = (
+    {said: ("verb", None, word) for word, said in USUAL_WORDS.items()}
+    | {PUT_WORDS[role][0].format(c): (role, "colour", c) for role in PUT_WORDS for c in COLOURS}
+    | {PUT_WORDS[role][1].format(k): (role, "kind", k) for role in PUT_WORDS for k in KINDS})
 
 
 @functools.lru_cache(maxsize=4096)
 def clozes(mission: str, words: tuple[str, ...]) -> tuple[Situation, ...]:
     """One question per verb word: the usual words as the mission, this mission as the one answer."""
-    return tuple(Situation(USUAL_WORDS[w], LEAD, (f"{mission}.",), question=QUESTION, cloze=True) for w in words)
+    return tuple(_cloze(USUAL_WORDS[w], mission) for w in words)
+
+
+@functools.lru_cache(maxsize=4096)
+def put_clozes(mission: str) -> tuple[Situation, ...]:
+    """One question per colour and per kind of each object of `put`."""
+    return tuple(_cloze(said, mission) for said, (role, _, _) in _ABOUT.items() if role in PUT_WORDS)
+
+
+def _cloze(said: str, mission: str) -> Situation:
+    return Situation(said, LEAD, (f"{mission}.",), question=QUESTION, cloze=True)
 
 
 def is_channel(cloze: Situation) -> bool:
-    return cloze.description == LEAD and cloze.mission in _WORD_OF
+    return cloze.description == LEAD and cloze.mission in _ABOUT
+
+
+def about(cloze: Situation) -> tuple[str, str | None, str]:
+    """What a channel cloze's usual words say: a verb word, or a colour or kind of a role's object."""
+    return _ABOUT[cloze.mission]
 
 
 def verb_of(cloze: Situation) -> str:
     """The verb word whose usual words a channel cloze asks about."""
-    return _WORD_OF[cloze.mission]
+    return about(cloze)[2]
 
 
-def combined(direct: np.ndarray, likelihoods: Sequence[float], weight: float) -> np.ndarray:
-    """The verb's distribution: the direct read's times the channel's (its likelihoods normalised
-    over the verbs) to the power `weight`, normalised."""
+def names(colours: Sequence[float], kinds: Sequence[float]) -> np.ndarray:
+    """A role's likelihoods per object name (colours, kinds), from those of its colour and its kind."""
+    return np.outer(np.asarray(colours, dtype=np.float64), np.asarray(kinds, dtype=np.float64))
+
+
+def combined(direct: np.ndarray, likelihoods: np.ndarray, weight: float) -> np.ndarray:
+    """The direct read's distribution (any shape) times the channel's (its likelihoods normalised)
+    to the power `weight`, normalised."""
     logs = np.log(np.clip(np.asarray(likelihoods, dtype=np.float64), 1e-300, None))
-    channel = logs - np.logaddexp.reduce(logs)
-    mixed = np.log(np.clip(np.asarray(direct, dtype=np.float64), 1e-300, None)) + weight * channel
+    mixed = np.log(np.clip(np.asarray(direct, dtype=np.float64), 1e-300, None)) + weight * (logs - np.logaddexp.reduce(logs.ravel()))
     p = np.exp(mixed - mixed.max())
     return p / p.sum()

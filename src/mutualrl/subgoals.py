@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
 
 #: The verbs a subgoal may carry, in the order of the student's verb input (a verb added later
 #: comes last, so that a student trained before it keeps the meaning of its inputs).
@@ -30,7 +30,10 @@ _BARE = (EXPLORE, "drop")
 SUBGOAL_DIM = 49 + len(VERBS) + 2
 TOWARD_SCALE = 8.0
 
-_OBJECTS = {OBJECT_TO_IDX[k] for k in ("door", "key", "ball", "box")}
+#: the words an object's name is made of: its colour and its kind
+COLOURS: tuple[str, ...] = tuple(COLOR_TO_IDX)
+KINDS: tuple[str, ...] = ("ball", "box", "key", "door")
+_OBJECTS = {OBJECT_TO_IDX[k] for k in KINDS}
 _DOOR, _OPEN = OBJECT_TO_IDX["door"], STATE_TO_IDX["open"]
 _FRONT, _AGENT = (3, 5), (3, 6)
 _IS_OBJECT = np.isin(np.arange(256), sorted(_OBJECTS))  # per type index

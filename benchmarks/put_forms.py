@@ -3,10 +3,12 @@
 A put mission names two objects, and the read of the object to move is where it goes wrong: after
 "The mission is to put the", a small model copies the last object named as often as the first.
 For each form of the object to move's clozes (`MOVE_FORMS`: question and lead) and of the object
-to put it next to's (`FIXED_FORMS`), read each alone and read `apart` (`grounding.apart`: the two
-as two different objects), the row shows, per wording of `PutNextLocal`'s missions, how often the
-likeliest name of each role is the instruction's object, and both at once. Choose a form on the
-design sets ("reworded", "paraphrased") and confirm it once on "held-out".
+to put it next to's (`FIXED_FORMS`), read each alone, `apart` (`grounding.apart`: the two as two
+different objects), and apart after each role's read times the mission's likelihood after put's usual
+words naming each colour and kind ("both ways", `channel.put_clozes`, weighed
+`grounding.Design.channel_weight`), the row shows, per wording of `PutNextLocal`'s missions, how
+often the likeliest name of each role is the instruction's object, and both at once. Choose a form
+on the design sets ("reworded", "paraphrased") and confirm it once on "held-out".
 
     python benchmarks/put_forms.py [--teacher smollm2] [--layouts 40] [--words "as given,reworded,paraphrased"]
                                    [--move-forms NAME,NAME] [--fixed-forms NAME,NAME]
@@ -22,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mutualrl import grounding, output
+from mutualrl import channel, grounding, output
 from mutualrl.envs import QuietReset
 from mutualrl.teachers import make_teacher
 from words import rewording
@@ -45,6 +47,8 @@ FIXED_FORMS = {
     "then next to": (SAY, "Then put it next to the"),
 }
 KEPT = ("put the", "usual words: put it next to")
+#: each role read alone, the two read apart, and apart after each read times the other way round's
+READS = ("alone", "apart", "both ways")
 
 
 def layouts(count: int) -> list[tuple[str, dict[str, tuple[str | None, str]]]]:
@@ -66,6 +70,17 @@ def read(teacher, missions: list[str], form: tuple[str, str]) -> list[np.ndarray
     probs = [a.probs for a in teacher.advise([c for clozes in asked for c in clozes])]
     per = len(asked[0])
     return [grounding.names(probs[i * per], probs[i * per + 1:(i + 1) * per]) for i in range(len(asked))]
+
+
+def read_other_way(teacher, missions: list[str]) -> list[dict[str, np.ndarray]]:
+    """Each mission's likelihoods per object name of each role, read the other way round."""
+    found = []
+    for mission in missions:
+        asked = channel.put_clozes(mission)
+        said = {channel.about(q): float(a.probs[0]) for q, a in zip(asked, teacher.advise(list(asked)))}
+        found.append({role: channel.names([said[role, "colour", c] for c in grounding.COLOURS],
+                                          [said[role, "kind", k] for k in grounding.KINDS]) for role in ("move", "fixed")})
+    return found
 
 
 def right(names: np.ndarray, truth: tuple[str | None, str]) -> bool:
@@ -92,21 +107,26 @@ def main() -> None:
         for role, forms, chosen in (("move", MOVE_FORMS, args.move_forms), ("fixed", FIXED_FORMS, args.fixed_forms)):
             for name in chosen.split(","):
                 reads[role, name, words] = read(teacher, [reword(m) for m, _ in given], forms[name])
+        reads["other way", words] = read_other_way(teacher, [reword(m) for m, _ in given])
         print(f"read {words}", flush=True)
     table = Table(title=f"object of put right, {args.teacher}, {args.layouts} PutNextLocal missions "
-                        f"(to move / next to / both; kept: {' + '.join(KEPT)}, apart)")
-    for column in ("to move", "next to", "apart", *wordings):
+                        f"(to move / next to / both; kept: {' + '.join(KEPT)}, both ways)")
+    for column in ("to move", "next to", "read", *wordings):
         table.add_column(column)
-    for move, fixed, apart in itertools.product(args.move_forms.split(","), args.fixed_forms.split(","), (False, True)):
+    weight = grounding.Design().channel_weight
+    for move, fixed, how in itertools.product(args.move_forms.split(","), args.fixed_forms.split(","), READS):
         cells = []
         for words in wordings:
             hits = []
-            for (_, truth), m, f in zip(given, reads["move", move, words], reads["fixed", fixed, words]):
-                m, f = grounding.apart(m, f) if apart else (m, f)
+            for (_, truth), m, f, said in zip(given, reads["move", move, words], reads["fixed", fixed, words],
+                                              reads["other way", words]):
+                if how == "both ways":
+                    m, f = channel.combined(m, said["move"], weight), channel.combined(f, said["fixed"], weight)
+                m, f = grounding.apart(m, f) if how != "alone" else (m, f)
                 hits.append((right(m, truth["move"]), right(f, truth["fixed"])))
             moved, beside = np.mean(hits, axis=0)
             cells.append(f"{moved:.2f} / {beside:.2f} / {np.mean([a and b for a, b in hits]):.2f}")
-        table.add_row(move, fixed, "yes" if apart else "no", *cells)
+        table.add_row(move, fixed, how, *cells)
     Console().print(table)
 
 

@@ -234,7 +234,7 @@ def test_feedback_keeps_a_reading_of_whether_the_mission_names_a_colour():
     the colours' and the kinds' shares of the reading given (the untaught model's, in the update)
     and moves answers within them; other clozes' targets are the plain improvement step."""
     from mutualrl.feedback import PromptFeedback
-    from mutualrl.grounding import kept_reading
+    from mutualrl.verdicts import kept_reading
     from mutualrl.teachers.hf import improvement_targets
 
     colour, kind = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))[:2]
@@ -379,7 +379,7 @@ def test_hindsight_judges_the_object_and_never_the_verb(verb, carrying):
     """An act shows which object the student dealt with, not which verb the mission means: with
     every verb offered, hindsight on a pick-up mission answers the object's clozes (its colour
     and kind, in each role the act can serve) and leaves the verb cloze alone."""
-    from mutualrl.grounding import hindsight
+    from mutualrl.verdicts import hindsight
 
     ball = (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"])
     questions, answers = hindsight("pick up the red ball", FULL_ACTIONS, ball, verb, carrying)
@@ -394,7 +394,7 @@ def test_hindsight_judges_only_the_roles_of_the_verb_the_teacher_reads():
     """Given the teacher's reading of the verb, an act is judged as that verb would read it: going
     to an object teaches a put mission's go-to role nothing (the object to move is picked up, not
     gone to), and picking it up teaches the object to move."""
-    from mutualrl.grounding import hindsight
+    from mutualrl.verdicts import hindsight
 
     mission, ball = "put the red ball next to the blue key", (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"])
     verb_cloze = next(q for q in mission_questions(mission, FULL_ACTIONS) if meaning(q)[0] == "verb")

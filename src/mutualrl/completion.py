@@ -2,7 +2,7 @@
 
 Which verb a mission asks for is read by the language model from the mission's words (the verb
 cloze, `grounding`); a verb it does not map ("fetch the ball", "move the box close to the key") is
-read wrong and stays so, since no decision judges the verb (`grounding.judged`: judged per
+read wrong and stays so, since no decision judges the verb (`verdicts.judged`: judged per
 decision, the verbs drifted). The environment says it in another way: a mission ends in success on
 the act its verb names (facing the object for "go", picking it up for "pick", dropping it for
 "put", opening a door for "open"). So each success is a verdict on the verb cloze: 1 for the verb

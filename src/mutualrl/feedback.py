@@ -115,7 +115,7 @@ def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: s
     """One record per grounding cloze read for a subgoal, keyed by the teacher's prompt key.
 
     Each decision gives every cloze that had a part in its choice one count, on the answer the
-    choice amounted to (the chosen object's colour and kind; never the verb, `grounding.judged`),
+    choice amounted to (the chosen object's colour and kind; never the verb, `verdicts.judged`),
     with the signal of the steps spent under the subgoal (their mean advantage or TD error), the
     episode's outcome, and the teacher's own probabilities there as the policy the choice was drawn
     from. Hindsight records (an object the student itself went to or picked up,

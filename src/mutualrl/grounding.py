@@ -121,6 +121,11 @@ def meaning(cloze: Situation) -> tuple[str, str | None, str | None]:
     return _MEANING[cloze.description]
 
 
+def asks_colour(cloze: Situation) -> bool:
+    """Whether a cloze asks a role's colour (its answers: the colours, then the kinds)."""
+    return cloze.description in _MEANING and meaning(cloze)[1] == "colour" and cloze.actions == COLOURS + KINDS
+
+
 def verb_words(actions: Sequence[str]) -> tuple[str, ...]:
     """The verbs the level's actions allow, as answer words (`go` always)."""
     return tuple(w for w, needs in _NEEDS.items() if all(a in actions for a in needs))
@@ -358,63 +363,3 @@ def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Seque
     kind = words_of(obj)[1]
     return [q.actions.index(kind) if a >= 0 and meaning(q)[1] == "colour" and kind in q.actions
             and _reads_colourless(p) else a for q, a, p in zip(questions, answers, probs)]
-
-
-def kept_reading(cloze: Situation, target: np.ndarray, reading: np.ndarray) -> np.ndarray:
-    """A learning target with a reading of whether the mission names a colour kept (the untaught
-    model's, `teachers.hf`): in a colour cloze the colours' share and the kinds' share stay
-    `reading`'s, and the feedback moves answers within each. An act is as consistent with "the
-    red ball" as with "a ball", so whether the mission names a colour is the language model's, as
-    the verb is.
-    Measured (`GoToRedBall`, `mutual`, seed 2): without it, the untaken kind answers gained on
-    noisy colours' feedback until "go to the red ball" read "ball" (0.11 untaught, 1.00 after
-    143k frames) and any ball was chosen (subgoal accuracy 1.00 -> 0.83)."""
-    if cloze.description not in _MEANING or meaning(cloze)[1] != "colour" or len(cloze.actions) != len(COLOURS) + len(KINDS):
-        return target
-    kept = np.array(target, dtype=float)
-    for part in (slice(0, len(COLOURS)), slice(len(COLOURS), None)):
-        total = kept[part].sum()
-        kept[part] = kept[part] * reading[part].sum() / total if total > 0 else reading[part]
-    return kept
-
-
-def judged(questions: Sequence[Situation], answers: Sequence[int]) -> list[int]:
-    """The answers a teacher's decision is judged on: its object's, never its verb's (-1). The
-    steps under a subgoal judge its verb by how such subgoals end ("go to" on facing the object,
-    "pick up" on holding it), not by what the mission means. Measured on `PickupLoc`, seed 2: the
-    verb went from "pick" to "go" (a baseline shared by all prompts) or to "open" (each prompt's
-    own); on the short curriculum, "go", learnt on go-to missions, was said to pick-up missions
-    after them. Only a success judges the verb, by the act that completed it (`completion`)."""
-    return [-1 if meaning(q)[0] == "verb" else a for q, a in zip(questions, answers)]
-
-
-def hindsight(mission: str, actions: tuple[str, ...], obj: Obj, verb: str, carrying: Obj | None,
-              verb_reading: np.ndarray | None = None) -> tuple[list[Situation], list[int]]:
-    """The clozes and answers a student's own act amounts to: going to `obj` or picking it up
-    (`verb`) with `carrying` in hand, as the verb word the teacher reads the mission as (the
-    likeliest of its answers to the verb cloze, `verb_reading`; without it, each verb word the
-    actions allow) would read it.
-
-    Only the object's clozes (as `judged`): an act shows which object the student dealt with, not
-    which verb the mission means (going to an object is a step of every verb). Measured on the short
-    curriculum (`mutual`, seed 0): judging the verb "go" at every object faced, the teacher fell
-    from 0.98 to 0.44 subgoal accuracy on `GoToRedBall` and was right in 0.11 of `PickupLoc`'s
-    states after the go-to levels; judging the object only, 1.00 and 0.62 (untaught: 0.89).
-    And only the roles of the verb read: measured on `PutNextLocal` (`mutual`, seed 2), an act
-    judged as every verb would read it gave the go-to role of a put mission the colour of each
-    object the student faced, and the adapter carried that to the roles that matter (the object
-    to move: "purple" 0.73 -> "red" 0.38; the teacher 0.97 -> 0.77 after 50k frames)."""
-    questions = [q for q in mission_questions(mission, actions) if meaning(q)[0] != "verb"]
-    words = verb_words(actions)
-    if verb_reading is not None and len(words) > 1:
-        words = (words[int(np.argmax(verb_reading))],)
-    picked, answers = [], []
-    for word in words:
-        made, role = subgoal_for(word, obj, carrying)
-        if made != verb:
-            continue
-        for q, a in zip(questions, answers_for(questions, Option(Subgoal(verb, obj), word, role))):
-            if a >= 0 and q not in picked:
-                picked.append(q)
-                answers.append(a)
-    return picked, answers

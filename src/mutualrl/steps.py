@@ -20,7 +20,7 @@ the same facts, and feedback on them teaches the step for all of those states.
 The object is the model's answer; the verb follows from the object and the hands, as a step of
 the bot's plan does: a key is picked up (hands emptied first), a closed or locked door opened, the
 mission's own objects get the verb the mission is read as (`grounding`). Feedback judges the
-object only, as it does for the mission's clozes (`grounding.judged`).
+object only, as it does for the mission's clozes (`verdicts.judged`).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
 
 def step_hindsight(mission: str, image: np.ndarray, obj: Obj) -> tuple[list[Situation], list[int]]:
     """The step's clozes at a state (`image`, before the act) and the answers naming `obj`, the
-    object the student itself then dealt with (as `grounding.hindsight` for the mission's)."""
+    object the student itself then dealt with (as `verdicts.hindsight` for the mission's)."""
     questions = step_questions(mission, image)
     answers = answers_for(questions, Option(Subgoal("go to", obj), None, NEXT))
     return [q for q, a in zip(questions, answers) if a >= 0], [a for a in answers if a >= 0]

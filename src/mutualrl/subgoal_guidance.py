@@ -13,7 +13,8 @@ import torch
 from mutualrl.completion import RecentSuccess, verb_cloze, verb_verdicts
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
-from mutualrl.grounding import as_read, hindsight, judged
+from mutualrl.grounding import as_read
+from mutualrl.verdicts import hindsight, judged
 from mutualrl.guidance import Guidance
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.sequences import PartsDone

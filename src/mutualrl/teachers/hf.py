@@ -18,7 +18,7 @@ from mutualrl.config import TeacherConfig
 from mutualrl.envs import Situation
 from mutualrl.errors import MutualRLError
 from mutualrl.feedback import PromptFeedback
-from mutualrl.grounding import kept_reading
+from mutualrl.verdicts import kept_reading
 from mutualrl.teachers.base import by_answers, softmax
 from mutualrl.teachers.models import weight_dtype
 from mutualrl.teachers.scoring import PrefixSharedScorer
@@ -93,7 +93,7 @@ class HFTeacher(TextTeacher):
     def update(self, feedback: Sequence[PromptFeedback]) -> dict[str, float]:
         """Move the advice towards the student's improved policy (`improvement_targets`), plus
         beta * KL to the original model. In a colour cloze the target keeps the untaught model's
-        shares of colours and kinds (`grounding.kept_reading`): whether the mission names a colour
+        shares of colours and kinds (`verdicts.kept_reading`): whether the mission names a colour
         stays the language model's reading. Measured (`OpenDoorsOrderN4`, `mutual`, seed 0): kept
         at the teacher's own current shares instead, nothing pulled them back, and they ended at an
         extreme ("door" 0.39 -> 1.00 in one run, 0.46 -> 0.00 in another); read without a colour, a

@@ -46,7 +46,7 @@ FIXED_FORMS = {
     "object to reach": (SAY, "The object to put it next to is the"),
     "then next to": (SAY, "Then put it next to the"),
 }
-KEPT = ("put the", "usual words: put it next to")
+KEPT = ("put the", "put it next to")
 #: each role read alone, the two read apart, and apart after each read times the other way round's
 READS = ("alone", "apart", "both ways")
 

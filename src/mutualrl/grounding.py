@@ -46,10 +46,6 @@ QUESTION, VERB_LEAD = "Say the mission again.", "In plain words, the mission is 
 #: the verb's question asks for the usual words: on missions in words of the benchmarks' design sets
 #: the verb was right in 0.78 and 0.74 of pick-up and put missions, against 0.59 and 0.63 asked as the objects are
 VERB_QUESTION = "Say the mission again in the usual words."
-#: the question a role's clozes ask where it is not `QUESTION`: the object to put it next to is
-#: restated in the usual words (`benchmarks/put_forms.py`: right in 0.95, 0.93 and 0.97 of the missions as
-#: given, reworded and paraphrased, with `Design.apart`; 0.97, 0.82, 0.97 asked as the others are)
-ROLE_QUESTIONS = {"fixed": VERB_QUESTION}
 #: the weight of a put mission that names one object twice, against 1 for two objects (`apart`)
 SAME_NAME = 0.01
 #: the role of the next step's object (`steps`), asked with the facts of the state
@@ -145,7 +141,7 @@ def _clozes(mission: str, actions: tuple[str, ...], said: bool) -> tuple[Situati
     words = verb_words(actions)
     questions = [] if len(words) == 1 else [Situation(mission, VERB_LEAD, words, question=VERB_QUESTION, cloze=True)]
     for role in (r for w in words for r in (("move", "fixed") if w == "put" else (w,))):
-        questions += name_clozes(mission, ROLES[role], ROLE_QUESTIONS.get(role, QUESTION))
+        questions += name_clozes(mission, ROLES[role], QUESTION)
     if said and len(words) > 1:
         questions += channel.clozes(mission, words)
     if said and "put" in words:

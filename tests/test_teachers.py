@@ -552,3 +552,23 @@ def test_a_colour_clozes_update_keeps_the_untaught_models_shares_of_colours_and_
         after = torch.softmax(teacher.scorer.logliks([cloze]), -1)[0].numpy()
     assert after[red] / after[blue] > untaught[red] / untaught[blue]
     assert abs(after[n:].sum() - untaught[n:].sum()) < 0.05 < 0.95 - after[n:].sum()
+
+
+def test_an_untaught_question_is_read_by_the_original_model_once_for_the_run():
+    """A question feedback never judges (the mission read the other way round) keeps the untaught
+    model's answer: after the adapter has learnt, the adapted model reads it otherwise, while the
+    teacher advises what it read before, without a new call, and a question first asked then as
+    the original model reads it."""
+    from mutualrl import channel
+
+    config = TeacherConfig(update_steps=5, lr=1e-2, kl_coef=0.0, lora_layers=1, precision="float32")
+    teacher, original = HFTeacher(*fresh_tiny(), config=config), HFTeacher(*fresh_tiny(), config=config)
+    first, later = channel.clozes("fetch the red ball", ("go", "pick"))
+    assert first.untaught and later.untaught
+    before = teacher.advise([first])[0].probs
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", s) for s in (0, 1, 2)])
+    teacher.learn([verdict(s, {"turn left": +1.0, "go forward": -1.0}) for s in sits])
+    calls, adapted = teacher.calls, teacher.score_each([first])[0]
+    assert np.allclose(np.log(teacher.advise([first])[0].probs), np.log(before)) and teacher.calls == calls
+    assert not np.allclose(adapted, np.log(before), atol=1e-3)  # (a likelihood: compared as its log)
+    assert np.allclose(np.log(teacher.advise([later])[0].probs), np.log(original.advise([later])[0].probs), atol=1e-4)

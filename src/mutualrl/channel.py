@@ -56,7 +56,7 @@ def put_clozes(mission: str) -> tuple[Situation, ...]:
 
 
 def _cloze(said: str, mission: str) -> Situation:
-    return Situation(said, LEAD, (f"{mission}.",), question=QUESTION, cloze=True)
+    return Situation(said, LEAD, (f"{mission}.",), question=QUESTION, cloze=True, untaught=True)
 
 
 def is_channel(cloze: Situation) -> bool:

@@ -299,6 +299,9 @@ class Situation:
     #: a cloze about the mission alone: `description` is then the start of the teacher's answer,
     #: which one of `actions` (one word each) completes
     cloze: bool = False
+    #: read once by the untaught teacher and kept for the run: a question whose answers feedback
+    #: never judges (the mission read the other way round, `channel`), so no version re-reads it
+    untaught: bool = False
 
 
 def situations(obs: dict[str, Any], actions: tuple[str, ...], last_actions: Sequence[str | None]) -> list[Situation]:

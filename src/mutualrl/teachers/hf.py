@@ -73,6 +73,16 @@ class HFTeacher(TextTeacher):
         trainable = [p for p in self.scorer.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=self.config.lr)
 
+    def score_untaught(self, situations: Sequence[Situation]) -> list[np.ndarray]:
+        """Scores of the original model (the adapter off, once there is one)."""
+        if self.optimizer is None:
+            return self.score_each(situations)
+        with torch.no_grad(), self.scorer.model.disable_adapter():
+            self.scorer.forget_adapted_headers()
+            rows = [row.cpu().numpy() for row in self.scorer.logliks_each(situations)]
+        self.scorer.forget_adapted_headers()
+        return rows
+
     def reference_logprobs(self, situations: Sequence[Situation]) -> torch.Tensor:
         """Action log-probabilities of the original model (adapter off), remembered per prompt."""
         keys = [self.key(s) for s in situations]

@@ -18,7 +18,8 @@ class TextTeacher(Teacher):
     """Scores each text action of a situation; advice is the softmax of those scores.
 
     Subclasses implement `score` and, to learn, `update`. Scores are cached per (version, prompt
-    key): each distinct situation costs one model call per teacher version.
+    key): each distinct situation costs one model call per teacher version; an `untaught` one,
+    one call for the run (`score_untaught`).
     """
 
     learns = True
@@ -29,6 +30,7 @@ class TextTeacher(Teacher):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
         self.cache = AdviceCache()
+        self.untaught: dict[str, np.ndarray] = {}  # prompt key -> the untaught teacher's scores
         self.calls = 0
 
     @abstractmethod
@@ -45,6 +47,11 @@ class TextTeacher(Teacher):
             for i, row in zip(members, self.score([situations[i] for i in members])):
                 rows[i] = row
         return rows
+
+    def score_untaught(self, situations: Sequence[Situation]) -> list[np.ndarray]:
+        """Scores as the untaught teacher gives them (a teacher whose learning changes its model
+        overrides this; an endpoint's memory holds nothing for questions no feedback judges)."""
+        return self.score_each(situations)
 
     @abstractmethod
     def update(self, feedback: Sequence[PromptFeedback]) -> dict[str, float]:
@@ -67,24 +74,33 @@ class TextTeacher(Teacher):
         return time.perf_counter() - start
 
     def recall(self, situations: Sequence[Situation]) -> list[Advice | None]:
-        scores = [self.cache.latest(self.key(s)) for s in situations]
+        scores = [self.untaught.get(self.key(s)) if s.untaught else self.cache.latest(self.key(s)) for s in situations]
         return [None if row is None else Advice(probs=answer_probs(row, self.temperature)) for row in scores]
 
     def knows(self, situation: Situation) -> bool:
-        return (self.version, self.key(situation)) in self.cache
+        key = self.key(situation)
+        return key in self.untaught if situation.untaught else (self.version, key) in self.cache
 
     def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
         keys = [self.key(s) for s in situations]
-        found = {k: self.cache.get(self.version, k) for k in keys}
+        found = {k: self.untaught.get(k) if s.untaught else self.cache.get(self.version, k) for k, s in zip(keys, situations)}
         missing: dict[str, Situation] = {}
         for k, s in zip(keys, situations):
             if found[k] is None:
                 missing.setdefault(k, s)
         if missing:
             self.calls += len(missing)
-            for k, row in zip(missing, self.score_each(list(missing.values()))):
-                self.cache.put(self.version, k, row)
-                found[k] = row
+            for untaught in (False, True):
+                asked = {k: s for k, s in missing.items() if s.untaught == untaught}
+                if not asked:
+                    continue
+                rows = (self.score_untaught if untaught else self.score_each)(list(asked.values()))
+                for k, row in zip(asked, rows):
+                    if untaught:
+                        self.untaught[k] = row
+                    else:
+                        self.cache.put(self.version, k, row)
+                    found[k] = row
         return [Advice(probs=answer_probs(found[k], self.temperature)) for k in keys]
 
     def bump_version(self) -> None:

@@ -83,8 +83,9 @@ class Design:
     right in 0.95-0.97 of the missions at 0.25 (`benchmarks/put_forms.py`).
     `apart`: read the two objects of `put` as two different objects (`apart`: the marginals of
     the two roles' joint read, a pair naming one object twice all but ruled out). Read alone, the
-    object to move is the one to put it next to in up to 0.15 of the missions ("put the red key
-    next to the red ball" read "red ball"; `benchmarks/put_forms.py`)."""
+    object to move was wrong in 0.10-0.15 of the design sets' missions, mostly read as the other
+    ("put the red key next to the red ball" read "red ball"); apart, in 0.00-0.05
+    (`benchmarks/put_forms.py`)."""
 
     calibrate: bool = False
     explore_ratio: float = 0.25

@@ -132,8 +132,16 @@ def test_clozes_with_different_answers_read_at_once_equal_the_naive_scorers(tiny
             assert np.allclose(torch.log_softmax(torch.tensor(row), -1), torch.log_softmax(naive, -1), atol=1e-5)
     assert np.std(np.concatenate(fast)) > 0
     # every shared token once, not once per answer (the one-answer clozes read the other way round
-    # share only their headers' start: a fifth of the naive reads rather than a tenth)
+    # share only their headers' start: a fifth of the naive reads rather than a tenth) ...
     assert fast_tokens * 5 < teacher.scorer.tokens_processed
+    # ... and the clozes of several answers alone, a tenth
+    several = [q for q in questions if len(q.actions) > 1]
+    reader = HFTeacher(model, tokenizer, config=TeacherConfig(lora_layers=lora_layers, precision="float32"))
+    reader.score_each(several)
+    shared, reader.scorer.tokens_processed = reader.scorer.tokens_processed, 0
+    for q in several:
+        naive_logliks(reader.scorer, [q])
+    assert shared * 10 < reader.scorer.tokens_processed
 
 
 def test_one_prompt_read_with_different_long_answers_scores_each_answer_set_as_the_naive_scorer(tiny_causal):

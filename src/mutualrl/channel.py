@@ -21,7 +21,6 @@ make it likeliest is the language model's reading, as grounding is; no code read
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import numpy as np
@@ -43,13 +42,11 @@ _ABOUT: dict[str, tuple[str, str | None, str]] = (
     | {PUT_WORDS[role][1].format(k): (role, "kind", k) for role in PUT_WORDS for k in KINDS})
 
 
-@functools.lru_cache(maxsize=4096)
 def clozes(mission: str, words: tuple[str, ...]) -> tuple[Situation, ...]:
     """One question per verb word: the usual words as the mission, this mission as the one answer."""
     return tuple(_cloze(USUAL_WORDS[w], mission) for w in words)
 
 
-@functools.lru_cache(maxsize=4096)
 def put_clozes(mission: str) -> tuple[Situation, ...]:
     """One question per colour and per kind of each object of `put`."""
     return tuple(_cloze(said, mission) for said, (role, _, _) in _ABOUT.items() if role in PUT_WORDS)
@@ -66,11 +63,6 @@ def is_channel(cloze: Situation) -> bool:
 def about(cloze: Situation) -> tuple[str, str | None, str]:
     """What a channel cloze's usual words say: a verb word, or a colour or kind of a role's object."""
     return _ABOUT[cloze.mission]
-
-
-def verb_of(cloze: Situation) -> str:
-    """The verb word whose usual words a channel cloze asks about."""
-    return about(cloze)[2]
 
 
 def names(colours: Sequence[float], kinds: Sequence[float]) -> np.ndarray:

@@ -8,6 +8,8 @@ term (on every prompt alike, or weighed by how sure the original model is: `teac
 
 from __future__ import annotations
 
+import contextlib
+
 import warnings
 from typing import Any, Sequence
 
@@ -73,29 +75,32 @@ class HFTeacher(TextTeacher):
         trainable = [p for p in self.scorer.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=self.config.lr)
 
-    def score_untaught(self, situations: Sequence[Situation]) -> list[np.ndarray]:
-        """Scores of the original model (the adapter off, once there is one)."""
+    @contextlib.contextmanager
+    def _original(self):
+        """The original model for the reads within: the adapter off, once there is one (the
+        headers cached with it forgotten before and after)."""
         if self.optimizer is None:
-            return self.score_each(situations)
-        with torch.no_grad(), self.scorer.model.disable_adapter():
+            yield
+            return
+        with self.scorer.model.disable_adapter():
             self.scorer.forget_adapted_headers()
-            rows = [row.cpu().numpy() for row in self.scorer.logliks_each(situations)]
-        self.scorer.forget_adapted_headers()
-        return rows
+            try:
+                yield
+            finally:
+                self.scorer.forget_adapted_headers()
+
+    def score_untaught(self, situations: Sequence[Situation]) -> list[np.ndarray]:
+        """Scores of the original model."""
+        with torch.no_grad(), self._original():
+            return [row.cpu().numpy() for row in self.scorer.logliks_each(situations)]
 
     def reference_logprobs(self, situations: Sequence[Situation]) -> torch.Tensor:
         """Action log-probabilities of the original model (adapter off), remembered per prompt."""
         keys = [self.key(s) for s in situations]
         todo = [i for i, k in enumerate(keys) if k not in self._reference]
         if todo:
-            with torch.no_grad():
-                if self.optimizer is None:
-                    scores = self.scorer.logliks([situations[i] for i in todo])
-                else:
-                    with self.scorer.model.disable_adapter():
-                        self.scorer.forget_adapted_headers()
-                        scores = self.scorer.logliks([situations[i] for i in todo])
-                    self.scorer.forget_adapted_headers()
+            with torch.no_grad(), self._original():
+                scores = self.scorer.logliks([situations[i] for i in todo])
             for i, row in zip(todo, torch.log_softmax(scores, -1).cpu().numpy()):
                 self._reference[keys[i]] = row
         return torch.tensor(np.stack([self._reference[k] for k in keys]), device=self.device)

@@ -8,6 +8,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import has_locked_doors, make_env, task_actions
+from mutualrl.facts import state_facts
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.subgoal_guidance import SubgoalGuidance
@@ -100,21 +101,55 @@ def test_the_step_is_asked_at_every_decision_where_a_level_has_locked_doors_and_
     assert len(asked) > 1 and asked == [asks] * len(asked)
 
 
-def test_hindsight_judges_the_key_picked_up_as_the_step_its_facts_asked_for():
-    """Driven by the bot on UnlockLocal, the student picks up the key: the hindsight record answers
-    the step's clozes, asked with the facts before the pick-up (hands empty), with the key."""
+def _step_records(guidance):
+    """Each hindsight record of the step's clozes: its first step, its facts, and the object's colour and kind."""
+    records = []
+    for d in guidance.hindsight:
+        said = {meaning(q)[1]: q.actions[a] for q, a in zip(d.questions, d.answers) if meaning(q)[0] == NEXT and a >= 0}
+        if said:
+            facts = next(q.question for q in d.questions if meaning(q)[0] == NEXT)
+            records.append((d.start, d.end, facts, said.get("colour"), said["kind"]))
+    return records
+
+
+def test_hindsight_judges_the_key_picked_up_as_the_step_at_every_state_since_the_episode_began():
+    """Driven by the bot on UnlockLocal, the student picks up the key: the step's clozes of every
+    distinct state before it (hands empty) are judged with the key, each from the step it was first
+    seen to the pick-up; nothing judges them before the act."""
     envs = make_env("BabyAI-UnlockLocal-v0", 1, seed=0)
     obs, _ = envs.reset(seed=0)
     guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
                                torch.device("cpu"), 1, task_actions("BabyAI-UnlockLocal-v0"), steps=True)
-    for _, live, _, _ in driven_by_the_bot(envs, obs, guidance, 100):
+    seen = {state_facts(obs["image"][0]): 0}  # each distinct state's facts -> the step it was first seen
+    for step, live, _, _ in driven_by_the_bot(envs, obs, guidance, 100):
         if live.carrying is not None:
             break
-    picked = guidance.hindsight[-1]
-    said = {meaning(q)[1]: q.actions[a] for q, a in zip(picked.questions, picked.answers) if meaning(q)[0] == NEXT}
-    step_clozes = [q for q in picked.questions if meaning(q)[0] == NEXT]
-    assert said["kind"] == "key" and said["colour"] == live.carrying.color
-    assert all(q.question.startswith("You carry nothing.") for q in step_clozes)
+        assert not _step_records(guidance)
+        seen.setdefault(state_facts(live.gen_obs()["image"]), step + 1)
+    records = _step_records(guidance)
+    assert len(records) > 1 and all(end == step + 1 for _, end, _, _, _ in records)
+    assert {(colour, kind) for *_, colour, kind in records} == {(live.carrying.color, "key")}
+    assert all(facts.startswith("You carry nothing.") for _, _, facts, _, _ in records)
+    assert sorted(start for start, *_ in records) == sorted(seen.values())
+
+
+def test_a_door_opened_closes_the_states_since_the_key_and_the_next_begin_empty():
+    """Then the bot opens the door with the key: the states since the pick-up (the key in hand) are
+    judged with the door, and the states before the pick-up are not judged again."""
+    envs = make_env("BabyAI-UnlockLocal-v0", 1, seed=0)
+    obs, _ = envs.reset(seed=0)
+    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
+                               torch.device("cpu"), 1, task_actions("BabyAI-UnlockLocal-v0"), steps=True)
+    for _, _, _, terminated in driven_by_the_bot(envs, obs, guidance, 200):
+        if terminated:
+            break
+    assert terminated
+    records = _step_records(guidance)
+    keys = [r for r in records if r[-1] == "key"]
+    doors = [r for r in records if r[-1] == "door"]
+    assert keys and doors and len(keys) + len(doors) == len(records)
+    assert all(facts.startswith("You carry a") for _, _, facts, _, _ in doors)
+    assert min(start for start, *_ in doors) >= max(end for _, end, *_ in keys) - 1
 
 
 def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():

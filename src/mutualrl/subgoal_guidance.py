@@ -18,9 +18,9 @@ from mutualrl.verdicts import hindsight, judged
 from mutualrl.guidance import Guidance
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.sequences import PartsDone
-from mutualrl.steps import choose, state_questions, step_hindsight
-from mutualrl.subgoals import (SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, front_object, reached,
-                               subgoal_vector, visible_objects)
+from mutualrl.steps import Segments, choose, state_questions, step_hindsight
+from mutualrl.subgoals import (SUBGOAL_DIM, Obj, Sightings, Subgoal, carried, cells_away, faces_open_door, front_object,
+                               reached, subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
 
 
@@ -62,6 +62,7 @@ class SubgoalGuidance(Guidance):
         self._sightings = [Sightings() for _ in range(num_envs)]  # where each copy saw each object
         self._recent = RecentSuccess()  # whether successes are frequent enough to judge the verb
         self.parts = PartsDone()  # the parts of each copy's mission done in its episode
+        self.segments = Segments(num_envs)  # each copy's states since it last dealt with an object (`steps`)
         super().__init__(config, teacher, rng, device, shows)
 
     def start_rollout(self) -> None:
@@ -70,6 +71,7 @@ class SubgoalGuidance(Guidance):
         few at each step after an update); held subgoals go on into the new rollout as new
         decisions from its first step."""
         super().start_rollout()
+        self.segments.restart()
         self._read_asked()
         if not self.config.budget and self._before is not None:
             unread = list(dict.fromkeys(q for image, m in zip(*self._before)
@@ -101,8 +103,10 @@ class SubgoalGuidance(Guidance):
         one teacher call, without a budget); the step's input for every copy."""
         images, missions = np.asarray(obs["image"]), obs["mission"]
         self._before = images, missions
-        for sightings, image, env in zip(self._sightings, images, envs):
+        for i, (sightings, image, env) in enumerate(zip(self._sightings, images, envs)):
             sightings.see(image, env.agent_pos, env.agent_dir)
+            if self.asks_steps:
+                self.segments.see(i, image, step)
         need = [i for i, h in enumerate(self.held) if h is None]
         if self.teacher.names_subgoals:  # its step, read again at every step; a new one replaces the held one
             for i, (held, env) in enumerate(zip(self.held, envs)):
@@ -207,6 +211,8 @@ class SubgoalGuidance(Guidance):
             self._sightings[i].clear()
         self._recent.add(success[done])
         self._note_hindsight(images, step, success)
+        for i in np.flatnonzero(done):
+            self.segments.clear(i)
         bonus = np.zeros(len(self.held), dtype=np.float32)
         for i, h in enumerate(self.held):
             if h is None:
@@ -245,11 +251,13 @@ class SubgoalGuidance(Guidance):
 
     def _note_hindsight(self, after: np.ndarray, step: int, success: np.ndarray) -> None:
         """Where a step brought the student to an object (now facing it; now carrying it), the
-        mission's clozes (and on a level with locked doors the next step's, `steps`) are judged on
-        the answers the student's own act amounts to, whatever the teacher said: hindsight feedback
-        from the student's experience, so the teacher learns even while the student does not yet
-        follow it. With `verb_judged: at-success`, a success judges the verb cloze by the act that
-        completed the mission (`completion`), while successes are frequent (`verb_success_floor`)."""
+        mission's clozes are judged on the answers the student's own act amounts to, whatever the
+        teacher said: hindsight feedback from the student's experience, so the teacher learns even
+        while the student does not yet follow it. On a level with locked doors, an object picked up
+        or a door opened judges the next step's clozes at every state since the last such act
+        (`steps.Segments`). With `verb_judged: at-success`, a success judges the verb cloze by the
+        act that completed the mission (`completion`), while successes are frequent
+        (`verb_success_floor`)."""
         before, missions = self._before
         judges = self.config.verb_judged == "at-success" and self._recent.rate >= self.config.verb_success_floor
         for i in range(len(after)):
@@ -260,22 +268,38 @@ class SubgoalGuidance(Guidance):
                                                end=step + 1, reached=True, verdict=value)
                                for answer, value in verdicts]
             holding = carried(after[i])
-            if holding is not None and carried(before[i]) is None:
-                obj, verb = holding, "pick up"
+            picked = holding if holding is not None and carried(before[i]) is None else None
+            if self.asks_steps:
+                door = front_object(after[i])
+                opened = door if faces_open_door(after[i]) and not faces_open_door(before[i]) and \
+                    front_object(before[i]) == door else None
+                if (dealt := picked or opened) is not None:
+                    self.hindsight += self._step_hindsight(i, missions[i], dealt, step)
+            if picked is not None:
+                obj, verb = picked, "pick up"
             elif (obj := front_object(after[i])) is not None and front_object(before[i]) != obj:
                 verb = "go to"
             else:
                 continue
             questions, answers = hindsight(missions[i], self.actions, obj, verb, carried(before[i]),
                                            self._verb_reading(missions[i]))
-            if self.asks_steps:  # and the object dealt with as the step the state before it asked for
-                step_clozes, step_answers = step_hindsight(missions[i], before[i], obj)
-                questions, answers = questions + step_clozes, answers + step_answers
             if questions:
                 probs = self._said(questions)
                 answers = as_read(questions, answers, probs, obj)
                 self.hindsight.append(SubgoalDecision(env=i, start=step, questions=questions, answers=answers,
                                                       probs=probs, end=step + 1, reached=True))
+
+    def _step_hindsight(self, i: int, mission: str, obj: Obj, step: int) -> list[SubgoalDecision]:
+        """The next step's clozes at each state of copy i since it last dealt with an object, judged
+        on `obj` with the signal of the steps from that state to this act."""
+        made = []
+        for first, image in self.segments.close(i):
+            questions, answers = step_hindsight(mission, image, obj)
+            if questions:
+                probs = self._said(questions)
+                made.append(SubgoalDecision(env=i, start=first, questions=questions, probs=probs, end=step + 1,
+                                            answers=as_read(questions, answers, probs, obj), reached=True))
+        return made
 
     def _said(self, questions: list[Situation]) -> list[np.ndarray]:
         """The teacher's last answers to these clozes (uniform where not read): the update improves

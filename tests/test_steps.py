@@ -102,54 +102,50 @@ def test_the_step_is_asked_at_every_decision_where_a_level_has_locked_doors_and_
 
 
 def _step_records(guidance):
-    """Each hindsight record of the step's clozes: its first step, its facts, and the object's colour and kind."""
+    """Each hindsight record of the step's clozes: its verdict, its facts, and the object's colour and kind."""
     records = []
     for d in guidance.hindsight:
         said = {meaning(q)[1]: q.actions[a] for q, a in zip(d.questions, d.answers) if meaning(q)[0] == NEXT and a >= 0}
         if said:
             facts = next(q.question for q in d.questions if meaning(q)[0] == NEXT)
-            records.append((d.start, d.end, facts, said.get("colour"), said["kind"]))
+            records.append((d.verdict, facts.split(" A locked door")[0], said.get("colour"), said["kind"]))
     return records
 
 
-def test_hindsight_judges_the_key_picked_up_as_the_step_at_every_state_since_the_episode_began():
-    """Driven by the bot on UnlockLocal, the student picks up the key: the step's clozes of every
-    distinct state before it (hands empty) are judged with the key, each from the step it was first
-    seen to the pick-up; nothing judges them before the act."""
+def _unlock_local_driven_by_the_bot(floor: float, steps: int):
     envs = make_env("BabyAI-UnlockLocal-v0", 1, seed=0)
     obs, _ = envs.reset(seed=0)
-    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
-                               torch.device("cpu"), 1, task_actions("BabyAI-UnlockLocal-v0"), steps=True)
-    seen = {state_facts(obs["image"][0]): 0}  # each distinct state's facts -> the step it was first seen
-    for step, live, _, _ in driven_by_the_bot(envs, obs, guidance, 100):
-        if live.carrying is not None:
-            break
-        assert not _step_records(guidance)
-        seen.setdefault(state_facts(live.gen_obs()["image"]), step + 1)
-    records = _step_records(guidance)
-    assert len(records) > 1 and all(end == step + 1 for _, end, _, _, _ in records)
-    assert {(colour, kind) for *_, colour, kind in records} == {(live.carrying.color, "key")}
-    assert all(facts.startswith("You carry nothing.") for _, _, facts, _, _ in records)
-    assert sorted(start for start, *_ in records) == sorted(seen.values())
-
-
-def test_a_door_opened_closes_the_states_since_the_key_and_the_next_begin_empty():
-    """Then the bot opens the door with the key: the states since the pick-up (the key in hand) are
-    judged with the door, and the states before the pick-up are not judged again."""
-    envs = make_env("BabyAI-UnlockLocal-v0", 1, seed=0)
-    obs, _ = envs.reset(seed=0)
-    guidance = SubgoalGuidance(GuidanceConfig(), BotTeacher(through_clozes=True), np.random.default_rng(0),
-                               torch.device("cpu"), 1, task_actions("BabyAI-UnlockLocal-v0"), steps=True)
-    for _, _, _, terminated in driven_by_the_bot(envs, obs, guidance, 200):
+    guidance = SubgoalGuidance(GuidanceConfig(verb_success_floor=floor), BotTeacher(through_clozes=True),
+                               np.random.default_rng(0), torch.device("cpu"), 1, task_actions("BabyAI-UnlockLocal-v0"),
+                               steps=True)
+    seen, picked = [state_facts(obs["image"][0])], None
+    for _, live, _, terminated in driven_by_the_bot(envs, obs, guidance, steps):
         if terminated:
-            break
-    assert terminated
+            return guidance, seen, picked, True
+        assert not _step_records(guidance)  # nothing is judged before the episode's end
+        seen.append(state_facts(live.gen_obs()["image"]))
+        picked = picked or (live.carrying and len(seen) - 1)
+    return guidance, seen, picked, False
+
+
+def test_a_success_judges_each_state_with_the_object_the_student_dealt_with_next():
+    """Driven by the bot on UnlockLocal: the key picked up, then the door opened. At the success,
+    the step's clozes of every distinct state before the pick-up (hands empty, the door locked or
+    not yet seen) are judged right on the key, those after it on the door."""
+    guidance, seen, picked, succeeded = _unlock_local_driven_by_the_bot(0.0, 200)
+    assert succeeded and picked
     records = _step_records(guidance)
-    keys = [r for r in records if r[-1] == "key"]
-    doors = [r for r in records if r[-1] == "door"]
-    assert keys and doors and len(keys) + len(doors) == len(records)
-    assert all(facts.startswith("You carry a") for _, _, facts, _, _ in doors)
-    assert min(start for start, *_ in doors) >= max(end for _, end, *_ in keys) - 1
+    keys = {facts for verdict, facts, _, kind in records if kind == "key"}
+    doors = {facts for verdict, facts, _, kind in records if kind == "door"}
+    assert {verdict for verdict, *_ in records} == {1.0} and len(keys) + len(doors) == len(records)
+    assert keys == set(seen[:picked]) and doors == set(seen[picked:])
+    assert len(keys) > 1 and all(facts.startswith("You carry a") for facts in doors)
+
+
+def test_an_episode_that_fails_or_a_student_that_rarely_succeeds_judges_no_step():
+    assert not _step_records(_unlock_local_driven_by_the_bot(0.0, 12)[0])  # (the episode goes on: nothing ended)
+    guidance, _, _, succeeded = _unlock_local_driven_by_the_bot(0.1, 200)
+    assert succeeded and not _step_records(guidance)  # one success in the last 100 episodes is under the floor
 
 
 def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():

@@ -115,32 +115,29 @@ def step_hindsight(mission: str, image: np.ndarray, obj: Obj) -> tuple[list[Situ
 
 
 class Segments:
-    """Per copy, the states since the object it last dealt with, one per distinct set of facts: the
-    object it deals with next (picks up, or the door it opens) was the next step at each of them,
-    whatever the teacher said. Judged only at the state just before the act, the step's clozes for
-    states where the student went on searching (a locked door in view, its key not) would never
-    see the key named, since a name out of view is never chosen there; judged from each such state
-    on, they do, with the signal of the steps from it to the act."""
+    """Per copy, the states of its episode, one per distinct set of facts, and the object it dealt
+    with next from each (picked up, or the door it opened). Where the episode succeeds, that object
+    was the next step at each of them, whatever the teacher said (`SubgoalGuidance`). Judged only at
+    the state just before an act, the step's clozes where the student went on searching (a locked
+    door in view, its key not) would never see the key named."""
 
     def __init__(self, copies: int):
-        self._open: list[dict[str, tuple[int, np.ndarray]]] = [{} for _ in range(copies)]
+        self._open: list[dict[str, np.ndarray]] = [{} for _ in range(copies)]
+        self._closed: list[list[tuple[np.ndarray, Obj]]] = [[] for _ in range(copies)]
 
-    def see(self, copy: int, image: np.ndarray, step: int) -> None:
-        """A state of the copy's episode at this step of the rollout (the first with its facts counts)."""
+    def see(self, copy: int, image: np.ndarray) -> None:
+        """A state of the copy's episode (the first with its facts since the last act counts)."""
         facts = state_facts(image)
         if facts not in self._open[copy]:
-            self._open[copy][facts] = (step, np.array(image, copy=True))
+            self._open[copy][facts] = np.array(image, copy=True)
 
-    def restart(self) -> None:
-        """A new rollout: the states seen before it count from its first step (its signal starts there)."""
-        self._open = [{facts: (0, image) for facts, (_, image) in states.items()} for states in self._open]
-
-    def clear(self, copy: int) -> None:
-        """The copy's episode ended."""
+    def dealt(self, copy: int, obj: Obj) -> None:
+        """The copy dealt with `obj`: the next step of the states since the last act."""
+        self._closed[copy] += [(image, obj) for image in self._open[copy].values()]
         self._open[copy].clear()
 
-    def close(self, copy: int) -> list[tuple[int, np.ndarray]]:
-        """The copy dealt with an object: the states since the last one (first step, view), now closed."""
-        states = list(self._open[copy].values())
-        self._open[copy].clear()
-        return states
+    def ended(self, copy: int) -> list[tuple[np.ndarray, Obj]]:
+        """The copy's episode ended: each of its states that an act followed, and that act's object."""
+        closed = self._closed[copy]
+        self._open[copy], self._closed[copy] = {}, []
+        return closed

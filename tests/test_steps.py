@@ -164,3 +164,11 @@ def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():
     assert choose(questions, [answer(q, "grey", "box") for q in questions], image, actions)[0] == Subgoal("drop")
     # the key in hand named again is no reason to drop it
     assert choose(questions, [answer(q, "red", "key") for q in questions], image, actions)[0] == Subgoal("explore")
+
+
+@pytest.mark.parametrize("floor, judges", [(0.0, True), (0.1, False)])
+def test_decisions_judge_the_step_only_while_the_student_succeeds_often(floor, judges):
+    """A student under the floor (no success yet) judges none of the step's clozes by its decisions."""
+    guidance = _unlock_local_driven_by_the_bot(floor, 12)[0]
+    step_answers = [a for d in guidance.decisions for q, a in zip(d.questions, d.answers) if meaning(q)[0] == NEXT]
+    assert step_answers and any(a >= 0 for a in step_answers) == judges

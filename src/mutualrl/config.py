@@ -75,8 +75,9 @@ class GuidanceConfig:
                                      "teacher's object subgoal than before in the episode (off by default)")
     verb_judged: str = _field("at-success", "never (the mission's verb stays the teacher's reading) | at-success (each "
                               "success judges the verb cloze by the act that completed the mission)")
-    verb_success_floor: float = _field(0.1, "with verb_judged at-success, judge only while at least this share of "
-                                       "the student's last 100 training episodes succeeded (0: every success judges)")
+    verb_success_floor: float = _field(0.1, "judge the verb (verb_judged at-success) and, on levels with locked doors, "
+                                       "the next step only while at least this share of the student's last 100 "
+                                       "training episodes succeeded (0: always)")
     start: float = _field(1.0, "lambda of the CE(teacher||student) term at frame 0", key="guidance_start")
     end: float = _field(1.0, "lambda after guidance_decay_frames (default: constant; trust gates the pull)",
                         key="guidance_end")

@@ -20,7 +20,8 @@ the same facts, and feedback on them teaches the step for all of those states.
 The object is the model's answer; the verb follows from the object and the hands, as a step of
 the bot's plan does: a key is picked up (hands emptied first), a closed or locked door opened, the
 mission's own objects get the verb the mission is read as (`grounding`). Feedback judges the
-object only, as it does for the mission's clozes (`verdicts.judged`).
+object only, as it does for the mission's clozes (`verdicts.judged`): per decision, and where an
+episode succeeds, at each of its states, on the object the student dealt with next (`Segments`).
 """
 
 from __future__ import annotations

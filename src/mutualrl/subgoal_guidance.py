@@ -151,7 +151,8 @@ class SubgoalGuidance(Guidance):
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
               image: np.ndarray, stale: bool) -> None:
         subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self.parts.done[i])
-        decision = SubgoalDecision(env=i, start=step, questions=questions, answers=judged(questions, answers),
+        frequent = self._recent.rate >= self.config.verb_success_floor
+        decision = SubgoalDecision(env=i, start=step, questions=questions, answers=judged(questions, answers, frequent),
                                    probs=probs, stale=stale)
         self._hold_named(i, step, mission, image, subgoal, decision)
 
@@ -297,7 +298,7 @@ class SubgoalGuidance(Guidance):
         the door by 0.01-0.06 (the signal's spread 0.04-0.06), and the teacher still named the door
         there after 122,880 frames."""
         states = self.segments.ended(i)
-        if not success or self._recent.rate < self.config.verb_success_floor:
+        if not success or self._recent.rate < self.config.verb_success_floor:  # (as the decisions, `judged`)
             return
         mission = self._before[1][i]
         for image, obj in states:

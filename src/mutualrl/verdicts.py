@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from mutualrl.envs import Situation
-from mutualrl.grounding import COLOURS, Option, answers_for, asks_colour, meaning, mission_questions, subgoal_for, verb_words
+from mutualrl.grounding import COLOURS, NEXT, Option, answers_for, asks_colour, meaning, mission_questions, subgoal_for, verb_words
 from mutualrl.subgoals import Obj, Subgoal
 
 
@@ -35,14 +35,19 @@ def kept_reading(cloze: Situation, target: np.ndarray, reading: np.ndarray) -> n
     return kept
 
 
-def judged(questions: Sequence[Situation], answers: Sequence[int]) -> list[int]:
-    """The answers a teacher's decision is judged on: its object's, never its verb's (-1). The
+def judged(questions: Sequence[Situation], answers: Sequence[int], steps: bool = True) -> list[int]:
+    """The answers a teacher's decision is judged on: its object's, never its verb's (-1), and the
+    next step's (`steps`) only while the student succeeds often (`SubgoalGuidance`). Measured on
+    `UnlockLocal` (`mutual`, seed 0): a student that succeeded in 0.02 of its episodes, judging the
+    step by the advantages of its decisions, pulled the key beside its locked door to the door
+    (subgoal accuracy 0.77 -> 0.73). The
     steps under a subgoal judge its verb by how such subgoals end ("go to" on facing the object,
     "pick up" on holding it), not by what the mission means. Measured on `PickupLoc`, seed 2: the
     verb went from "pick" to "go" (a baseline shared by all prompts) or to "open" (each prompt's
     own); on the short curriculum, "go", learnt on go-to missions, was said to pick-up missions
     after them. Only a success judges the verb, by the act that completed it (`completion`)."""
-    return [-1 if meaning(q)[0] == "verb" else a for q, a in zip(questions, answers)]
+    return [-1 if meaning(q)[0] == "verb" or (not steps and meaning(q)[0] == NEXT) else a
+            for q, a in zip(questions, answers)]
 
 
 def hindsight(mission: str, actions: tuple[str, ...], obj: Obj, verb: str, carrying: Obj | None,

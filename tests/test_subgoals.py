@@ -14,7 +14,8 @@ from mutualrl.config import TrainConfig
 from mutualrl.envs import FULL_ACTIONS, Situation, registered_env_ids, task_actions
 from mutualrl.feedback import build_subgoal_feedback
 from mutualrl.loop import Trainer
-from mutualrl.rollout import SubgoalDecision
+from mutualrl.rollout import HELD, SubgoalDecision
+from mutualrl.teachers.hf import improvement_targets
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.grounding import CONTENT_FREE, COLOURS, KINDS, choose, meaning, mission_questions, verb_words, words_of
 from mutualrl.expert import SubgoalHands, stack_subgoals
@@ -235,7 +236,6 @@ def test_feedback_keeps_a_reading_of_whether_the_mission_names_a_colour():
     and moves answers within them; other clozes' targets are the plain improvement step."""
     from mutualrl.feedback import PromptFeedback
     from mutualrl.verdicts import kept_reading
-    from mutualrl.teachers.hf import improvement_targets
 
     colour, kind = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))[:2]
     records = []
@@ -281,6 +281,20 @@ def test_subgoal_feedback_gives_each_prompt_the_signal_of_the_steps_under_its_ch
     assert record.signal[0] == pytest.approx(advantages[0:3, 0].mean().item())
     assert record.signal[1] == pytest.approx(advantages[2:, 1].mean().item())  # held to the rollout's end
     assert record.policy == pytest.approx((uniform + np.eye(len(q.actions))[1]) / 2)
+
+
+def test_a_cloze_read_but_not_judged_is_held_where_it_stands():
+    """A held cloze (`HELD`) gets a record with no answer counted, so its learning target is the
+    teacher's own reading there, whatever the signal; a cloze with no part (-1) gets none."""
+    q, other = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))[:2]
+    reading = np.linspace(1, 2, len(q.actions))
+    reading /= reading.sum()
+    decisions = [SubgoalDecision(env=0, start=0, questions=[q, other], answers=[HELD, -1], probs=[reading, reading], end=2),
+                 SubgoalDecision(env=1, start=0, questions=[q], answers=[HELD], probs=[reading], end=2)]
+    advantages = torch.tensor([[5.0, -3.0], [1.0, 0.0]])
+    records = build_subgoal_feedback(_rollout(2, 2, decisions), advantages, "advantage", 0.99, question)
+    assert list(records) == [question(q)] and records[question(q)].visits == 2 and not records[question(q)].counts.any()
+    assert improvement_targets([records[question(q)]])[0] == pytest.approx(reading)
 
 
 def test_an_endpoint_teacher_learns_subgoals_through_its_prompt_memory(tiny_causal):

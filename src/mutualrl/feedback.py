@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mutualrl.envs import Situation
-from mutualrl.rollout import Rollout
+from mutualrl.rollout import HELD, Rollout
 
 
 @dataclass
@@ -134,10 +134,11 @@ def build_subgoal_feedback(rollout: Rollout, advantages: torch.Tensor, signal: s
         value = float(values[d.start:end, d.env].mean()) if d.verdict is None else d.verdict
         outcome = outcomes[d.start, d.env]
         for question, answer, probs in zip(d.questions, d.answers, d.probs):
-            if answer < 0:  # a cloze with no part in this choice
+            if answer < 0 and answer != HELD:  # a cloze with no part in this choice
                 continue
             counts = np.zeros(len(question.actions))
-            counts[answer] = 1
+            if answer >= 0:
+                counts[answer] = 1
             record = PromptFeedback(question, 1, counts, counts * value, np.asarray(probs, dtype=np.float64),
                                     int(not np.isnan(outcome)), int(outcome == 1.0))
             k = key(question)

@@ -40,11 +40,17 @@ class AdviceRecord:
         return AdviceRecord(**{f.name: flatten(getattr(self, f.name)) for f in fields(self)})
 
 
+#: a decision's answer to a cloze it read but does not judge: the update holds that cloze where it
+#: stands (`feedback.build_subgoal_feedback`), as against -1, a cloze with no part in the choice
+HELD = -2
+
+
 @dataclass
 class SubgoalDecision:
     """One time a copy asked for a subgoal: the grounding clozes read (`grounding`), the answer
-    the choice amounted to in each (-1 where a cloze had no part in it), and the teacher's
-    probabilities there. It covers steps `start` to `end` of its rollout."""
+    the choice amounted to in each (-1 where a cloze had no part in it, `HELD` where it is not
+    judged but held), and the teacher's probabilities there. It covers steps `start` to `end` of
+    its rollout."""
 
     env: int
     start: int

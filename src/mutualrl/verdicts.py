@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from mutualrl.envs import Situation
+from mutualrl.rollout import HELD
 from mutualrl.grounding import COLOURS, NEXT, Option, answers_for, asks_colour, meaning, mission_questions, subgoal_for, verb_words
 from mutualrl.subgoals import Obj, Subgoal
 
@@ -37,16 +38,18 @@ def kept_reading(cloze: Situation, target: np.ndarray, reading: np.ndarray) -> n
 
 def judged(questions: Sequence[Situation], answers: Sequence[int], steps: bool = True) -> list[int]:
     """The answers a teacher's decision is judged on: its object's, never its verb's (-1), and the
-    next step's (`steps`) only while the student succeeds often (`SubgoalGuidance`). Measured on
-    `UnlockLocal` (`mutual`, seed 0): a student that succeeded in 0.02 of its episodes, judging the
-    step by the advantages of its decisions, pulled the key beside its locked door to the door
-    (subgoal accuracy 0.77 -> 0.73). The
+    next step's (`steps`) only while the student succeeds often (`SubgoalGuidance`); until then the
+    step's clozes are held where they stand (`rollout.HELD`). Measured on `UnlockLocal` (`mutual`):
+    a student that succeeded in 0.02 of its episodes, judging the step by the advantages of its
+    decisions, pulled the key beside its locked door to the door (seed 0, subgoal accuracy 0.77 ->
+    0.73); not judged and not held, the step's clozes followed the mission's feedback through the
+    shared adapter, and the key in view alone was read as a door (seed 2, 0.76 -> 0.57). The
     steps under a subgoal judge its verb by how such subgoals end ("go to" on facing the object,
     "pick up" on holding it), not by what the mission means. Measured on `PickupLoc`, seed 2: the
     verb went from "pick" to "go" (a baseline shared by all prompts) or to "open" (each prompt's
     own); on the short curriculum, "go", learnt on go-to missions, was said to pick-up missions
     after them. Only a success judges the verb, by the act that completed it (`completion`)."""
-    return [-1 if meaning(q)[0] == "verb" or (not steps and meaning(q)[0] == NEXT) else a
+    return [-1 if meaning(q)[0] == "verb" else HELD if not steps and meaning(q)[0] == NEXT and a >= 0 else a
             for q, a in zip(questions, answers)]
 
 

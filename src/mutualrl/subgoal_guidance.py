@@ -60,7 +60,7 @@ class SubgoalGuidance(Guidance):
         self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
         self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
         self._sightings = [Sightings() for _ in range(num_envs)]  # where each copy saw each object
-        self._recent = RecentSuccess()  # whether successes are frequent enough to judge the verb
+        self._recent = RecentSuccess()  # whether successes are frequent enough to judge the verb and the step
         self.parts = PartsDone()  # the parts of each copy's mission done in its episode
         self.segments = Segments(num_envs)  # each copy's states since it last dealt with an object (`steps`)
         super().__init__(config, teacher, rng, device, shows)

@@ -9,8 +9,9 @@ a question serves every state with the same facts.
 A locked door whose key is neither carried nor in view is told so ("The red key is not in view."):
 told only "The red door is locked.", the untaught model names the door as the next step in 0.99
 of its reads for every colour, so sure that the hold to it (`teachers.hf`) keeps it there whatever
-the student finds; told the key is missing, it names the key in 0.2-0.35, a reading feedback can move; zero-shot the
-choices stay the same (`benchmarks/step_forms.py --missing-keys on,off`, docs/results.md).
+the student finds; told the key is missing, it names the key in 0.2-0.35, a reading feedback can
+move; zero-shot the choices stay the same (`benchmarks/step_forms.py --missing-keys on,off`,
+docs/results.md).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def judged(questions: Sequence[Situation], answers: Sequence[int], steps: bool =
     a student that succeeded in 0.02 of its episodes, judging the step by the advantages of its
     decisions, pulled the key beside its locked door to the door (seed 0, subgoal accuracy 0.77 ->
     0.73); not judged and not held, the step's clozes followed the mission's feedback through the
-    shared adapter, and the key in view alone was read as a door (seed 2, 0.76 -> 0.57). The
+    shared adapter, and a key in view alone was no longer named (seed 2, 0.76 -> 0.57). The
     steps under a subgoal judge its verb by how such subgoals end ("go to" on facing the object,
     "pick up" on holding it), not by what the mission means. Measured on `PickupLoc`, seed 2: the
     verb went from "pick" to "go" (a baseline shared by all prompts) or to "open" (each prompt's

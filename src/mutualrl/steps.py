@@ -85,13 +85,16 @@ def step_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.
     as explore, or as a drop where it is the object the mission picks up and the hands are full
     (else the agent, turned away from it on the way to where it drops, would be told to explore;
     any unseen name read so, the untaught teacher dropped the key on `UnlockLocal`: 0.60 of the
-    bot's states against 0.66, 10 held-out episodes)."""
+    bot's states against 0.66, 10 held-out episodes). The object in hand is not a name to look
+    for: a teacher taught "key" where the hands were empty read it with the key in hand too, and
+    sent the student exploring beside the key's door (docs/results.md)."""
     seen, holding = visible_objects(image), carried(image)
     # (a drop frees the hands for the object named: judged on nothing, as explore)
     options = [Option(Subgoal("drop"), None, None) if verb == "drop" else Option(Subgoal(verb, obj), None, NEXT)
                for obj in seen for verb in [step_verb(obj, image, reading.verbs)]]
     weights = [reading.p(NEXT, obj) for obj in seen]
-    unseen, word = reading.likeliest_unseen(NEXT, seen), max(reading.verbs, key=reading.verbs.get)
+    in_hand = [holding] if holding is not None else []  # (not a thing to look for)
+    unseen, word = reading.likeliest_unseen(NEXT, seen + in_hand), max(reading.verbs, key=reading.verbs.get)
     frees = word == "pick" and unseen == reading.likeliest_unseen("pick", ())
     away = "drop" if frees and unseen != holding and step_verb(unseen, image, reading.verbs) == "drop" else EXPLORE
     options.append(Option(Subgoal(away)))

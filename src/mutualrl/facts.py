@@ -50,11 +50,11 @@ def door_states(image: np.ndarray) -> dict[Obj, str]:
 def state_facts(image: np.ndarray) -> str:
     """'You carry a red key. The blue door is locked. The blue key is not in view. You see a green
     ball.' from the agent's view."""
-    holding = carried(image)
+    holding, visible = carried(image), visible_objects(image)
     doors = door_states(image)
-    others = [o for o in visible_objects(image) if o not in doors]
+    others = [o for o in visible if o not in doors]
     sentences = [f"You carry a {_name(holding)}." if holding is not None else "You carry nothing."]
-    seen = set(visible_objects(image)) | {holding}
+    seen = set(visible) | {holding}
     for door, state in doors.items():
         sentences.append(f"The {_name(door)} is {state}.")
         key = (OBJECT_TO_IDX[_KEY], door[1])

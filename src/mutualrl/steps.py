@@ -96,7 +96,7 @@ def step_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.
     in_hand = [holding] if holding is not None else []  # (not a thing to look for)
     unseen, word = reading.likeliest_unseen(NEXT, seen + in_hand), max(reading.verbs, key=reading.verbs.get)
     frees = word == "pick" and unseen == reading.likeliest_unseen("pick", ())
-    away = "drop" if frees and unseen != holding and step_verb(unseen, image, reading.verbs) == "drop" else EXPLORE
+    away = "drop" if frees and step_verb(unseen, image, reading.verbs) == "drop" else EXPLORE
     options.append(Option(Subgoal(away)))
     weights.append(DESIGN.explore_ratio * reading.p(NEXT, unseen))
     w = np.array(weights)

@@ -151,9 +151,8 @@ class SubgoalGuidance(Guidance):
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
               image: np.ndarray, stale: bool) -> None:
         subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self.parts.done[i])
-        frequent = self._recent.rate >= self.config.verb_success_floor
-        decision = SubgoalDecision(env=i, start=step, questions=questions, answers=judged(questions, answers, frequent),
-                                   probs=probs, stale=stale)
+        decision = SubgoalDecision(env=i, start=step, questions=questions, probs=probs, stale=stale,
+                                   answers=judged(questions, answers, self._frequent))
         self._hold_named(i, step, mission, image, subgoal, decision)
 
     def _hold_named(self, i: int, step: int, mission: str, image: np.ndarray, subgoal: Subgoal,
@@ -259,7 +258,7 @@ class SubgoalGuidance(Guidance):
         at-success`, a success judges the verb cloze by the act that completed the mission
         (`completion`), while successes are frequent (`verb_success_floor`)."""
         before, missions = self._before
-        judges = self.config.verb_judged == "at-success" and self._recent.rate >= self.config.verb_success_floor
+        judges = self.config.verb_judged == "at-success" and self._frequent
         for i in range(len(after)):
             judged_now = bool(success[i]) and judges
             cloze, verdicts = verb_verdicts(missions[i], self.actions, before[i], after[i], judged_now)
@@ -289,6 +288,12 @@ class SubgoalGuidance(Guidance):
                 self.hindsight.append(SubgoalDecision(env=i, start=step, questions=questions, answers=answers,
                                                       probs=probs, end=step + 1, reached=True))
 
+    @property
+    def _frequent(self) -> bool:
+        """Whether the student succeeds often enough for its successes and decisions to judge the
+        verb and the step (`verb_success_floor` of its last training episodes)."""
+        return self._recent.rate >= self.config.verb_success_floor
+
     def _judge_steps(self, i: int, success: bool, step: int) -> None:
         """Copy i's episode ended. Where it succeeded (while successes are frequent, as the verb's
         verdicts), the object the student dealt with next from each of its states is right there:
@@ -298,7 +303,7 @@ class SubgoalGuidance(Guidance):
         the door by 0.01-0.06 (the signal's spread 0.04-0.06), and the teacher still named the door
         there after 122,880 frames."""
         states = self.segments.ended(i)
-        if not success or self._recent.rate < self.config.verb_success_floor:  # (as the decisions, `judged`)
+        if not success or not self._frequent:  # (as the decisions, `judged`)
             return
         mission = self._before[1][i]
         for image, obj in states:

@@ -13,8 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from mutualrl.envs import Situation
+from mutualrl.grounding import (COLOURS, NEXT, Option, answers_for, asks_colour, meaning, mission_questions, subgoal_for,
+                                verb_words)
 from mutualrl.rollout import HELD
-from mutualrl.grounding import COLOURS, NEXT, Option, answers_for, asks_colour, meaning, mission_questions, subgoal_for, verb_words
 from mutualrl.subgoals import Obj, Subgoal
 
 

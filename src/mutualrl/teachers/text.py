@@ -83,7 +83,8 @@ class TextTeacher(Teacher):
 
     def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
         keys = [self.key(s) for s in situations]
-        found = {k: self.untaught.get(k) if s.untaught else self.cache.get(self.version, k) for k, s in zip(keys, situations)}
+        found = {k: self.untaught.get(k) if s.untaught else self.cache.get(self.version, k)
+                 for k, s in zip(keys, situations)}
         missing: dict[str, Situation] = {}
         for k, s in zip(keys, situations):
             if found[k] is None:

@@ -172,3 +172,27 @@ def test_the_bot_follows_acts_that_take_its_target_away_without_a_traceback():
         action = int(rng.integers(len(actions)))
         env.step(FULL_ACTIONS.index(actions[action]))
         last = actions[action]
+
+
+@pytest.mark.parametrize("env_id, named", [("BabyAI-GoToObjMazeS4-v0", False), ("BabyAI-UnlockLocal-v0", True)])
+def test_a_door_opened_to_look_beyond_it_is_explore_too_the_missions_own_door_is_not(env_id, named):
+    """Along the bot's episodes, a step that opens a door the mission does not name (its explore
+    step once what it reaches is seen) reads as that door and explore, the bot's door first; a
+    step on the door the mission names reads as that door alone (where it is in view; out of view,
+    explore follows any object)."""
+    env = QuietReset(gym.make(env_id))
+    openings = 0
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        teacher, last = BotTeacher(), None
+        for _ in range(300):
+            action = teacher.observe([env.unwrapped], [last])[0]
+            subgoals = teacher.expert_subgoals(env.unwrapped, obs["image"])
+            if subgoals[0].verb == "open" and subgoals[0].obj in visible_objects(obs["image"]):
+                openings += 1
+                assert (Subgoal("explore") in subgoals) != named
+            obs, reward, terminated, truncated, _ = env.step(FULL_ACTIONS.index(action))
+            if terminated or truncated:
+                break
+            last = action
+    assert openings > 0

@@ -143,14 +143,20 @@ def has_locked_doors(env_id: str) -> bool:
     return _layouts(env_id)[3]
 
 
+def instruction_parts(instr: Any) -> list[Any]:
+    """Every part of a BabyAI instruction: itself, the parts of a sequence, and their parts."""
+    found, parts = [], [instr]
+    while parts:
+        part = parts.pop()
+        found.append(part)
+        parts += [getattr(part, name) for name in ("instr_a", "instr_b") if hasattr(part, name)]
+    return found
+
+
 def _goes_only(instr: Any) -> bool:
     """Whether a BabyAI instruction (and each part of a sequence) only asks to go somewhere."""
-    if instr is None:
-        return True
-    if isinstance(instr, GoToInstr):
-        return True
-    parts = [getattr(instr, name) for name in ("instr_a", "instr_b") if hasattr(instr, name)]
-    return bool(parts) and all(_goes_only(part) for part in parts)
+    return instr is None or all(isinstance(part, GoToInstr) for part in instruction_parts(instr)
+                                if not hasattr(part, "instr_a"))
 
 
 def make_env(env_id: str, num_envs: int, seed: int) -> SyncVectorEnv:

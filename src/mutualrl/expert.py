@@ -24,7 +24,7 @@ from minigrid.utils.baby_ai_bot import (BabyAIBot, CloseSubgoal, DisappearedBoxE
                                         GoNextToSubgoal, OpenSubgoal, PickupSubgoal)
 from minigrid.utils.baby_ai_bot import Subgoal as BotStep
 
-from mutualrl.envs import FULL_ACTIONS
+from mutualrl.envs import FULL_ACTIONS, instruction_parts
 from mutualrl.subgoals import EXPLORE, Obj, Subgoal, front_object, visible_objects
 
 _BOX = OBJECT_TO_IDX["box"]
@@ -72,26 +72,17 @@ def _obj(world: WorldObj | None) -> Obj | None:
     return None if world is None else (OBJECT_TO_IDX[world.type], COLOR_TO_IDX[world.color])
 
 
-def _parts(env: Any) -> list[Any]:
-    """Every part of the mission's instruction (the parts of a sequence, and their parts)."""
-    found, parts = [], [env.unwrapped.instrs]
-    while parts:
-        instr = parts.pop()
-        found.append(instr)
-        parts += [getattr(instr, name) for name in ("instr_a", "instr_b") if hasattr(instr, name)]
-    return found
-
-
 def _put_next_targets(env: Any, holding: Obj | None) -> list[ObjDesc]:
     """The objects the mission says to put what is carried next to (any part of a sequence)."""
-    return [instr.desc_fixed for instr in _parts(env) if isinstance(instr, PutNextInstr) and holding is not None
-            and any(_obj(o) == holding for o in instr.desc_move.obj_set)]
+    return [instr.desc_fixed for instr in instruction_parts(env.unwrapped.instrs) if isinstance(instr, PutNextInstr)
+            and holding is not None and any(_obj(o) == holding for o in instr.desc_move.obj_set)]
 
 
 def _named(env: Any) -> set[Obj]:
     """The objects some part of the mission describes."""
-    return {_obj(o) for instr in _parts(env) for name in ("desc", "desc_move", "desc_fixed")
-            if hasattr(instr, name) for o in getattr(instr, name).obj_set}
+    descs = [getattr(instr, name) for instr in instruction_parts(env.unwrapped.instrs)
+             for name in ("desc", "desc_move", "desc_fixed") if hasattr(instr, name)]
+    return {_obj(o) for desc in descs for o in desc.obj_set}
 
 
 def _verb_for(step: BotStep, below: BotStep | None) -> str:

@@ -78,6 +78,26 @@ def test_a_named_key_is_the_choice_where_the_mission_names_the_door():
     assert judged and all(meaning(q)[0] == NEXT for q in judged)  # the step's clozes, not the mission's
 
 
+@pytest.mark.parametrize("named, step", [("key", Subgoal("explore")), ("ball", Subgoal("open", (DOOR, RED)))])
+def test_a_missing_key_named_against_the_locked_door_in_view_is_searched_for(named, step):
+    """The facts tell the locked door's key is not in view: named the next object more surely than
+    the door, it is searched for. Any other name out of view weighs a quarter, as on every level."""
+    actions = task_actions("BabyAI-UnlockLocal-v0")
+    image = view(((3, 2), "door", "red", "locked"))
+    assert "The red key is not in view." in state_facts(image)
+    questions = state_questions("open the red door", image, actions, True)
+
+    def answer(q):  # the mission's clozes: open the red door; the step's: red, then `named` 0.6, door 0.4
+        role, asks, _ = meaning(q)
+        if role == NEXT and asks == "kind":
+            want = {named: 0.6, "door": 0.4}
+            return np.array([want.get(a, 0.0) for a in q.actions]) + 1e-6
+        word = "open" if role == "verb" else "red" if asks == "colour" else "door"
+        return np.where(np.asarray(q.actions) == word, 1.0, 0.01) / (1 + 0.01 * (len(q.actions) - 1))
+
+    assert choose(questions, [answer(q) for q in questions], image, actions)[0] == step
+
+
 @pytest.mark.parametrize("env_id", ["BabyAI-UnlockPickup-v0", "BabyAI-BlockedUnlockPickup-v0"])
 def test_answered_as_the_bot_plans_the_step_clozes_say_its_steps(env_id):
     """The bot answering the clozes (the text teacher's upper bound): its step is the choice in

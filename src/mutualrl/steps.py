@@ -32,7 +32,7 @@ import numpy as np
 from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.envs import Situation
-from mutualrl.facts import door_states, state_facts
+from mutualrl.facts import door_states, missing_keys, state_facts
 from mutualrl.grounding import (DESIGN, NEXT, ROLES, Option, Reading, add_lead, answers_for, choice_weights, meaning,
                                 mission_questions, name_clozes, subgoal_for)
 from mutualrl.grounding import choose as choose_from
@@ -85,9 +85,11 @@ def step_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.
     as explore, or as a drop where it is the object the mission picks up and the hands are full
     (else the agent, turned away from it on the way to where it drops, would be told to explore;
     any unseen name read so, the untaught teacher dropped the key on `UnlockLocal`: 0.60 of the
-    bot's states against 0.66, 10 held-out episodes). The object in hand is not a name to look
-    for: a teacher taught "key" where the hands were empty read it with the key in hand too, and
-    sent the student exploring beside the key's door (docs/results.md)."""
+    bot's states against 0.66, 10 held-out episodes). A locked door's key that the facts told is
+    not in view weighs all its probability: named against them, it is meant (a taught teacher read
+    "key" in 0.68-0.79 there and still said the door, docs/results.md). The object in hand is not
+    a name to look for: a teacher taught "key" where the hands were empty read it with the key in
+    hand too, and sent the student exploring beside the key's door."""
     seen, holding = visible_objects(image), carried(image)
     # (a drop frees the hands for the object named: judged on nothing, as explore)
     options = [Option(Subgoal("drop"), None, None) if verb == "drop" else Option(Subgoal(verb, obj), None, NEXT)
@@ -98,7 +100,8 @@ def step_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.
     frees = word == "pick" and unseen == reading.likeliest_unseen("pick", ())
     away = "drop" if frees and step_verb(unseen, image, reading.verbs) == "drop" else EXPLORE
     options.append(Option(Subgoal(away)))
-    weights.append(DESIGN.explore_ratio * reading.p(NEXT, unseen))
+    ratio = 1.0 if unseen in missing_keys(image) else DESIGN.explore_ratio
+    weights.append(ratio * reading.p(NEXT, unseen))
     w = np.array(weights)
     return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
 

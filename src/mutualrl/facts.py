@@ -54,8 +54,11 @@ def _key_of(door: Obj) -> Obj:
 def missing_keys(image: np.ndarray) -> set[Obj]:
     """The keys of the locked doors in view that are neither carried nor in view (told "not in
     view" where `TELL_MISSING_KEYS`)."""
-    seen = set(visible_objects(image)) | {carried(image)}
-    return {_key_of(door) for door, state in door_states(image).items()
+    return _missing(door_states(image), set(visible_objects(image)) | {carried(image)})
+
+
+def _missing(doors: dict[Obj, str], seen: set[Obj | None]) -> set[Obj]:
+    return {_key_of(door) for door, state in doors.items()
             if state == "locked" and _key_of(door) not in seen} if TELL_MISSING_KEYS else set()
 
 
@@ -63,13 +66,14 @@ def state_facts(image: np.ndarray) -> str:
     """'You carry a red key. The blue door is locked. The blue key is not in view. You see a green
     ball.' from the agent's view."""
     holding, visible = carried(image), visible_objects(image)
-    doors, missing = door_states(image), missing_keys(image)
+    doors = door_states(image)
+    missing = _missing(doors, set(visible) | {holding})
     others = [o for o in visible if o not in doors]
     sentences = [f"You carry a {_name(holding)}." if holding is not None else "You carry nothing."]
     for door, state in doors.items():
         sentences.append(f"The {_name(door)} is {state}.")
-        if _key_of(door) in missing:
-            sentences.append(f"The {_name(_key_of(door))} is not in view.")
+        if (key := _key_of(door)) in missing:
+            sentences.append(f"The {_name(key)} is not in view.")
     if others:
         sentences.append("You see " + ", ".join(f"a {_name(o)}" for o in others) + ".")
     return " ".join(sentences)

@@ -44,8 +44,8 @@ def judged(questions: Sequence[Situation], answers: Sequence[int], steps: bool =
     choice answers. Measured on `UnlockPickup` (`mutual`, seed 0): with those alone held, a student
     that never succeeded let the step with a key in hand beside its locked door come to name the
     mission's box out of view (a drop; subgoal accuracy 0.83 -> 0.62 in 307,200 frames, the
-    student alone 0.00); all held, 0.83 -> 0.81, the student alone 0.60. Measured on `UnlockLocal` (`mutual`):
-    a student that succeeded in 0.02 of its episodes, judging the step by the advantages of its
+    student alone 0.00); all held, 0.83 -> 0.81, the student alone 0.60. Measured on `UnlockLocal`
+    (`mutual`): a student that succeeded in 0.02 of its episodes, judging the step by the advantages of its
     decisions, pulled the key beside its locked door to the door (seed 0, subgoal accuracy 0.77 ->
     0.73); not judged and not held, the step's clozes followed the mission's feedback through the
     shared adapter, and a key in view alone was no longer named (seed 2, 0.76 -> 0.57). The

@@ -1,6 +1,8 @@
 """The next step asked with the facts of the state: on door levels only, keyed by the facts, its
 verb following from the object and the hands, and able to say every step of a door level."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -123,13 +125,14 @@ def test_the_step_is_asked_at_every_decision_where_a_level_has_locked_doors_and_
 
 
 def _step_records(guidance):
-    """Each hindsight record of the step's clozes: its verdict, its facts, and the object's colour and kind."""
-    records = []
+    """Per step cloze judged in hindsight, keyed by its facts and its lead: each answer's verdict,
+    and how many answers the cloze offers."""
+    records = {}
     for d in guidance.hindsight:
-        said = {meaning(q)[1]: q.actions[a] for q, a in zip(d.questions, d.answers) if meaning(q)[0] == NEXT and a >= 0}
-        if said:
-            facts = next(q.question for q in d.questions if meaning(q)[0] == NEXT)
-            records.append((d.verdict, facts.split(" A locked door")[0], said.get("colour"), said["kind"]))
+        for q, a in zip(d.questions, d.answers):
+            if meaning(q)[0] == NEXT and a >= 0:
+                verdicts, _ = records.setdefault((q.question.split(" A locked door")[0], q.description), ({}, len(q.actions)))
+                verdicts[q.actions[a]] = d.verdict
     return records
 
 
@@ -152,15 +155,41 @@ def _unlock_local_driven_by_the_bot(floor: float, steps: int):
 def test_a_success_judges_each_state_with_the_object_the_student_dealt_with_next():
     """Driven by the bot on UnlockLocal: the key picked up, then the door opened. At the success,
     the step's clozes of every distinct state before the pick-up (hands empty, the door locked or
-    not yet seen) are judged right on the key, those after it on the door."""
+    not yet seen) are judged right on the key, those after it on the door, and wrong on every
+    other answer they offer."""
     guidance, seen, picked, succeeded = _unlock_local_driven_by_the_bot(0.0, 200)
     assert succeeded and picked
     records = _step_records(guidance)
-    keys = {facts for verdict, facts, _, kind in records if kind == "key"}
-    doors = {facts for verdict, facts, _, kind in records if kind == "door"}
-    assert {verdict for verdict, *_ in records} == {1.0} and len(keys) + len(doors) == len(records)
+    right = {}
+    for (facts, lead), (verdicts, offered) in records.items():
+        assert len(verdicts) == offered and sorted(verdicts.values()) == [0.0] * (offered - 1) + [1.0]
+        right[facts, lead] = next(word for word, verdict in verdicts.items() if verdict == 1.0)
+    keys = {facts for (facts, _), word in right.items() if word == "key"}
+    doors = {facts for (facts, _), word in right.items() if word == "door"}
     assert keys == set(seen[:picked]) and doors == set(seen[picked:])
     assert len(keys) > 1 and all(facts.startswith("You carry a") for facts in doors)
+
+
+def test_a_success_moves_a_step_the_teacher_read_wrong_where_no_decision_of_its_compares():
+    """A teacher sure of "key" at every state (as one taught on the states before the pick-up came
+    to read it with the key in hand, then chose explore there: judged on nothing): the success's
+    records alone move each kind cloze after the pick-up towards the door, before it towards the key."""
+    from mutualrl.feedback import build_subgoal_feedback
+    from mutualrl.teachers.hf import improvement_targets
+    from test_subgoals import _rollout
+
+    guidance, *_ = _unlock_local_driven_by_the_bot(0.0, 200)
+    rollout = _rollout(1, 1, [])
+    rollout.hindsight = [dataclasses.replace(d, start=0, end=1, probs=[np.where(np.asarray(q.actions) == "key", 0.9, 0.1 / (len(q.actions) - 1))
+                                                       for q in d.questions]) for d in guidance.hindsight]
+    records = build_subgoal_feedback(rollout, torch.zeros(1, 1), "advantage", 0.99, lambda q: q.description + q.question)
+    moved = {}
+    for record, target in zip(records.values(), improvement_targets(list(records.values()))):
+        q = record.situation
+        if meaning(q)[:2] == (NEXT, "kind"):
+            right = q.actions[int(np.argmax(record.signal))]
+            moved[q.question.startswith("You carry a"), right] = target[q.actions.index(right)] - record.policy[q.actions.index(right)]
+    assert set(moved) == {(False, "key"), (True, "door")} and moved[True, "door"] > 0.05 and moved[False, "key"] > 0
 
 
 def test_an_episode_that_fails_or_a_student_that_rarely_succeeds_judges_no_step():

@@ -30,6 +30,7 @@ import numpy as np
 from mutualrl.envs import Situation
 from mutualrl.grounding import VERB_WORDS, meaning, mission_questions
 from mutualrl.subgoals import carried, faces_open_door, front_object
+from mutualrl.verdicts import one_right
 
 
 #: the training episodes whose outcomes say whether the student's successes are frequent
@@ -83,4 +84,4 @@ def verb_verdicts(mission: str, actions: tuple[str, ...], before: np.ndarray, af
     if cloze is None:
         return None, []
     word = VERB_WORDS[act_verb(before, after) or "go to"]
-    return cloze, [(answer, float(offered == word)) for answer, offered in enumerate(cloze.actions)]
+    return cloze, one_right(cloze, cloze.actions.index(word) if word in cloze.actions else -1)

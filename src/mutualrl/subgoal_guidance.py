@@ -14,7 +14,7 @@ from mutualrl.completion import RecentSuccess, verb_cloze, verb_verdicts
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
 from mutualrl.grounding import as_read
-from mutualrl.verdicts import hindsight, judged
+from mutualrl.verdicts import hindsight, judged, one_right
 from mutualrl.guidance import Guidance
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.sequences import PartsDone
@@ -297,8 +297,9 @@ class SubgoalGuidance(Guidance):
     def _judge_steps(self, i: int, success: bool, step: int) -> None:
         """Copy i's episode ended. Where it succeeded (while successes are frequent, as the verb's
         verdicts), the object the student dealt with next from each of its states is right there:
-        the step's clozes of each distinct state get the verdict 1 on it (against the advantages of
-        the teacher's own decisions there, `feedback.build_subgoal_feedback`). Measured on
+        the step's clozes of each distinct state get the verdict 1 on it and 0 on every other answer
+        (`verdicts.one_right`; with the advantages of the teacher's own decisions there,
+        `feedback.build_subgoal_feedback`). Measured on
         `UnlockLocal`: judged by the advantages alone, the key beside its locked door differed from
         the door by 0.01-0.06 (the signal's spread 0.04-0.06), and the teacher still named the door
         there after 122,880 frames."""
@@ -308,11 +309,11 @@ class SubgoalGuidance(Guidance):
         mission = self._before[1][i]
         for image, obj in states:
             questions, answers = step_hindsight(mission, image, obj)
-            if questions:
-                probs = self._said(questions)
-                self.hindsight.append(SubgoalDecision(env=i, start=step, questions=questions, probs=probs,
-                                                      answers=as_read(questions, answers, probs, obj), end=step + 1,
-                                                      reached=True, verdict=1.0))
+            probs = self._said(questions) if questions else []
+            for q, answer, said in zip(questions, as_read(questions, answers, probs, obj), probs):
+                self.hindsight += [SubgoalDecision(env=i, start=step, questions=[q], answers=[offered], probs=[said],
+                                                   end=step + 1, reached=True, verdict=value)
+                                   for offered, value in one_right(q, answer)]
 
     def _said(self, questions: list[Situation]) -> list[np.ndarray]:
         """The teacher's last answers to these clozes (uniform where not read): the update improves

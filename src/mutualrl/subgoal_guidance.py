@@ -299,10 +299,9 @@ class SubgoalGuidance(Guidance):
         verdicts), the object the student dealt with next from each of its states is right there:
         the step's clozes of each distinct state get the verdict 1 on it and 0 on every other answer
         (`verdicts.one_right`; with the advantages of the teacher's own decisions there,
-        `feedback.build_subgoal_feedback`). Measured on
-        `UnlockLocal`: judged by the advantages alone, the key beside its locked door differed from
-        the door by 0.01-0.06 (the signal's spread 0.04-0.06), and the teacher still named the door
-        there after 122,880 frames."""
+        `feedback.build_subgoal_feedback`). Measured on `UnlockLocal`: judged by the advantages
+        alone, the key beside its locked door differed from the door by 0.01-0.06 (the signal's
+        spread 0.04-0.06), and the teacher still named the door there after 122,880 frames."""
         states = self.segments.ended(i)
         if not success or not self._frequent:  # (as the decisions, `judged`)
             return

@@ -3,7 +3,7 @@ and the same number of torch threads, teacher reads and updates included.
 
 Prints each run's frames per second over the whole run and over its second half (by then the
 teacher has read most prompts once: what a long run pays per frame), where the time went, the teacher reads
-and distinct prompts per 1,024 frames, and the ratio mutual / rl (the issue's goal: >= 0.5).
+and distinct prompts per 1,024 frames, and the ratio mutual / rl (the goal: >= 0.5).
 
     python benchmarks/subgoal_speed.py [--env BabyAI-GoToLocal-v0] [--teacher smollm2] [--frames 51200]
                                        [--budget N] [--update-every K] [--threads 1] [--precision auto]

@@ -262,10 +262,8 @@ class SubgoalGuidance(Guidance):
         for i in range(len(after)):
             judged_now = bool(success[i]) and judges
             cloze, verdicts = verb_verdicts(missions[i], self.actions, before[i], after[i], judged_now)
-            said = self._said([cloze]) if verdicts else []
-            self.hindsight += [SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer], probs=said,
-                                               end=step + 1, reached=True, verdict=value)
-                               for answer, value in verdicts]
+            if verdicts:
+                self.hindsight += self._verdict_records(i, step, cloze, self._said([cloze])[0], verdicts)
             holding = carried(after[i])
             picked = holding if holding is not None and carried(before[i]) is None else None
             if self.asks_steps:
@@ -308,11 +306,16 @@ class SubgoalGuidance(Guidance):
         mission = self._before[1][i]
         for image, obj in states:
             questions, answers = step_hindsight(mission, image, obj)
-            probs = self._said(questions) if questions else []
+            probs = self._said(questions)
             for q, answer, said in zip(questions, as_read(questions, answers, probs, obj), probs):
-                self.hindsight += [SubgoalDecision(env=i, start=step, questions=[q], answers=[offered], probs=[said],
-                                                   end=step + 1, reached=True, verdict=value)
-                                   for offered, value in one_right(q, answer)]
+                self.hindsight += self._verdict_records(i, step, q, said, one_right(q, answer))
+
+    @staticmethod
+    def _verdict_records(i: int, step: int, cloze: Situation, said: np.ndarray,
+                         verdicts: list[tuple[int, float]]) -> list[SubgoalDecision]:
+        """One hindsight record per judged answer of copy i's cloze, each with its fixed verdict."""
+        return [SubgoalDecision(env=i, start=step, questions=[cloze], answers=[answer], probs=[said], end=step + 1,
+                                reached=True, verdict=value) for answer, value in verdicts]
 
     def _said(self, questions: list[Situation]) -> list[np.ndarray]:
         """The teacher's last answers to these clozes (uniform where not read): the update improves

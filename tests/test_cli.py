@@ -64,10 +64,12 @@ def test_train_then_eval_json(tmp_path, capsys):
     wanted = 3 if threads != 3 else 2
     try:
         train = cli(capsys, "train", "--mode", "rl", "--frames", "2048", "--num-envs", "8", "--num-steps", "32",
-                    "--eval-episodes", "4", "--out", str(out), "--quiet", "--threads", str(wanted))
-        assert torch.get_num_threads() == wanted
+                    "--eval-episodes", "4", "--out", str(out), "--quiet", "--threads", str(wanted), "--no-deterministic")
+        assert torch.get_num_threads() == wanted and not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    assert "deterministic: false" in (out / "config.yaml").read_text()
     assert train.returncode == 0, train.stderr
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and {"frames", "success_rate", "mean_return", "fps"} <= rows[0].keys()

@@ -580,3 +580,36 @@ def test_an_untaught_question_is_read_by_the_original_model_once_for_the_run():
     assert np.allclose(np.log(teacher.advise([first])[0].probs), np.log(before)) and teacher.calls == calls
     assert not np.allclose(adapted, np.log(before), atol=1e-3)  # (a likelihood: compared as its log)
     assert np.allclose(np.log(teacher.advise([later])[0].probs), np.log(original.advise([later])[0].probs), atol=1e-4)
+
+
+def test_a_teacher_learns_the_same_twice_on_two_threads(tiny_causal):
+    """`seed_everything` turns torch's deterministic kernels on (the runs' default): then one
+    update from the same state and feedback gives the same adapter bit for bit on two CPU threads.
+    With them off (`seed_everything(0, False)`) the adapters differ by about 1e-8."""
+    from mutualrl.grounding import mission_questions
+    from mutualrl.loop import seed_everything
+
+    model, tokenizer = tiny_causal
+    questions = [q for m in ("go to the red ball", "put the blue key next to the grey box")
+                 for q in mission_questions(m, FULL_ACTIONS)]
+    rng = np.random.default_rng(0)
+    feedback = []
+    for q in questions:
+        counts = rng.integers(1, 4, len(q.actions)).astype(float)
+        feedback.append(PromptFeedback(q, int(counts.sum()), counts, rng.normal(size=len(q.actions)) * counts,
+                                       np.full(len(q.actions), counts.sum() / len(q.actions)), 0, 0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        adapters = []
+        for _ in range(3):
+            seed_everything(1)
+            teacher = HFTeacher(copy.deepcopy(model), tokenizer, config=TeacherConfig(precision="float32"))
+            teacher.learn(feedback)
+            adapters.append(teacher.state_dict()["adapter"])
+    finally:
+        torch.set_num_threads(threads)
+    assert adapters[0] and all(a.keys() == adapters[0].keys() for a in adapters)
+    assert any(v.abs().sum() > 0 for k, v in adapters[0].items() if "lora_B" in k)  # it learnt
+    for adapter in adapters[1:]:
+        assert all(torch.equal(adapter[k], adapters[0][k]) for k in adapter)

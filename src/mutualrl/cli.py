@@ -26,7 +26,11 @@ def _train_parser(sub) -> None:
                    help="torch threads (default: torch's, every core; give 1 to each of several runs at once)")
     for key, (_, f) in FLAT_FIELDS.items():
         flag = "--env" if key == "env_id" else "--" + key.replace("_", "-")
-        p.add_argument(flag, dest=key, type=type(f.default), default=None, help=f"{f.metadata['help']} (default: {f.default})")
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if isinstance(f.default, bool):  # --name / --no-name
+            p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            p.add_argument(flag, dest=key, type=type(f.default), default=None, help=help_text)
 
 
 def _eval_parser(sub) -> None:

@@ -185,6 +185,8 @@ class TrainConfig:
     seed: int = _field(0, "seed of environments, networks and sampling")
     num_envs: int = _field(16, "parallel environment copies")
     device: str = _field("cpu", "cpu | cuda")
+    deterministic: bool = _field(True, "torch's deterministic kernels, so that a seed and a thread count give the same "
+                                 "run (several CPU threads otherwise add a teacher's gradients in varying order)")
     action_space: str = _field("task", "task (only the actions the level needs) | full (all seven MiniGrid actions)")
     checkpoint_every: int = _field(5, "iterations between checkpoints")
     student_from: str = _field("", "run directory whose student's weights this run starts from (same action space, "

@@ -9,6 +9,7 @@ owns it: `guidance` (advice and trust), `student` (PPO), `feedback` (the student
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,15 @@ from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
 
 
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed torch and pick its kernels: deterministic ones give a seed and a thread count the same
+    run (on several CPU threads a teacher's update otherwise adds its gradients in varying order)."""
+    if deterministic:  # cuBLAS keeps its sums in order only with a fixed workspace, set before its first call
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.manual_seed(seed)
+
+
 class Trainer:
     """Trains one run: `Trainer(config, out).train()` or `Trainer.resume(out).train()`."""
 
@@ -51,7 +61,7 @@ class Trainer:
         # a resumed run keeps the actions its student was built with
         self.actions = (task_actions(config.env_id, config.action_space) if _checkpoint is None
                         else recorded_actions(_checkpoint))
-        torch.manual_seed(config.seed)
+        seed_everything(config.seed, config.deterministic)
         self.rng = np.random.default_rng(config.seed)
         self.subgoals = config.guidance.advice == "subgoal"
         self.student = make_student(config.student, len(self.actions), config.guidance.advice,

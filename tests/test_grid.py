@@ -54,6 +54,13 @@ def report_without_times(root: Path) -> list[str]:
     return [line.rsplit("|", 2)[0] for line in table[:1]]  # the results row, wall-time column dropped
 
 
+def test_these_tests_share_one_test_process(request):
+    """Under `make test` (`--dist loadgroup`) the Ray tests run in one process, one local Ray at a time:
+    a test runner that ignores the group starts two, and each test's runs share the cores four ways."""
+    if getattr(request.config.option, "loadgroup", False):  # (set in a test process of `--dist loadgroup`)
+        assert request.node.nodeid.endswith("@ray"), f"{request.node.nodeid} runs outside its group"
+
+
 def test_the_core_package_imports_no_ray():
     code = ("import sys, mutualrl, mutualrl.cli, mutualrl.compare, mutualrl.loop, mutualrl.report; "
             "import mutualrl.teachers; assert 'ray' not in sys.modules, 'ray imported'")

@@ -124,7 +124,7 @@ def test_library_chatter_only_with_verbose(tmp_path, verbose):
     assert "accuracy" in result.stdout and "subgoal" not in result.stdout
 
 
-def test_eval_judges_the_teacher_a_run_learnt(tmp_path, capsys):
+def test_eval_judges_the_teacher_a_run_learnt(tmp_path, capsys, monkeypatch):
     config = TrainConfig(mode="feedback", frames=128, num_envs=4, action_space="full").replace(
         num_steps=32, eval_episodes=2, teacher="tiny", advice="subgoal", teacher_update_every=1)
     Trainer(config, tmp_path, quiet=True).train()
@@ -132,5 +132,7 @@ def test_eval_judges_the_teacher_a_run_learnt(tmp_path, capsys):
                      "--action-space", "full", "--episodes", "2", "--json")
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)) >= {"success_rate", "subgoal_accuracy"}
+    monkeypatch.setenv("MUTUALRL_CACHE", str(tmp_path / "models"))
     wrong = cli(capsys, "eval", "--teacher", "smollm2", "--teacher-from", str(tmp_path))
     assert wrong.returncode == 2 and "has no 'smollm2' teacher to start from (it used 'tiny')" in wrong.stderr
+    assert not (tmp_path / "models").exists()  # said before the 135M model was converted or loaded

@@ -170,11 +170,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
             raise MutualRLError(f"unknown action_space {args.action_space!r}; allowed: {', '.join(ACTION_SPACES)}")
         teacher_config = TeacherConfig(precision=args.teacher_precision)
         teacher_config.validate()
-        teacher = make_teacher(args.teacher, config=teacher_config, device=_device(args.device), seed=args.seed)
-        if args.teacher_from:
+        learnt = None
+        if args.teacher_from:  # read (and its teacher checked) before minutes of loading a model
             from mutualrl.tracking import RunDir
 
-            teacher.load_state_dict(RunDir(args.teacher_from).teacher_state(args.teacher))
+            learnt = RunDir(args.teacher_from).teacher_state(args.teacher)
+        teacher = make_teacher(args.teacher, config=teacher_config, device=_device(args.device), seed=args.seed)
+        if learnt is not None:
+            teacher.load_state_dict(learnt)
         judge = evaluate_subgoals if args.advice == "subgoal" else evaluate_teacher
         result = judge(teacher, env_id, args.episodes, args.seed, task_actions(env_id, args.action_space))
         label = (f"teacher {args.teacher}{' from ' + args.teacher_from if args.teacher_from else ''} on {env_id}"

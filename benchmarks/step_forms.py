@@ -8,7 +8,7 @@ another (`--seed`). `--missing-keys on,off` asks each form with and without a lo
 missing key told (`facts.TELL_MISSING_KEYS`).
 
     python benchmarks/step_forms.py [--teacher smollm2] [--episodes 10] [--seed 0] [--forms NAME,NAME] \
-        [--missing-keys on] [--levels UnlockLocal,UnlockPickup,BlockedUnlockPickup,KeyCorridorS3R1]
+        [--missing-keys on] [--rule always,locked] [--levels UnlockLocal,UnlockPickup,BlockedUnlockPickup,KeyCorridorS3R1]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--forms", default=",".join(steps.FORMS), help=f"of: {', '.join(steps.FORMS)}")
     parser.add_argument("--missing-keys", default="on", help="on, off or on,off: tell a locked door's missing key")
+    parser.add_argument("--rule", default="always", help=f"where the rule is told, one or more of: {', '.join(steps.RULE_TOLD)}")
     parser.add_argument("--levels", default=",".join(LEVELS), help="BabyAI level names, without BabyAI- and -v0")
     args = parser.parse_args()
     forms = args.forms.split(",")
@@ -43,6 +44,9 @@ def main() -> None:
     missing = args.missing_keys.split(",")
     if any(m not in told for m in missing):
         parser.error(f"--missing-keys {args.missing_keys!r}: allowed on, off, or on,off")
+    rules = args.rule.split(",")
+    if any(r not in steps.RULE_TOLD for r in rules):
+        parser.error(f"--rule {args.rule!r}: allowed {', '.join(steps.RULE_TOLD)}, or several with commas")
     output.configure()
     teacher = make_teacher(args.teacher, seed=args.seed)
     levels = args.levels.split(",")
@@ -52,11 +56,15 @@ def main() -> None:
         table.add_column(column)
     for form in forms:
         for m in missing:
-            steps.FORM, facts.TELL_MISSING_KEYS = form, told[m]
-            start = time.perf_counter()
-            row = [subgoal_agreement(teacher, f"BabyAI-{level}-v0", args.episodes, args.seed) for level in levels]
-            table.add_row(form, m, *steps.FORMS[form], *(f"{a:.3f}" for a in row), f"{time.perf_counter() - start:.0f}")
-            print(f"{form}, missing keys {m}: " + ", ".join(f"{level} {a:.3f}" for level, a in zip(levels, row)), flush=True)
+            for where in rules:
+                steps.FORM, facts.TELL_MISSING_KEYS, steps.RULE_WHERE = form, told[m], where
+                start = time.perf_counter()
+                row = [subgoal_agreement(teacher, f"BabyAI-{level}-v0", args.episodes, args.seed) for level in levels]
+                rule, lead = steps.FORMS[form]
+                table.add_row(form, m, f"{rule} ({where})", lead, *(f"{a:.3f}" for a in row),
+                              f"{time.perf_counter() - start:.0f}")
+                print(f"{form}, missing keys {m}, rule {where}: " + ", ".join(f"{level} {a:.3f}" for level, a in zip(levels, row)),
+                      flush=True)
     Console().print(table)
 
 

@@ -45,6 +45,21 @@ def test_the_step_is_asked_with_the_facts_and_one_read_serves_states_with_the_sa
     assert step_questions("open the red door", holding)[0].question != steps[0].question
 
 
+def test_the_rule_is_told_at_every_state_or_where_a_locked_door_is_in_view(monkeypatch):
+    """The benchmark's other form (`--rule locked`, measured worse zero-shot: docs/results.md)."""
+    import mutualrl.steps as steps
+
+    opened = view(((3, 2), "door", "red", "open"), ((1, 4), "key", "red", "open"))
+    locked = view(((3, 2), "door", "red", "locked"), ((1, 4), "key", "red", "open"))
+
+    def told(image) -> bool:
+        return steps.RULE in step_questions("pick up the grey box", image)[0].question
+
+    assert told(opened) and told(locked)
+    monkeypatch.setattr(steps, "RULE_WHERE", "locked")
+    assert not told(opened) and told(locked)
+
+
 @pytest.mark.parametrize("env_id, asked", [("BabyAI-UnlockLocal-v0", True), ("BabyAI-KeyCorridorS3R1-v0", True),
                                             ("BabyAI-OpenDoor-v0", False), ("BabyAI-GoToObjMazeS4-v0", False)])
 def test_the_step_is_asked_on_levels_with_locked_doors(env_id, asked):

@@ -52,6 +52,9 @@ FORMS = {"deal with now": (RULE, ROLES[NEXT]),
          "use": (RULE, "So the agent must now use the")}
 #: the form asked (a benchmark sets another)
 FORM = "deal with now"
+#: where the rule is told: at every state ("always"), or only where a locked door is in view ("locked")
+RULE_TOLD = ("always", "locked")
+RULE_WHERE = "always"
 for _rule, _lead in FORMS.values():
     add_lead(NEXT, _lead)
 
@@ -59,6 +62,8 @@ for _rule, _lead in FORMS.values():
 def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
     """The next object's clozes: its colour (a kind there: no colour named), then its kind per colour."""
     rule, lead = FORMS[FORM]
+    if RULE_WHERE == "locked" and "locked" not in door_states(image).values():
+        return tuple(name_clozes(mission, lead, state_facts(image)))
     return tuple(name_clozes(mission, lead, f"{state_facts(image)} {rule}"))
 
 

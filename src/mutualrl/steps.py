@@ -52,8 +52,9 @@ FORMS = {"deal with now": (RULE, ROLES[NEXT]),
          "use": (RULE, "So the agent must now use the")}
 #: the form asked (a benchmark sets another)
 FORM = "deal with now"
-#: where the rule is told: at every state ("always"), or only where a locked door is in view ("locked")
-RULE_TOLD = ("always", "locked")
+#: where the rule is told: at every state ("always"), only where a locked door is in view ("locked"),
+#: or there and where the hands hold a key ("locked or key")
+RULE_TOLD = ("always", "locked", "locked or key")
 RULE_WHERE = "always"
 for _rule, _lead in FORMS.values():
     add_lead(NEXT, _lead)
@@ -62,9 +63,14 @@ for _rule, _lead in FORMS.values():
 def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
     """The next object's clozes: its colour (a kind there: no colour named), then its kind per colour."""
     rule, lead = FORMS[FORM]
-    if RULE_WHERE == "locked" and "locked" not in door_states(image).values():
-        return tuple(name_clozes(mission, lead, state_facts(image)))
-    return tuple(name_clozes(mission, lead, f"{state_facts(image)} {rule}"))
+    return tuple(name_clozes(mission, lead, f"{state_facts(image)} {rule}" if _rule_told(image) else state_facts(image)))
+
+
+def _rule_told(image: np.ndarray) -> bool:
+    if RULE_WHERE == "always" or "locked" in door_states(image).values():
+        return True
+    holding = carried(image)
+    return RULE_WHERE == "locked or key" and holding is not None and IDX_TO_OBJECT[holding[0]] == "key"
 
 
 def state_questions(mission: str, image: np.ndarray, actions: tuple[str, ...], steps: bool) -> tuple[Situation, ...]:

@@ -5,10 +5,12 @@ object's colour) is asked in turn; along the BabyAI bot's own held-out episodes,
 untaught teacher's subgoal is one the bot's stack holds (`evaluation.subgoal_agreement`, as
 `mutualrl eval --advice subgoal` measures it). Choose a form on one seed block and confirm it on
 another (`--seed`). `--missing-keys on,off` asks each form with and without a locked door's
-missing key told (`facts.TELL_MISSING_KEYS`).
+missing key told (`facts.TELL_MISSING_KEYS`); `--rule always,locked,"locked or key"` with the rule told
+at every state, only where a locked door is in view, or there and where the hands hold a key
+(`steps.RULE_WHERE`).
 
     python benchmarks/step_forms.py [--teacher smollm2] [--episodes 10] [--seed 0] [--forms NAME,NAME] \
-        [--missing-keys on] [--rule always,locked] [--levels UnlockLocal,UnlockPickup,BlockedUnlockPickup,KeyCorridorS3R1]
+        [--missing-keys on] [--rule always] [--levels UnlockLocal,UnlockPickup,BlockedUnlockPickup,KeyCorridorS3R1]
 """
 
 from __future__ import annotations

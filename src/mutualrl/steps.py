@@ -63,10 +63,12 @@ for _rule, _lead in FORMS.values():
 def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
     """The next object's clozes: its colour (a kind there: no colour named), then its kind per colour."""
     rule, lead = FORMS[FORM]
-    return tuple(name_clozes(mission, lead, f"{state_facts(image)} {rule}" if _rule_told(image) else state_facts(image)))
+    facts = state_facts(image)
+    return tuple(name_clozes(mission, lead, f"{facts} {rule}" if _rule_told(image) else facts))
 
 
 def _rule_told(image: np.ndarray) -> bool:
+    """Whether the rule goes with these facts (`RULE_WHERE`; told at an open door, it names the key)."""
     if RULE_WHERE == "always" or "locked" in door_states(image).values():
         return True
     holding = carried(image)

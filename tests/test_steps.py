@@ -15,7 +15,7 @@ from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.rollout import HELD
 from mutualrl.subgoal_guidance import SubgoalGuidance
-from mutualrl.steps import NEXT, choose, state_questions, step_questions, step_verb
+from mutualrl.steps import NEXT, Segments, choose, state_questions, step_questions, step_verb
 from mutualrl.subgoals import Subgoal
 from mutualrl.teachers import BotTeacher
 from driving import driven_by_the_bot
@@ -186,6 +186,40 @@ def test_a_success_judges_each_state_with_the_object_the_student_dealt_with_next
     doors = {facts for (facts, _), word in right.items() if word == "door"}
     assert keys == set(seen[:picked]) and doors == set(seen[picked:])
     assert len(keys) > 1 and all(facts.startswith("You carry a") for facts in doors)
+
+
+def test_the_object_in_hand_and_a_pick_up_repeated_and_put_down_again_are_no_step():
+    """A student that dithers on UnlockPickup: the key picked up, put down, picked up again, the door
+    opened, the key put down, picked up again and put down, then the box taken. The states holding
+    the key wait for the next other act (the door; after it, the box), and those the repeated
+    pick-up after the door closed wait for the box; the first pick-ups' states stay the key's."""
+    key, door, box = (OBJECT_TO_IDX["key"], COLOR_TO_IDX["red"]), (OBJECT_TO_IDX["door"], COLOR_TO_IDX["red"]), \
+        (OBJECT_TO_IDX["box"], COLOR_TO_IDX["grey"])
+    floor_key, in_hand, the_box = ((2, 4), "key", "red", "open"), ((3, 6), "key", "red", "open"), ((4, 2), "box", "grey", "open")
+    locked, opened = ((3, 1), "door", "red", "locked"), ((3, 1), "door", "red", "open")
+    segments, right = Segments(1), {}
+
+    def see(name, *cells):
+        segments.see(0, view(*cells))
+        right[state_facts(view(*cells))] = name
+
+    see("key", locked, floor_key)
+    segments.dealt(0, key, picked=True)
+    see("door", locked, in_hand)
+    segments.dropped(0)
+    see("key", locked, ((2, 5), "key", "red", "open"))
+    segments.dealt(0, key, picked=True)
+    segments.dealt(0, door)
+    see("box", opened, in_hand)
+    segments.dropped(0)
+    see("box", opened, floor_key, the_box)
+    segments.dealt(0, key, picked=True)
+    see("box", opened, in_hand, the_box)
+    segments.dropped(0)
+    segments.dealt(0, box, picked=True)
+    judged = {state_facts(image): {key: "key", door: "door", box: "box"}[obj] for image, obj in segments.ended(0)}
+    assert judged == right and len(right) == 5  # (the key on the floor before the door: the same facts twice)
+    assert not segments.ended(0)
 
 
 def test_a_success_moves_a_step_the_teacher_read_wrong_where_no_decision_of_its_compares():

@@ -271,7 +271,9 @@ class SubgoalGuidance(Guidance):
                 opened = door if faces_open_door(after[i]) and not faces_open_door(before[i]) and \
                     front_object(before[i]) == door else None
                 if (dealt := picked or opened) is not None:
-                    self.segments.dealt(i, dealt)
+                    self.segments.dealt(i, dealt, picked=picked is not None)
+                elif holding is None and carried(before[i]) is not None:
+                    self.segments.dropped(i)
             if picked is not None:
                 obj, verb = picked, "pick up"
             elif (obj := front_object(after[i])) is not None and front_object(before[i]) != obj:

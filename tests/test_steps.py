@@ -12,7 +12,7 @@ from mutualrl.config import GuidanceConfig
 from mutualrl.envs import has_locked_doors, make_env, task_actions
 from mutualrl.facts import state_facts
 from mutualrl.evaluation import evaluate_subgoals
-from mutualrl.grounding import COLOURS, KINDS, Option, answers_for, as_read, meaning, mission_questions
+from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.rollout import HELD
 from mutualrl.subgoal_guidance import SubgoalGuidance
 from mutualrl.steps import NEXT, Segments, choose, state_questions, step_questions, step_verb
@@ -220,22 +220,6 @@ def test_the_object_in_hand_and_a_pick_up_repeated_and_put_down_again_are_no_ste
     judged = {state_facts(image): {key: "key", door: "door", box: "box"}[obj] for image, obj in segments.ended(0)}
     assert judged == right and len(right) == 5  # (the key on the floor before the door: the same facts twice)
     assert not segments.ended(0)
-
-
-def test_the_steps_colour_cloze_is_judged_on_the_colour_where_the_mission_reads_colourless():
-    """Both colour clozes read as naming no colour (a kind the likeliest answer): a choice of the
-    grey box is judged on "box" in the mission's, which keeps it colourless, and on "grey" in the
-    step's, whose colours' answers alone reach the choice."""
-    actions = task_actions("BabyAI-UnlockPickup-v0")
-    image = view(((3, 1), "door", "blue", "open"), ((2, 4), "key", "blue", "open"), ((4, 3), "box", "grey", "open"))
-    questions = state_questions("pick up the box", image, actions, True)
-    colourless = [np.where(np.asarray(q.actions) == "key", 0.9, 0.1 / len(q.actions)) for q in questions]
-    box = (OBJECT_TO_IDX["box"], COLOR_TO_IDX["grey"])
-    judged = {}
-    for role in ("pick", NEXT):
-        answers = as_read(questions, answers_for(questions, Option(Subgoal("pick up", box), "pick", role)), colourless, box)
-        judged |= {meaning(q)[0]: q.actions[a] for q, a in zip(questions, answers) if a >= 0 and meaning(q)[1] == "colour"}
-    assert judged == {"pick": "box", NEXT: "grey"}
 
 
 def test_a_success_moves_a_step_the_teacher_read_wrong_where_no_decision_of_its_compares():

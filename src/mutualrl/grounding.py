@@ -352,16 +352,11 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
 
 def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Sequence[np.ndarray], obj: Obj) -> list[int]:
     """The answers a choice of `obj` amounts to as the teacher read the mission: in a colour cloze
-    of the mission whose kinds' answers outweigh its colours' (the mission names no colour), the
-    object's kind rather than its colour, so that feedback confirms the reading instead of teaching
-    the mission a colour (`Design.colourless`; "ignored" keeps the colour). The next step's colour
-    cloze keeps the colour: the model answers it with a kind in every state, and the choice takes
-    only its colours' answers (`names`), so its kinds, taught, never reached the choice. Measured on
-    `UnlockPickup` (`mutual`, seed 2, 307,200 frames): with the door open, the hands empty, its key
-    and the box in view, the kinds had learnt "box" (0.10 untaught, 0.52), the choice still read
-    the key, the box and the door at 0.25, 0.38 and 0.28."""
+    whose kinds' answers outweigh its colours' (the mission names no colour), the object's kind
+    rather than its colour, so that feedback confirms the reading instead of teaching the mission
+    a colour (`Design.colourless`; "ignored" keeps the colour)."""
     if DESIGN.colourless == "ignored":
         return list(answers)
     kind = words_of(obj)[1]
-    return [q.actions.index(kind) if a >= 0 and meaning(q)[1] == "colour" and meaning(q)[0] != NEXT
-            and kind in q.actions and _reads_colourless(p) else a for q, a, p in zip(questions, answers, probs)]
+    return [q.actions.index(kind) if a >= 0 and meaning(q)[1] == "colour" and kind in q.actions
+            and _reads_colourless(p) else a for q, a, p in zip(questions, answers, probs)]

@@ -148,7 +148,8 @@ class Segments:
     run resumed at 307,200 frames for 20,480): 6 of 10 successes picked the key up two to eight
     times; the verdicts named the key at 648 states that held it (255 with the key in hand beside
     its locked door, where the bot opens it) and at 114 with the door open and the hands empty,
-    where the bot takes the box."""
+    where the bot takes the box. Without them, the teacher after feedback on `UnlockLocal` read
+    0.886 (IQM of three seeds), with them 0.912."""
 
     def __init__(self, copies: int):
         self._open: list[dict[str, np.ndarray]] = [{} for _ in range(copies)]

@@ -8,11 +8,13 @@ row per level whose missions the teacher reads in other words (synonyms, other p
 grounding must not depend on the templates' words; `--held-out`, a row in words that never took
 part in choosing a design or a question. `--channel-weights` gives each design a column per weight
 of the verb read the other way round (`channel`; 0 asks no such question), `--apart` one per way
-of reading the two objects of `put` (`grounding.Design.apart`).
+of reading the two objects of `put` (`grounding.Design.apart`), `--habit` one per way of reading
+the colour cloze's kind share (`grounding.Design.habit`).
 
     python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
                                              [--levels L1,L2] [--designs D1,D2] [--reworded] [--held-out]
-                                             [--channel-weights 0,0.25] [--apart on,off] [--spaces task,full]
+                                             [--channel-weights 0,0.25] [--apart on,off] [--habit on,off]
+                                             [--spaces task,full]
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ DESIGNS = {f"{'calibrated' if calibrate else 'as read'} {ratio}{'' if colourless
            for calibrate in (True, False) for ratio in (0.5, 0.25, 0.1) for colourless in ("ignored", "mixed", "majority")}
 
 
+def _switches(parser: argparse.ArgumentParser, name: str, values: str) -> list[bool]:
+    bad = [v for v in values.split(",") if v not in ("on", "off")]
+    if bad:
+        parser.error(f"{name}: {bad[0]!r} is not one of on, off")
+    return [v == "on" for v in values.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="smollm2")
@@ -50,16 +59,19 @@ def main() -> None:
                         help="comma-separated weights of the verb read the other way round")
     parser.add_argument("--apart", default="on" if grounding.Design().apart else "off",
                         help="comma-separated, of on, off: the two objects of put read as different objects")
+    parser.add_argument("--habit", default="on" if grounding.Design().habit else "off",
+                        help="comma-separated, of on, off: the colour cloze's kind share judged against a content-free mission's")
     parser.add_argument("--spaces", default="task,full", help="action spaces: task, full or both")
     args = parser.parse_args()
     output.configure()
     teacher = make_teacher(args.teacher, seed=args.seed)
     weights = [float(w) for w in args.channel_weights.split(",")]
-    aparts = [{"on": True, "off": False}[a] for a in args.apart.split(",")]
+    aparts, habits = (_switches(parser, name, values) for name, values in (("--apart", args.apart), ("--habit", args.habit)))
     designs = {f"{name}{'' if weights == [grounding.Design().channel_weight] else f' channel {w:g}'}"
-               f"{'' if aparts == [grounding.Design().apart] else f' apart {a:d}'}":
-               dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a)
-               for name in args.designs.split(",") for w in weights for a in aparts}
+               f"{'' if aparts == [grounding.Design().apart] else f' apart {a:d}'}"
+               f"{'' if habits == [grounding.Design().habit] else f' habit {h:d}'}":
+               dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a, habit=h)
+               for name in args.designs.split(",") for w in weights for a in aparts for h in habits}
     table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
                         f"seed {args.seed})")
     for column in ("level", "actions", "missions", *designs, "seconds"):

@@ -15,14 +15,14 @@ def _answers(questions, reads: dict[str, dict[tuple[str, str], float]],
              said: dict[tuple[str, str, str], float] | None = None) -> list[np.ndarray]:
     """Each role's clozes answered so that its names read as `reads[role]` (colour, then kind per
     colour); the clozes read the other way round, the likelihood in `said` (1e-20 where none is
-    given); every other cloze answered uniformly."""
+    given); every other cloze, the content-free mission's included, answered uniformly."""
     probs = []
     for q in questions:
         if channel.is_channel(q):
             probs.append(np.array([(said or {}).get(channel.about(q), 1e-20)]))
             continue
         role, asks, colour = meaning(q)
-        names = reads.get(role)
+        names = reads.get(role) if q.mission != grounding.CONTENT_FREE else None
         if names is None or asks is None:
             probs.append(np.full(len(q.actions), 1.0 / len(q.actions)))
         elif asks == "colour":

@@ -23,6 +23,7 @@ those tokens' logits (`scoring.PrefixSharedScorer` computes only those rows).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -85,13 +86,20 @@ class Design:
     the two roles' joint read, a pair naming one object twice all but ruled out). Read alone, the
     object to move was wrong in 0.10-0.15 of the design sets' missions, mostly read as the other
     ("put the red key next to the red ball" read "red ball"); apart, in 0.00-0.05
-    (`benchmarks/put_forms.py`)."""
+    (`benchmarks/put_forms.py`).
+    `habit`: judge the colour cloze's kind share against its share for a content-free mission
+    where that is above 1/2 (the odds of one over the other's): the model says "open the door" whether or not the
+    mission names the door's colour (a share of 0.41-0.93 where it does, 0.93 for "N/A"), where
+    "pick up the" leads to a kind only where the mission names no colour (0.01-0.52 where it
+    does, 0.99 or more where not; 0.73 for "N/A"). The habit is the untaught model's, read once
+    (feedback that confirms "door" for "open the door" must not move the yardstick too)."""
 
     calibrate: bool = False
     explore_ratio: float = 0.25
     colourless: str = "mixed"
     channel_weight: float = 0.25
     apart: bool = True
+    habit: bool = True
 
 
 DESIGN = Design()
@@ -131,10 +139,13 @@ def verb_words(actions: Sequence[str]) -> tuple[str, ...]:
 def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation, ...]:
     """Every cloze about a mission: the verb (where there is a choice), and the colour and kind
     of the object each verb the actions allow needs; with calibration, the same about the
-    content-free mission (one read per teacher version serves every mission)."""
+    content-free mission (one read per teacher version serves every mission); with the habit
+    (`Design.habit`), its colour clozes, read once by the untaught model."""
     said = DESIGN.channel_weight > 0
-    bias = tuple(q for q in _clozes(CONTENT_FREE, actions, said) if meaning(q)[1] is not None) if DESIGN.calibrate else ()
-    return _clozes(mission, actions, said) + bias
+    free = _clozes(CONTENT_FREE, actions, said)
+    bias = tuple(q for q in free if meaning(q)[1] is not None) if DESIGN.calibrate else ()
+    habit = tuple(dataclasses.replace(q, untaught=True) for q in free if asks_colour(q)) if DESIGN.habit else ()
+    return _clozes(mission, actions, said) + bias + habit
 
 
 @functools.lru_cache(maxsize=4096)
@@ -174,7 +185,8 @@ class Reading:
     def __init__(self, questions: Sequence[Situation], probs: Sequence[np.ndarray], actions: Sequence[str]):
         said = {channel.about(q): float(p[0]) for q, p in zip(questions, probs) if channel.is_channel(q)}
         answers = {meaning(q): p for q, p in zip(questions, probs) if q.mission != CONTENT_FREE and not channel.is_channel(q)}
-        bias = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE}
+        bias = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE and not q.untaught}
+        habit = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE and q.untaught}
         dist = {k: _calibrated(p, bias.get(k)) for k, p in answers.items()}
         words = verb_words(actions)
         direct = dist.get(("verb", None, None), np.ones(len(words)))
@@ -185,7 +197,8 @@ class Reading:
         self.names: dict[str, np.ndarray] = {}  # role -> (colours, kinds)
         for role in ROLES:
             if (role, "colour", None) in dist:
-                self.names[role] = names(dist[(role, "colour", None)], [dist[(role, "kind", c)] for c in COLOURS])
+                self.names[role] = names(dist[(role, "colour", None)], [dist[(role, "kind", c)] for c in COLOURS],
+                                         habit.get((role, "colour", None)))
                 colours, kinds = _likelihoods(said, role, "colour", COLOURS), _likelihoods(said, role, "kind", KINDS)
                 if colours is not None and kinds is not None:
                     self.names[role] = channel.combined(self.names[role], channel.names(colours, kinds),
@@ -216,10 +229,11 @@ def _likelihoods(said: dict[tuple, float], role: str, part: str | None, values: 
     return [said[k] for k in keys] if all(k in said for k in keys) else None
 
 
-def names(colour: np.ndarray, kinds: Sequence[np.ndarray]) -> np.ndarray:
+def names(colour: np.ndarray, kinds: Sequence[np.ndarray], habit: np.ndarray | None = None) -> np.ndarray:
     """A role's read of every object name, (colours, kinds): p(colour) * p(kind | colour), from the
-    colour cloze's answers and the kind cloze's after each colour."""
-    return _colours(colour)[:, None] * np.stack(kinds)
+    colour cloze's answers and the kind cloze's after each colour (`habit`: the colour cloze's
+    answers for a content-free mission, `Design.habit`)."""
+    return _colours(colour, habit)[:, None] * np.stack(kinds)
 
 
 def apart(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -258,13 +272,25 @@ def _reads_colourless(answers: np.ndarray) -> bool:
     return _unnamed(answers) > 0.5
 
 
-def _colours(answers: np.ndarray) -> np.ndarray:
-    """The object's colour from the colour cloze's answers (colours, then kinds: `Design.colourless`)."""
+def _against(share: float, habit: float) -> float:
+    """The kinds' share judged against the habit (their share for a content-free mission): where
+    the model mostly skips the colour (a habit above 1/2), the share's odds divided by the habit's;
+    elsewhere the share itself, since a habit of naming a colour makes no kind surer."""
+    if habit <= 0.5:
+        return share
+    odds = share / max(1.0 - share, 1e-12) * (1.0 - habit) / habit
+    return odds / (1.0 + odds)
+
+
+def _colours(answers: np.ndarray, habit: np.ndarray | None = None) -> np.ndarray:
+    """The object's colour from the colour cloze's answers (colours, then kinds: `Design.colourless`),
+    the kinds' share judged against `habit`'s where given (`Design.habit`)."""
     named = answers[: len(COLOURS)]
     named = _normalised(named)
     if DESIGN.colourless == "ignored":
         return named
-    unnamed = _unnamed(answers) if DESIGN.colourless == "mixed" else float(_reads_colourless(answers))
+    unnamed = _unnamed(answers) if habit is None else _against(_unnamed(answers), _unnamed(habit))
+    unnamed = unnamed if DESIGN.colourless == "mixed" else float(unnamed > 0.5)
     return (1.0 - unnamed) * named + unnamed / len(COLOURS)
 
 

@@ -88,10 +88,10 @@ class Design:
     ("put the red key next to the red ball" read "red ball"); apart, in 0.00-0.05
     (`benchmarks/put_forms.py`).
     `habit`: judge the colour cloze's kind share against its share for a content-free mission
-    where that is above 1/2 (the odds of one over the other's): the model says "open the door" whether or not the
-    mission names the door's colour (a share of 0.41-0.93 where it does, 0.93 for "N/A"), where
-    "pick up the" leads to a kind only where the mission names no colour (0.01-0.52 where it
-    does, 0.99 or more where not; 0.73 for "N/A"). The habit is the untaught model's, read once
+    where that is above 1/2 (the odds of one over the other's): the model says "open the door"
+    whether or not the mission names the door's colour (a share of 0.41-0.93 where it does, 0.93
+    for "N/A"), where "pick up the" leads to a kind only where the mission names no colour
+    (0.01-0.52 where it does, 0.99 or more where not; 0.73 for "N/A"). The habit is the untaught model's, read once
     (feedback that confirms "door" for "open the door" must not move the yardstick too)."""
 
     calibrate: bool = False

@@ -474,7 +474,7 @@ def test_a_deferred_prompt_keeps_the_teachers_last_answer(tiny_causal):
     (a question read once by the untaught model stays known)."""
     from mutualrl.teachers.hf import HFTeacher
 
-    questions = mission_questions("go to the red ball", task_actions("BabyAI-GoToLocal-v0"))
+    questions = mission_questions("go to the red ball", task_actions("BabyAI-PickupLoc-v0"))
     teacher = HFTeacher(*tiny_causal)
     assert teacher.recall(questions) == [None] * len(questions)
     answers = teacher.advise(questions)

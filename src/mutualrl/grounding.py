@@ -91,15 +91,18 @@ class Design:
     where that is above 1/2 (the odds of one over the other's): the model says "open the door"
     whether or not the mission names the door's colour (a share of 0.41-0.93 where it does, 0.93
     for "N/A"), where "pick up the" leads to a kind only where the mission names no colour
-    (0.01-0.52 where it does, 0.99 or more where not; 0.73 for "N/A"). The habit is the untaught model's, read once
-    (feedback that confirms "door" for "open the door" must not move the yardstick too)."""
+    (0.01-0.52 where it does, 0.99 or more where not; 0.73 for "N/A"). The habit is the untaught
+    model's, read once (feedback that confirms "door" for "open the door" must not move the
+    yardstick too). Measured: zero-shot, `OpenDoor` 0.904 -> 0.917 and `Open` 0.864 -> 0.988, the
+    door ladder unchanged; but in the loop `UnlockPickup`'s teacher 0.828 -> 0.774 (mean of three
+    seeds) and the students slower, so it is off."""
 
     calibrate: bool = False
     explore_ratio: float = 0.25
     colourless: str = "mixed"
     channel_weight: float = 0.25
     apart: bool = True
-    habit: bool = True
+    habit: bool = False
 
 
 DESIGN = Design()

@@ -145,10 +145,16 @@ def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation
     content-free mission (one read per teacher version serves every mission); with the habit
     (`Design.habit`), its colour clozes, read once by the untaught model."""
     said = DESIGN.channel_weight > 0
+    return _clozes(mission, actions, said) + _content_free(actions, said, DESIGN.calibrate, DESIGN.habit)
+
+
+@functools.lru_cache(maxsize=64)
+def _content_free(actions: tuple[str, ...], said: bool, calibrate: bool, habit: bool) -> tuple[Situation, ...]:
+    """The content-free mission's clozes a design reads beside every mission's (built once, not
+    at every state): all of them to calibrate, its colour clozes read untaught for the habit."""
     free = _clozes(CONTENT_FREE, actions, said)
-    bias = tuple(q for q in free if meaning(q)[1] is not None) if DESIGN.calibrate else ()
-    habit = tuple(dataclasses.replace(q, untaught=True) for q in free if asks_colour(q)) if DESIGN.habit else ()
-    return _clozes(mission, actions, said) + bias + habit
+    bias = tuple(q for q in free if meaning(q)[1] is not None) if calibrate else ()
+    return bias + (tuple(dataclasses.replace(q, untaught=True) for q in free if asks_colour(q)) if habit else ())
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,6 +1,8 @@
 """Missions in other words, for the benchmarks that measure whether the teacher depends on the
 templates' words: verbs, prepositions and phrasing no BabyAI template uses. "reworded" took part
 in choosing the grounding design and the questions; "held-out" never did (it only measures).
+"misread" is a design set of verbs the kept verb question reads wrong ("take the box" read as going
+to it), for designing a better one without looking at "held-out".
 Registered as levels of their own (`register`), every part of a run reads them: the student, the
 teacher, and the evaluations (the BabyAI bot plans on the instruction, not the words)."""
 
@@ -18,6 +20,8 @@ REWORDINGS = {
                     (r"^open (.*)$", r"pull \1 open"), (r" in front of you", " facing you"), (r" behind you", " at the back")),
     "held-out": ((r"^go to ", "head for "), (r"^pick up ", "fetch "), (r"^put ", "move "), (r" next to ", " close to "),
                  (r"^open (.*)$", r"get \1 open"), (r" in front of you", " before you"), (r" behind you", " to your rear")),
+    "misread": ((r"^go to ", "approach "), (r"^pick up ", "take "), (r"^put ", "leave "), (r" next to ", " alongside "),
+                (r"^open (.*)$", r"swing \1 open"), (r" in front of you", " in front"), (r" behind you", " behind")),
 }
 
 

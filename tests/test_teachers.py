@@ -306,6 +306,21 @@ def test_each_answer_is_judged_against_the_other_answers_of_its_own_prompt():
     assert all(np.allclose(x, y) for x, y in zip(improvement_targets(shifted), [even, contrast, alone]))
 
 
+def test_an_answer_judged_better_can_come_back_from_a_collapse():
+    """A right answer knocked to near 0 by other prompts' updates is lifted by its verdicts (1 for
+    it, 0 for the others); an answer that did worse stays where it was, however unlikely."""
+    sit = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])[0]
+    n = len(sit.actions)
+    right, worse = 0, 1
+    policy = np.full(n, (1.0 - 2e-4) / (n - 2))
+    policy[[right, worse]] = 1e-4
+    counts, sums = np.ones(n), np.zeros(n)
+    sums[right], sums[worse] = 1.0, -1.0
+    target = improvement_targets([PromptFeedback(sit, n, counts, sums, n * policy, 0, 0)])[0]
+    assert target[right] > 0.02  # 200 times its probability (by its gain alone, 6.5 times)
+    assert target[worse] <= policy[worse]
+
+
 def test_expert_teacher_agrees_with_the_bot_and_solves_the_task():
     result = evaluate_teacher(BotTeacher(), "BabyAI-GoToRedBallNoDists-v0", episodes=10, seed=0)
     assert result.success_rate == 1.0

@@ -26,6 +26,8 @@ from mutualrl.teachers.models import weight_dtype
 from mutualrl.teachers.scoring import PrefixSharedScorer
 from mutualrl.teachers.text import TextTeacher
 
+#: the least probability an answer judged better than its prompt's others counts as (`improvement_targets`)
+RECOVERABLE = 0.01
 _LLAMA_LIKE_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -189,14 +191,23 @@ def improvement_targets(feedback: Sequence[PromptFeedback]) -> list[np.ndarray]:
     all prompts pushes every taken answer of a kind one way. Measured: against the feedback's
     mean, "pick" 0.88 -> "go" 1.00 on `PickupLoc`; against 0 (no baseline), a teacher's own
     decisions on the go-to levels made it say "go" to pick-up missions next (0.11 right before
-    `PickupLoc`, 0.89 untaught)."""
+    `PickupLoc`, 0.89 untaught).
+
+    An answer that did better than its prompt's others counts as at least `RECOVERABLE` likely,
+    so that it can come back from a collapse: other prompts' updates move a prompt through the
+    shared adapter, and measured (`PickupLoc` in words the verb cloze misreads, `mutual`, seed 0),
+    they knocked a verb learnt right ("take a key": pick 1.00) down to 0.00 in two updates; its
+    verdicts (pick 1, every other verb 0) then moved nothing, its probability times any bounded
+    gain staying near 0, and the verb ended "open" 1.00 on every mission (subgoal accuracy as given
+    0.966 -> 0.074)."""
     taken = np.concatenate([f.signal[~np.isnan(f.signal)] for f in feedback])
     scale = float(taken.std()) + 1e-8 if len(taken) > 1 else 1.0
     targets = []
     for f in feedback:
         baseline = f.signal_sum.sum() / max(f.counts.sum(), 1.0)
         gain = np.nan_to_num((f.signal - baseline) / scale)
-        targets.append(softmax(np.log(np.clip(f.policy, 1e-6, None)) + gain))
+        policy = np.where(gain > 0, np.maximum(f.policy, RECOVERABLE), np.clip(f.policy, 1e-6, None))
+        targets.append(softmax(np.log(policy) + gain))
     return targets
 
 

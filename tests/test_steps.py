@@ -16,7 +16,7 @@ from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.rollout import HELD
 from mutualrl.subgoal_guidance import SubgoalGuidance
 from mutualrl.steps import NEXT, Segments, choose, state_questions, step_questions, step_verb
-from mutualrl.subgoals import Subgoal
+from mutualrl.subgoals import EXPLORE, Subgoal
 from mutualrl.teachers import BotTeacher
 from driving import driven_by_the_bot
 from views import view
@@ -250,6 +250,14 @@ def test_an_episode_that_fails_or_a_student_that_rarely_succeeds_judges_no_step(
     assert succeeded and not _step_records(guidance)  # one success in the last 100 episodes is under the floor
 
 
+def _answer(q, colour: str, kind: str) -> np.ndarray:
+    """A sure teacher: the verb "pick", every role's object the grey box, the step's `colour kind`."""
+    role, asks, _ = meaning(q)
+    word = "pick" if role == "verb" else (colour if asks == "colour" else kind) if role == NEXT else \
+        "grey" if asks == "colour" else "box"
+    return np.where(np.asarray(q.actions) == word, 1.0, 0.01) / (1 + 0.01 * (len(q.actions) - 1))
+
+
 def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():
     """On the way to where it drops the key, the agent turns from the box the step names: the step
     stays a drop (it was explore, and the agent turned back and forth between the two). The key in
@@ -258,16 +266,22 @@ def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():
     image = view(((3, 6), "key", "red", "open"), ((3, 2), "door", "red", "open"))
     questions = state_questions("pick up the grey box", image, actions, True)
 
-    def answer(q, colour, kind):  # the verb "pick", every role's object the grey box, the step's `colour kind`
-        role, asks, _ = meaning(q)
-        word = "pick" if role == "verb" else (colour if asks == "colour" else kind) if role == NEXT else \
-            "grey" if asks == "colour" else "box"
-        return np.where(np.asarray(q.actions) == word, 1.0, 0.01) / (1 + 0.01 * (len(q.actions) - 1))
-
-    assert choose(questions, [answer(q, "grey", "box") for q in questions], image, actions)[0] == Subgoal("drop")
+    assert choose(questions, [_answer(q, "grey", "box") for q in questions], image, actions)[0] == Subgoal("drop")
     # the key in hand named again is no reason to drop it, nor a thing to look for
-    assert choose(questions, [answer(q, "red", "key") for q in questions], image, actions)[0] == \
+    assert choose(questions, [_answer(q, "red", "key") for q in questions], image, actions)[0] == \
         Subgoal("go to", (DOOR, RED))
+
+
+def test_full_hands_and_the_missing_key_of_a_locked_door_in_view_read_as_a_drop():
+    """The ball moved from the door in hand, the locked door's key not in view: the key named is
+    taken after a drop (it was explore, and the agent searched on with the ball in hand)."""
+    actions = task_actions("BabyAI-BlockedUnlockPickup-v0")
+    image = view(((3, 6), "ball", "green", "open"), ((3, 2), "door", "red", "locked"))
+    questions = state_questions("pick up the grey box", image, actions, True)
+
+    assert choose(questions, [_answer(q, "red", "key") for q in questions], image, actions)[0] == Subgoal("drop")
+    # another key out of view is looked for, with the hands as they are
+    assert choose(questions, [_answer(q, "blue", "key") for q in questions], image, actions)[0] == Subgoal(EXPLORE)
 
 
 @pytest.mark.parametrize("floor, judges", [(0.0, True), (0.1, False)])

@@ -98,7 +98,9 @@ def step_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.
     as explore, or as a drop where it is the object the mission picks up and the hands are full
     (else the agent, turned away from it on the way to where it drops, would be told to explore;
     any unseen name read so, the untaught teacher dropped the key on `UnlockLocal`: 0.60 of the
-    bot's states against 0.66, 10 held-out episodes). A locked door's key that the facts told is
+    bot's states against 0.66, 10 held-out episodes), or where it is the key of a locked door in
+    view (the hands must be free to take it; read as explore on `BlockedUnlockPickup`, the agent
+    held the ball it moved from the door and searched on). A locked door's key that the facts told is
     not in view weighs all its probability: named against them, it is meant (a taught teacher read
     "key" in 0.68-0.79 there and still said the door, docs/results.md). The object in hand is not
     a name to look for: a teacher taught "key" where the hands were empty read it with the key in
@@ -110,10 +112,11 @@ def step_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.
     weights = [reading.p(NEXT, obj) for obj in seen]
     in_hand = [holding] if holding is not None else []  # (not a thing to look for)
     unseen, word = reading.likeliest_unseen(NEXT, seen + in_hand), max(reading.verbs, key=reading.verbs.get)
-    frees = word == "pick" and unseen == reading.likeliest_unseen("pick", ())
+    missing = unseen in missing_keys(image)
+    frees = missing or (word == "pick" and unseen == reading.likeliest_unseen("pick", ()))
     away = "drop" if frees and step_verb(unseen, image, reading.verbs) == "drop" else EXPLORE
     options.append(Option(Subgoal(away)))
-    ratio = 1.0 if unseen in missing_keys(image) else DESIGN.explore_ratio
+    ratio = 1.0 if missing else DESIGN.explore_ratio
     weights.append(ratio * reading.p(NEXT, unseen))
     w = np.array(weights)
     return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))

@@ -10,7 +10,7 @@ at every state, only where a locked door is in view, or there and where the hand
 (`steps.RULE_WHERE`).
 
     python benchmarks/step_forms.py [--teacher smollm2] [--episodes 10] [--seed 0] [--forms NAME,NAME] \
-        [--missing-keys on] [--rule always] [--levels UnlockLocal,UnlockPickup,BlockedUnlockPickup,KeyCorridorS3R1]
+        [--missing-keys on] [--rule "locked or key"] [--levels UnlockLocal,UnlockPickup,BlockedUnlockPickup,KeyCorridorS3R1]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--forms", default=",".join(steps.FORMS), help=f"of: {', '.join(steps.FORMS)}")
     parser.add_argument("--missing-keys", default="on", help="on, off or on,off: tell a locked door's missing key")
-    parser.add_argument("--rule", default="always", help=f"where the rule is told, one or more of: {', '.join(steps.RULE_TOLD)}")
+    parser.add_argument("--rule", default=steps.RULE_WHERE, help=f"where the rule is told, one or more of: {', '.join(steps.RULE_TOLD)}")
     parser.add_argument("--levels", default=",".join(LEVELS), help="BabyAI level names, without BabyAI- and -v0")
     args = parser.parse_args()
     forms = args.forms.split(",")

@@ -10,7 +10,7 @@ at every state, only where a locked door is in view, or there and where the hand
 (`steps.RULE_WHERE`).
 
     python benchmarks/step_forms.py [--teacher smollm2] [--episodes 10] [--seed 0] [--forms NAME,NAME] \
-        [--missing-keys on] [--rule "locked or key"] [--levels UnlockLocal,UnlockPickup,BlockedUnlockPickup,KeyCorridorS3R1]
+        [--missing-keys on] [--rule always] [--levels UnlockLocal,UnlockPickup,BlockedUnlockPickup,KeyCorridorS3R1]
 """
 
 from __future__ import annotations

@@ -82,6 +82,19 @@ def test_a_part_is_done_once_completed_and_only_for_the_rest_of_its_episode():
     assert parts.done[0] == frozenset()
 
 
+def test_a_door_opened_that_is_seen_shut_is_no_longer_done():
+    """Another door of its colour (`KeyCorridorS3R1`: the locked one) or the same shut again."""
+    parts = PartsDone()
+    parts.name(0, Subgoal("open", RED_DOOR))
+    parts.name(0, Subgoal("open", BLUE_DOOR))
+    both = view(((3, 5), "door", "red", "open"), ((1, 1), "door", "blue", "open"))
+    parts.see(np.stack([both]), [False])
+    parts.see(np.stack([view(((3, 5), "door", "blue", "open"))]), [False])
+    assert parts.done[0] == frozenset({Subgoal("open", RED_DOOR), Subgoal("open", BLUE_DOOR)})
+    parts.see(np.stack([view(((1, 2), "door", "red", "locked"))]), [False])
+    assert parts.done[0] == frozenset({Subgoal("open", BLUE_DOOR)})
+
+
 def test_read_in_the_right_order_every_mission_of_two_parts_is_carried_out():
     """Without the parts done, the first door is named again once open, and only the missions of
     one part succeed."""

@@ -268,8 +268,10 @@ def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():
 
     assert choose(questions, [_answer(q, "grey", "box") for q in questions], image, actions)[0] == Subgoal("drop")
     # the key in hand named again is no reason to drop it, nor a thing to look for
-    assert choose(questions, [_answer(q, "red", "key") for q in questions], image, actions)[0] == \
-        Subgoal("go to", (DOOR, RED))
+    elsewhere = view(((3, 6), "key", "red", "open"), ((3, 2), "door", "grey", "open"))
+    questions = state_questions("pick up the grey box", elsewhere, actions, True)
+    assert choose(questions, [_answer(q, "grey", "door") for q in questions], elsewhere, actions)[0] == \
+        Subgoal("go to", (DOOR, GREY))
 
 
 def test_full_hands_and_the_missing_key_of_a_locked_door_in_view_read_as_a_drop():
@@ -282,6 +284,24 @@ def test_full_hands_and_the_missing_key_of_a_locked_door_in_view_read_as_a_drop(
     assert choose(questions, [_answer(q, "red", "key") for q in questions], image, actions)[0] == Subgoal("drop")
     # another key out of view is looked for, with the hands as they are
     assert choose(questions, [_answer(q, "blue", "key") for q in questions], image, actions)[0] == Subgoal(EXPLORE)
+
+
+def test_a_key_that_has_opened_its_door_is_dropped_whatever_is_named():
+    """Its door open in view, or opened earlier in the episode (out of view now): the bot drops it
+    there, and the step said go to the open door or explore."""
+    actions = task_actions("BabyAI-KeyCorridorS3R1-v0")
+    at_the_door = view(((3, 6), "key", "red", "open"), ((3, 2), "door", "red", "open"))
+    turned_away = view(((3, 6), "key", "red", "open"))
+    opened = frozenset({Subgoal("open", (DOOR, RED))})
+    for image, done in ((at_the_door, frozenset()), (turned_away, opened)):
+        questions = state_questions("pick up the grey ball", image, actions, True)
+        for named in (("red", "door"), ("blue", "ball")):
+            assert choose(questions, [_answer(q, *named) for q in questions], image, actions, done=done)[0] == \
+                Subgoal("drop")
+    # before its door opened, the key in hand goes on to it (out of view: explore)
+    questions = state_questions("pick up the grey ball", turned_away, actions, True)
+    assert choose(questions, [_answer(q, "red", "door") for q in questions], turned_away, actions)[0] == \
+        Subgoal(EXPLORE)
 
 
 @pytest.mark.parametrize("floor, judges", [(0.0, True), (0.1, False)])

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mutualrl.facts import door_states
 from mutualrl.subgoals import Subgoal, reached
 
 #: the subgoals whose completion is a part done
@@ -40,13 +41,16 @@ class PartsDone:
             self._named[copy].add(subgoal)
 
     def see(self, images: np.ndarray, ended: Sequence[bool]) -> None:
-        """After a step: each named subgoal completed in the copy's view is done; an episode that
-        ended (or a copy that starts a new one) starts with none."""
+        """After a step: each named subgoal completed in the copy's view is done, and a door opened
+        that is in view shut is not (another door of its colour, or shut again: on
+        `KeyCorridorS3R1` the door opened while exploring shares its colour with the locked one);
+        an episode that ended (or a copy that starts a new one) starts with none."""
         for i, image in enumerate(images):
             if ended[i]:
                 self._named.pop(i, None)
                 self.done.pop(i, None)
                 continue
             new = {s for s in self._named[i] - self.done[i] if reached(s, image, ())}
-            if new:
-                self.done[i] = self.done[i] | new
+            shut = {door for door, state in door_states(image).items() if state != "open"}
+            if new or shut:
+                self.done[i] = frozenset(s for s in self.done[i] | new if s.verb != "open" or s.obj not in shut)

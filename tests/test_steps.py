@@ -268,10 +268,29 @@ def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():
 
     assert choose(questions, [_answer(q, "grey", "box") for q in questions], image, actions)[0] == Subgoal("drop")
     # the key in hand named again is no reason to drop it, nor a thing to look for
-    elsewhere = view(((3, 6), "key", "red", "open"), ((3, 2), "door", "grey", "open"))
+    elsewhere = view(((3, 6), "key", "red", "open"), ((3, 2), "door", "red", "closed"))
     questions = state_questions("pick up the grey box", elsewhere, actions, True)
-    assert choose(questions, [_answer(q, "grey", "door") for q in questions], elsewhere, actions)[0] == \
-        Subgoal("go to", (DOOR, GREY))
+    assert choose(questions, [_answer(q, "red", "key") for q in questions], elsewhere, actions)[0] == \
+        Subgoal("open", (DOOR, RED))
+
+
+@pytest.mark.parametrize("verb, step", [("pick", Subgoal("pick up", (BOX, GREY))), ("go", Subgoal("go to", (DOOR, RED)))])
+def test_an_open_door_is_no_step_unless_the_mission_goes_somewhere(verb, step):
+    """Named with the box in view, the open door leaves the choice to the box (the bot takes it)."""
+    actions = task_actions("BabyAI-UnlockPickup-v0")
+    image = view(((3, 2), "door", "red", "open"), ((5, 4), "box", "grey", "open"))
+    questions = state_questions("pick up the grey box", image, actions, True)
+    # the open door likelier than the box, both likelier than any name out of view
+    leaning = {"verb": {verb: 1.0}, "colour": {"red": 0.55, "grey": 0.45}, "kind": {"door": 0.55, "box": 0.45}}
+
+    def answer(q) -> np.ndarray:
+        role, asks, _ = meaning(q)
+        if role not in ("verb", NEXT):
+            return _answer(q, "grey", "box")
+        said = leaning["verb" if role == "verb" else asks]
+        return np.array([said.get(a, 1e-4) for a in q.actions])
+
+    assert choose(questions, [answer(q) for q in questions], image, actions)[0] == step
 
 
 def test_full_hands_and_the_missing_key_of_a_locked_door_in_view_read_as_a_drop():

@@ -124,17 +124,21 @@ def step_weights(reading: Reading, image: np.ndarray,
     not in view weighs all its probability: named against them, it is meant (a taught teacher read
     "key" in 0.68-0.79 there and still said the door, docs/results.md). The object in hand is not
     a name to look for: a teacher taught "key" where the hands were empty read it with the key in
-    hand too, and sent the student exploring beside the key's door. A key that has `served` is
-    dropped, whatever is named."""
+    hand too, and sent the student exploring beside the key's door. Nor is an open door, unless the
+    mission reads "go": nothing is left to do with it (named, a taught teacher said go to it in 16
+    of `KeyCorridorS3R1`'s 296 bot states, where the bot took the ball or the key in view). A key
+    that has `served` is dropped, whatever is named."""
     if served(image, done):
         return [Option(Subgoal("drop"))], np.ones(1)
-    seen, holding = visible_objects(image), carried(image)
+    word, holding = max(reading.verbs, key=reading.verbs.get), carried(image)
+    passed = [door for door, state in door_states(image).items() if state == "open" and word != "go"]
+    seen = [obj for obj in visible_objects(image) if obj not in passed]
     # (a drop frees the hands for the object named: judged on nothing, as explore)
     options = [Option(Subgoal("drop"), None, None) if verb == "drop" else Option(Subgoal(verb, obj), None, NEXT)
                for obj in seen for verb in [step_verb(obj, image, reading.verbs)]]
     weights = [reading.p(NEXT, obj) for obj in seen]
     in_hand = [holding] if holding is not None else []  # (not a thing to look for)
-    unseen, word = reading.likeliest_unseen(NEXT, seen + in_hand), max(reading.verbs, key=reading.verbs.get)
+    unseen = reading.likeliest_unseen(NEXT, seen + in_hand + passed)
     missing = unseen in missing_keys(image)
     frees = missing or (word == "pick" and unseen == reading.likeliest_unseen("pick", ()))
     away = "drop" if frees and step_verb(unseen, image, reading.verbs) == "drop" else EXPLORE

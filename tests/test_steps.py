@@ -274,6 +274,16 @@ def test_full_hands_and_the_next_object_out_of_view_read_as_a_drop():
         Subgoal("open", (DOOR, RED))
 
 
+@pytest.mark.parametrize("held, step", [("key", Subgoal(EXPLORE)), ("ball", Subgoal("drop"))])
+def test_a_key_still_to_open_its_door_is_kept_while_the_mission_object_is_looked_for(held, step):
+    """On the way to its locked door out of view, the key in hand was dropped for the box the
+    step named (the bot carries it on); anything else held is put down first."""
+    actions = task_actions("BabyAI-UnlockPickup-v0")
+    image = view(((3, 6), held, "red", "open"))
+    questions = state_questions("pick up the grey box", image, actions, True)
+    assert choose(questions, [_answer(q, "grey", "box") for q in questions], image, actions)[0] == step
+
+
 @pytest.mark.parametrize("verb, step", [("pick", Subgoal("pick up", (BOX, GREY))), ("go", Subgoal("go to", (DOOR, RED)))])
 def test_an_open_door_is_no_step_unless_the_mission_goes_somewhere(verb, step):
     """Named with the box in view, the open door leaves the choice to the box (the bot takes it)."""

@@ -2,6 +2,7 @@
 verb following from the object and the hands, and able to say every step of a door level."""
 
 import dataclasses
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import has_locked_doors, make_env, task_actions
 from mutualrl.facts import state_facts
-from mutualrl.evaluation import evaluate_subgoals
+from mutualrl.evaluation import evaluate_subgoals, subgoal_agreement
 from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.rollout import HELD
 from mutualrl.subgoal_guidance import SubgoalGuidance
@@ -125,6 +126,16 @@ def test_answered_as_the_bot_plans_the_step_clozes_say_its_steps(env_id):
     included (the mission's clozes alone could say neither a key nor a drop)."""
     result = evaluate_subgoals(BotTeacher(through_clozes=True), env_id, 6, 0)
     assert result.subgoal_accuracy >= 0.9
+
+
+def test_the_states_missed_are_counted_with_what_each_side_said():
+    """`benchmarks/step_misses.py` reads them: each a state where the teacher's subgoal is not in
+    the bot's stack, as many as the accuracy leaves."""
+    misses, moves = Counter(), Counter()
+    accuracy = subgoal_agreement(BotTeacher(through_clozes=True), "BabyAI-BlockedUnlockPickup-v0", 3, 0, misses=misses)
+    assert 0 < accuracy < 1 and misses
+    assert all(said not in stack.split(" | ") and facts.startswith("You carry") for said, stack, facts in misses)
+    assert subgoal_agreement(BotTeacher(), "BabyAI-BlockedUnlockPickup-v0", 3, 0, misses=moves) == 1.0 and not moves
 
 
 @pytest.mark.parametrize("env_id", ["BabyAI-GoToLocal-v0", "BabyAI-UnlockLocal-v0"])

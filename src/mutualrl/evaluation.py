@@ -6,6 +6,7 @@ Evaluation seeds start at `EVAL_SEED_BASE`, far from the training seeds (seed + 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from mutualrl.envs import FULL_ACTIONS, has_locked_doors, make_env, obs_to_tensors, situations, task_actions, unwrapped_envs
+from mutualrl.facts import state_facts
 from mutualrl.student import Student
 from mutualrl.steps import choose, state_questions
 from mutualrl.expert import SubgoalHands
@@ -153,10 +155,12 @@ def _subgoal_choices(teacher: Teacher, env_id: str, actions: tuple[str, ...], re
 
 
 def subgoal_agreement(teacher: Teacher, env_id: str, episodes: int, seed: int, actions: tuple[str, ...] | None = None,
-                      reword: Callable[[str], str] | None = None) -> float | None:
+                      reword: Callable[[str], str] | None = None, misses: Counter | None = None) -> float | None:
     """Along the BabyAI bot's own held-out episodes, how often the teacher's most likely subgoal
-    is one the bot's stack holds at that state (`reword`: the teacher reads each mission so).
-    None, said once in a line, on a level without a BabyAI instruction: the bot cannot plan it."""
+    is one the bot's stack holds at that state (`reword`: the teacher reads each mission so;
+    `misses` counts each state where it is not, as (teacher's subgoal, bot's stack, the state's
+    facts), where a change is to be sought). None, said once in a line, on a level without a
+    BabyAI instruction: the bot cannot plan it."""
     if not env_id.startswith("BabyAI-"):
         if env_id not in _SAID_NO_EXPERT:
             _SAID_NO_EXPERT.add(env_id)
@@ -169,7 +173,10 @@ def subgoal_agreement(teacher: Teacher, env_id: str, episodes: int, seed: int, a
     def follow_the_bot(obs, sits, envs, starts):
         want = expert.observe(envs, [s.last_action for s in sits])
         for subgoal, image, env in zip(choices(obs, sits, envs, starts), np.asarray(obs["image"]), envs):
-            agree.append(subgoal in expert.expert_subgoals(env, image))
+            stack = expert.expert_subgoals(env, image)
+            agree.append(subgoal in stack)
+            if misses is not None and not agree[-1]:
+                misses[(str(subgoal), " | ".join(map(str, stack)), state_facts(image))] += 1
         return np.array([FULL_ACTIONS.index(w) for w in want])
 
     run_episodes(env_id, episodes, seed, follow_the_bot, actions=FULL_ACTIONS)

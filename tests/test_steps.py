@@ -99,10 +99,10 @@ def test_a_named_key_is_the_choice_where_the_mission_names_the_door():
     assert judged and all(meaning(q)[0] == NEXT for q in judged)  # the step's clozes, not the mission's
 
 
-@pytest.mark.parametrize("named, step", [("key", Subgoal("explore")), ("ball", Subgoal("open", (DOOR, RED)))])
+@pytest.mark.parametrize("named, step", [("key", Subgoal("explore")), ("ball", Subgoal("explore"))])
 def test_a_missing_key_named_against_the_locked_door_in_view_is_searched_for(named, step):
     """The facts tell the locked door's key is not in view: named the next object more surely than
-    the door, it is searched for. Any other name out of view weighs a quarter, as on every level."""
+    the door, it is searched for; the door named, its key is searched for too."""
     actions = task_actions("BabyAI-UnlockLocal-v0")
     image = view(((3, 2), "door", "red", "locked"))
     assert "The red key is not in view." in state_facts(image)
@@ -117,6 +117,23 @@ def test_a_missing_key_named_against_the_locked_door_in_view_is_searched_for(nam
         return np.where(np.asarray(q.actions) == word, 1.0, 0.01) / (1 + 0.01 * (len(q.actions) - 1))
 
     assert choose(questions, [answer(q) for q in questions], image, actions)[0] == step
+
+
+@pytest.mark.parametrize("held, key, step", [(None, (1, 4), Subgoal("pick up", (KEY, RED))),
+                                             ("red", None, Subgoal("open", (DOOR, RED))),
+                                             (None, None, Subgoal(EXPLORE)),
+                                             ("green", None, Subgoal("drop"))])
+def test_a_locked_door_named_without_its_key_in_hand_is_its_key(held, key, step):
+    """Its key is taken where in view, looked for where not (full hands emptied first); only with
+    the key in hand is the door opened. The bot never opens such a door first."""
+    actions = task_actions("BabyAI-UnlockLocal-v0")
+    things = [((3, 2), "door", "red", "locked")] + ([(key, "key", "red", "open")] if key else []) + \
+        ([((3, 6), "key" if held == "red" else "ball", held, "open")] if held else [])
+    image = view(*things)
+    questions = state_questions("open the red door", image, actions, True)
+    opens = [np.where(np.asarray(q.actions) == ("open" if meaning(q)[0] == "verb" else "red" if meaning(q)[1] == "colour"
+                      else "door"), 1.0, 0.01) for q in questions]
+    assert choose(questions, opens, image, actions)[0] == step
 
 
 @pytest.mark.parametrize("env_id", ["BabyAI-UnlockPickup-v0", "BabyAI-BlockedUnlockPickup-v0"])

@@ -47,7 +47,8 @@ def door_states(image: np.ndarray) -> dict[Obj, str]:
     return states
 
 
-def _key_of(door: Obj) -> Obj:
+def key_of(door: Obj) -> Obj:
+    """The key that opens `door` (its colour)."""
     return OBJECT_TO_IDX[_KEY], door[1]
 
 
@@ -58,8 +59,8 @@ def missing_keys(image: np.ndarray) -> set[Obj]:
 
 
 def _missing(doors: dict[Obj, str], seen: set[Obj | None]) -> set[Obj]:
-    return {_key_of(door) for door, state in doors.items()
-            if state == "locked" and _key_of(door) not in seen} if TELL_MISSING_KEYS else set()
+    return {key_of(door) for door, state in doors.items()
+            if state == "locked" and key_of(door) not in seen} if TELL_MISSING_KEYS else set()
 
 
 def state_facts(image: np.ndarray) -> str:
@@ -72,7 +73,7 @@ def state_facts(image: np.ndarray) -> str:
     sentences = [f"You carry a {_name(holding)}." if holding is not None else "You carry nothing."]
     for door, state in doors.items():
         sentences.append(f"The {_name(door)} is {state}.")
-        if (key := _key_of(door)) in missing:
+        if (key := key_of(door)) in missing:
             sentences.append(f"The {_name(key)} is not in view.")
     if others:
         sentences.append("You see " + ", ".join(f"a {_name(o)}" for o in others) + ".")

@@ -355,6 +355,10 @@ def test_a_key_that_has_opened_its_door_is_dropped_whatever_is_named():
         for named in (("red", "door"), ("blue", "ball")):
             assert choose(questions, [_answer(q, *named) for q in questions], image, actions, done=done)[0] == \
                 Subgoal("drop")
+    # dropped beside its open door, it is no step: named, the box out of view is looked for
+    dropped = view(((3, 2), "door", "red", "open"), ((2, 5), "key", "red", "open"))
+    questions = state_questions("pick up the grey ball", dropped, actions, True)
+    assert choose(questions, [_answer(q, "red", "key") for q in questions], dropped, actions)[0] == Subgoal(EXPLORE)
     # before its door opened, the key in hand goes on to it (out of view: explore)
     questions = state_questions("pick up the grey ball", turned_away, actions, True)
     assert choose(questions, [_answer(q, "red", "door") for q in questions], turned_away, actions)[0] == \

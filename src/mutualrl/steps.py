@@ -98,16 +98,16 @@ def step_verb(obj: Obj, image: np.ndarray, verbs: dict[str, float]) -> str:
     return "drop" if word == "pick" and holding is not None else subgoal_for(word, obj, holding)[0]
 
 
-def served(image: np.ndarray, done: frozenset[Subgoal] = frozenset()) -> bool:
-    """Whether the key in hand has opened its door: the door open in view, or opened in this
-    episode (`sequences`). Such a key is dropped, as the bot does right after it unlocks; asked,
-    the model named the open door or the object out of view, and on `KeyCorridorS3R1` a taught
-    teacher said go to the door or explore in 37 of the bot's 296 states (10 held-out episodes),
-    each one where the bot drops the key."""
-    holding = carried(image)
-    if holding is None or IDX_TO_OBJECT[holding[0]] != "key":
+def served(key: Obj | None, image: np.ndarray, done: frozenset[Subgoal] = frozenset()) -> bool:
+    """Whether `key` (a key, in hand or in view) has opened its door: the door open in view, or
+    opened in this episode (`sequences`). In hand, such a key is dropped, as the bot does right
+    after it unlocks (asked, the model named the open door or the object out of view: on
+    `KeyCorridorS3R1` a taught teacher said go to the door or explore in 37 of the bot's 296
+    states, 10 held-out episodes, each one where the bot drops the key); in view, it is no step
+    (named with the box out of view, on `UnlockPickup` it was taken again where the bot goes on)."""
+    if key is None or IDX_TO_OBJECT[key[0]] != "key":
         return False
-    door = (OBJECT_TO_IDX["door"], holding[1])
+    door = (OBJECT_TO_IDX["door"], key[1])
     return door_states(image).get(door) == "open" or Subgoal("open", door) in done
 
 
@@ -127,12 +127,13 @@ def step_weights(reading: Reading, image: np.ndarray,
     a name to look for: a teacher taught "key" where the hands were empty read it with the key in
     hand too, and sent the student exploring beside the key's door. Nor is an open door, unless the
     mission reads "go": nothing is left to do with it (named, a taught teacher said go to it in 16
-    of `KeyCorridorS3R1`'s 296 bot states, where the bot took the ball or the key in view). A key
-    that has `served` is dropped, whatever is named."""
-    if served(image, done):
-        return [Option(Subgoal("drop"))], np.ones(1)
+    of `KeyCorridorS3R1`'s 296 bot states, where the bot took the ball or the key in view), nor a
+    key in view that has `served`; in hand, such a key is dropped, whatever is named."""
     word, holding = max(reading.verbs, key=reading.verbs.get), carried(image)
+    if served(holding, image, done):
+        return [Option(Subgoal("drop"))], np.ones(1)
     passed = [door for door, state in door_states(image).items() if state == "open" and word != "go"]
+    passed += [key for key in visible_objects(image) if served(key, image, done)]
     seen = [obj for obj in visible_objects(image) if obj not in passed]
     # (a drop frees the hands for the object named: judged on nothing, as explore)
     options = [Option(Subgoal("drop"), None, None) if verb == "drop" else Option(Subgoal(verb, obj), None, NEXT)

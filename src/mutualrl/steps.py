@@ -18,8 +18,9 @@ questions are keyed by the facts, never by where things lie, so one read serves 
 the same facts, and feedback on them teaches the step for all of those states.
 
 The object is the model's answer; the verb follows from the object and the hands, as a step of
-the bot's plan does: a key is picked up (hands emptied first), a closed or locked door opened, the
-mission's own objects get the verb the mission is read as (`grounding`). Feedback judges the
+the bot's plan does: a key is picked up (hands emptied first) and dropped once its door is open,
+a closed door opened, a locked one too with its key in hand (without it, the key is the step),
+the mission's own objects get the verb the mission is read as (`grounding`). Feedback judges the
 object only, as it does for the mission's clozes (`verdicts.judged`): per decision, and where an
 episode succeeds, at each of its states, on the object the student dealt with next (`Segments`).
 """
@@ -117,8 +118,9 @@ def step_weights(reading: Reading, image: np.ndarray,
     probability as the next object; the likeliest name not in view `explore_ratio` times its own,
     as explore, or as a drop where it is the object the mission picks up and the hands are full
     but for a key that has not `served` (that goes on to its door: dropped, on `UnlockPickup` the
-    untaught teacher read 0.839 of the bot's states against 0.862, 10 held-out episodes; else the agent, turned away from it on the way to where it drops, would be told to explore;
-    any unseen name read so, the untaught teacher dropped the key on `UnlockLocal`: 0.60 of the
+    untaught teacher read 0.839 of the bot's states against 0.862, 10 held-out episodes; else the
+    agent, turned away from it on the way to where it drops, would be told to explore; any unseen
+    name read so, the untaught teacher dropped the key on `UnlockLocal`: 0.60 of the
     bot's states against 0.66, 10 held-out episodes), or where it is the key of a locked door in
     view (the hands must be free to take it; read as explore on `BlockedUnlockPickup`, the agent
     held the ball it moved from the door and searched on). A locked door's key that the facts told is
@@ -163,8 +165,8 @@ def step_weights(reading: Reading, image: np.ndarray,
 def _keys_first(seen: list[Obj], weights: list[float], image: np.ndarray, holding: Obj | None) -> float:
     """A locked door opens only with its key in hand: named without it, its key is meant (the bot
     never opens such a door first; the untaught teacher read 0.756 of `UnlockLocal`'s bot states
-    before, 0.931 after, 10 held-out episodes). Moves each such door's weight (in place) to its key where in
-    view; returns the weight of those out of view, to be looked for."""
+    before, 0.931 after, 10 held-out episodes). Moves each such door's weight (in place) to its
+    key where in view; returns the weight of those out of view, to be looked for."""
     doors, out = door_states(image), 0.0
     for i, obj in enumerate(seen):
         if doors.get(obj) == "locked" and holding != key_of(obj):
@@ -180,8 +182,8 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
            rng: np.random.Generator | None = None, done: frozenset[Subgoal] = frozenset()) -> tuple[Subgoal, list[int]]:
     """`grounding.choose`, from the next step's distribution where the questions ask it."""
     asked = any(meaning(q)[0] == NEXT for q in questions)
-    return choose_from(questions, probs, image, actions, rng, partial(step_weights, done=done) if asked else choice_weights,
-                       done)
+    weigh = partial(step_weights, done=done) if asked else choice_weights
+    return choose_from(questions, probs, image, actions, rng, weigh, done)
 
 
 def step_hindsight(mission: str, image: np.ndarray, obj: Obj) -> tuple[list[Situation], list[int]]:

@@ -52,6 +52,11 @@ def key_of(door: Obj) -> Obj:
     return OBJECT_TO_IDX[_KEY], door[1]
 
 
+def door_of(key: Obj) -> Obj:
+    """The door that `key` opens (its colour)."""
+    return OBJECT_TO_IDX[_DOOR], key[1]
+
+
 def missing_keys(image: np.ndarray) -> set[Obj]:
     """The keys of the locked doors in view that are neither carried nor in view (told "not in
     view" where `TELL_MISSING_KEYS`)."""

@@ -51,6 +51,8 @@ class PartsDone:
                 self.done.pop(i, None)
                 continue
             new = {s for s in self._named[i] - self.done[i] if reached(s, image, ())}
-            shut = {door for door, state in door_states(image).items() if state != "open"}
+            done = self.done[i] | new
+            opened = any(s.verb == "open" for s in done)  # (the doors are read only where one was opened)
+            shut = {door for door, state in door_states(image).items() if state != "open"} if opened else set()
             if new or shut:
-                self.done[i] = frozenset(s for s in self.done[i] | new if s.verb != "open" or s.obj not in shut)
+                self.done[i] = frozenset(s for s in done if s.verb != "open" or s.obj not in shut)

@@ -31,10 +31,10 @@ from functools import partial
 from typing import Sequence
 
 import numpy as np
-from minigrid.core.constants import IDX_TO_OBJECT, OBJECT_TO_IDX
+from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.envs import Situation
-from mutualrl.facts import door_states, key_of, missing_keys, state_facts
+from mutualrl.facts import door_of, door_states, key_of, missing_keys, state_facts
 from mutualrl.grounding import (DESIGN, NEXT, ROLES, Option, Reading, add_lead, answers_for, choice_weights, meaning,
                                 mission_questions, name_clozes, subgoal_for)
 from mutualrl.grounding import choose as choose_from
@@ -99,17 +99,17 @@ def step_verb(obj: Obj, image: np.ndarray, verbs: dict[str, float]) -> str:
     return "drop" if word == "pick" and holding is not None else subgoal_for(word, obj, holding)[0]
 
 
-def served(key: Obj | None, image: np.ndarray, done: frozenset[Subgoal] = frozenset()) -> bool:
-    """Whether `key` (a key, in hand or in view) has opened its door: the door open in view, or
-    opened in this episode (`sequences`). In hand, such a key is dropped, as the bot does right
-    after it unlocks (asked, the model named the open door or the object out of view: on
-    `KeyCorridorS3R1` a taught teacher said go to the door or explore in 37 of the bot's 296
-    states, 10 held-out episodes, each one where the bot drops the key); in view, it is no step
-    (named with the box out of view, on `UnlockPickup` it was taken again where the bot goes on)."""
+def served(key: Obj | None, doors: dict[Obj, str], done: frozenset[Subgoal] = frozenset()) -> bool:
+    """Whether `key` (a key, in hand or in view) has opened its door: the door open in view
+    (`doors`: `facts.door_states`), or opened in this episode (`sequences`). In hand, such a key is
+    dropped, as the bot does right after it unlocks (asked, the model named the open door or the
+    object out of view: on `KeyCorridorS3R1` a taught teacher said go to the door or explore in 37
+    of the bot's 296 states, 10 held-out episodes, each one where the bot drops the key); in view,
+    it is no step (named with the box out of view, on `UnlockPickup` it was taken again where the
+    bot goes on)."""
     if key is None or IDX_TO_OBJECT[key[0]] != "key":
         return False
-    door = (OBJECT_TO_IDX["door"], key[1])
-    return door_states(image).get(door) == "open" or Subgoal("open", door) in done
+    return doors.get(door_of(key)) == "open" or Subgoal("open", door_of(key)) in done
 
 
 def step_weights(reading: Reading, image: np.ndarray,
@@ -131,17 +131,18 @@ def step_weights(reading: Reading, image: np.ndarray,
     mission reads "go": nothing is left to do with it (named, a taught teacher said go to it in 16
     of `KeyCorridorS3R1`'s 296 bot states, where the bot took the ball or the key in view), nor a
     key in view that has `served`; in hand, such a key is dropped, whatever is named."""
-    word, holding = max(reading.verbs, key=reading.verbs.get), carried(image)
-    if served(holding, image, done):
+    word, holding, doors = max(reading.verbs, key=reading.verbs.get), carried(image), door_states(image)
+    if served(holding, doors, done):
         return [Option(Subgoal("drop"))], np.ones(1)
-    passed = [door for door, state in door_states(image).items() if state == "open" and word != "go"]
-    passed += [key for key in visible_objects(image) if served(key, image, done)]
-    seen = [obj for obj in visible_objects(image) if obj not in passed]
+    visible = visible_objects(image)
+    passed = [door for door, state in doors.items() if state == "open" and word != "go"]
+    passed += [key for key in visible if served(key, doors, done)]
+    seen = [obj for obj in visible if obj not in passed]
     # (a drop frees the hands for the object named: judged on nothing, as explore)
     options = [Option(Subgoal("drop"), None, None) if verb == "drop" else Option(Subgoal(verb, obj), None, NEXT)
                for obj in seen for verb in [step_verb(obj, image, reading.verbs)]]
     weights = [reading.p(NEXT, obj) for obj in seen]
-    looked_for = _keys_first(seen, weights, image, holding)
+    looked_for = _keys_first(seen, weights, doors, holding)
     in_hand = [holding] if holding is not None else []  # (not a thing to look for)
     unseen = reading.likeliest_unseen(NEXT, seen + in_hand + passed)
     missing = unseen in missing_keys(image)
@@ -162,12 +163,12 @@ def step_weights(reading: Reading, image: np.ndarray,
     return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
 
 
-def _keys_first(seen: list[Obj], weights: list[float], image: np.ndarray, holding: Obj | None) -> float:
+def _keys_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], holding: Obj | None) -> float:
     """A locked door opens only with its key in hand: named without it, its key is meant (the bot
     never opens such a door first; the untaught teacher read 0.756 of `UnlockLocal`'s bot states
     before, 0.931 after, 10 held-out episodes). Moves each such door's weight (in place) to its
     key where in view; returns the weight of those out of view, to be looked for."""
-    doors, out = door_states(image), 0.0
+    out = 0.0
     for i, obj in enumerate(seen):
         if doors.get(obj) == "locked" and holding != key_of(obj):
             if key_of(obj) in seen:

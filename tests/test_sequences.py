@@ -129,3 +129,22 @@ def test_in_training_a_part_done_is_never_held_again_and_later_decisions_judge_n
         assert all(a < 0 for d in later for a in d.answers)
         assert part not in held
     assert checked >= 2 and judged_later > 0
+
+
+def test_a_key_put_down_before_its_door_opened_is_remembered_until_the_hands_take_something():
+    """Put down beside its locked door (to move what blocks it), not once its door is open (served);
+    forgotten once the hands hold anything again, and with the episode."""
+    red_key = (OBJECT_TO_IDX["key"], COLOR_TO_IDX["red"])
+    holding = view(((3, 6), "key", "red", "open"), ((3, 1), "door", "red", "locked"), ((3, 2), "ball", "blue", "open"))
+    put = view(((3, 5), "key", "red", "open"), ((3, 1), "door", "red", "locked"), ((3, 2), "ball", "blue", "open"))
+    moving = view(((3, 6), "ball", "blue", "open"), ((3, 5), "key", "red", "open"), ((3, 1), "door", "red", "locked"))
+    served = view(((3, 5), "key", "red", "open"), ((3, 1), "door", "red", "open"))
+    parts = PartsDone()
+    parts.see(np.stack([holding, holding]), [False, False])
+    parts.see(np.stack([put, served]), [False, False])
+    assert parts.put_down[0] == frozenset({red_key}) and parts.put_down[1] == frozenset()
+    parts.see(np.stack([moving, served]), [False, False])
+    assert parts.put_down[0] == frozenset()
+    parts.see(np.stack([holding, holding]), [False, False])
+    parts.see(np.stack([put, put]), [True, False])
+    assert parts.put_down[0] == frozenset() and parts.put_down[1] == frozenset({red_key})

@@ -390,3 +390,15 @@ def test_a_key_in_hand_goes_to_its_locked_door_before_anything_else_is_taken():
     away = view(((3, 6), "key", "red", "open"), ((3, 2), "ball", "blue", "open"))
     questions = state_questions("pick up the grey box", away, actions, True)
     assert choose(questions, [_answer(q, "blue", "ball") for q in questions], away, actions)[0] == Subgoal("drop")
+
+
+def test_with_empty_hands_a_locked_doors_key_comes_before_other_things_unless_put_down_for_them():
+    """The bot takes the key first; having put it down before its door to free the hands, it moves
+    the thing in the way first, whichever of the two is named."""
+    actions = task_actions("BabyAI-BlockedUnlockPickup-v0")
+    image = view(((3, 1), "door", "red", "locked"), ((3, 2), "ball", "blue", "open"), ((2, 5), "key", "red", "open"))
+    questions = state_questions("pick up the grey box", image, actions, True)
+    red_key, blue_ball = (OBJECT_TO_IDX["key"], RED), (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["blue"])
+    for named, put_down, step in ((("blue", "ball"), frozenset(), Subgoal("pick up", red_key)),
+                                  (("red", "key"), frozenset({red_key}), Subgoal("pick up", blue_ball))):
+        assert choose(questions, [_answer(q, *named) for q in questions], image, actions, put_down=put_down)[0] == step

@@ -12,6 +12,8 @@ mission's clozes, as every decision is; one taken after is judged on none of the
 clozes then stand for a later part (`grounding.choose`).
 
 Only going to and opening count: what is picked up may be put down again and needed once more.
+One putting-down is remembered for the step (`steps`): a key put down before its door opened, which
+frees the hands for a thing in the way, until the hands take something again.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import Sequence
 
 import numpy as np
 
-from mutualrl.facts import door_states
-from mutualrl.subgoals import Subgoal, reached
+from minigrid.core.constants import IDX_TO_OBJECT
+
+from mutualrl.facts import door_of, door_states
+from mutualrl.subgoals import Obj, Subgoal, carried, reached
 
 #: the subgoals whose completion is a part done
 PART_VERBS = ("go to", "open")
@@ -34,6 +38,8 @@ class PartsDone:
     def __init__(self) -> None:
         self._named: defaultdict[int, set[Subgoal]] = defaultdict(set)
         self.done: defaultdict[int, frozenset[Subgoal]] = defaultdict(frozenset)
+        self.put_down: defaultdict[int, frozenset[Obj]] = defaultdict(frozenset)  # keys, before their doors opened
+        self._held: dict[int, Obj | None] = {}
 
     def name(self, copy: int, subgoal: Subgoal) -> None:
         """The teacher named `subgoal` for this copy: a part, once completed, if its verb makes one."""
@@ -47,8 +53,8 @@ class PartsDone:
         an episode that ended (or a copy that starts a new one) starts with none."""
         for i, image in enumerate(images):
             if ended[i]:
-                self._named.pop(i, None)
-                self.done.pop(i, None)
+                for memory in (self._named, self.done, self.put_down, self._held):
+                    memory.pop(i, None)
                 continue
             new = {s for s in self._named[i] - self.done[i] if reached(s, image, ())}
             done = self.done[i] | new
@@ -56,3 +62,15 @@ class PartsDone:
             shut = {door for door, state in door_states(image).items() if state != "open"} if opened else set()
             if new or shut:
                 self.done[i] = frozenset(s for s in done if s.verb != "open" or s.obj not in shut)
+            self._hands(i, image)
+
+    def _hands(self, i: int, image: np.ndarray) -> None:
+        """A key that left the hands while its door is still shut is put down; hands that take
+        anything again end what was put down so."""
+        held, before = carried(image), self._held.get(i)
+        self._held[i] = held
+        if held is not None:
+            self.put_down.pop(i, None)
+        elif before is not None and IDX_TO_OBJECT[before[0]] == "key" and \
+                door_states(image).get(door_of(before)) != "open" and Subgoal("open", door_of(before)) not in self.done[i]:
+            self.put_down[i] |= {before}

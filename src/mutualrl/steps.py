@@ -20,9 +20,11 @@ the same facts, and feedback on them teaches the step for all of those states.
 The object is the model's answer; the verb follows from the object and the hands, as a step of
 the bot's plan does: a key is picked up (hands emptied first) and dropped once its door is open,
 a closed door opened, a locked one too with its key in hand (without it, the key is the step),
-the mission's own objects get the verb the mission is read as (`grounding`). Feedback judges the
-object only, as it does for the mission's clozes (`verdicts.judged`): per decision, and where an
-episode succeeds, at each of its states, on the object the student dealt with next (`Segments`).
+the mission's own objects get the verb the mission is read as (`grounding`); a locked door in view
+orders the steps as the bot takes them (its key before other things, then the door, a thing in the
+way moved when met). Feedback judges the object only, as it does for the mission's clozes
+(`verdicts.judged`): per decision, and where an episode succeeds, at each of its states, on the
+object the student dealt with next (`Segments`).
 """
 
 from __future__ import annotations

@@ -133,7 +133,8 @@ def test_in_training_a_part_done_is_never_held_again_and_later_decisions_judge_n
 
 def test_a_key_put_down_before_its_door_opened_is_remembered_until_the_hands_take_something():
     """Put down beside its locked door (to move what blocks it), not once its door is open (served);
-    forgotten once the hands hold anything again, and with the episode."""
+    forgotten once the hands hold anything again, and with the episode. Anything else put down was
+    moved."""
     red_key = (OBJECT_TO_IDX["key"], COLOR_TO_IDX["red"])
     holding = view(((3, 6), "key", "red", "open"), ((3, 1), "door", "red", "locked"), ((3, 2), "ball", "blue", "open"))
     put = view(((3, 5), "key", "red", "open"), ((3, 1), "door", "red", "locked"), ((3, 2), "ball", "blue", "open"))
@@ -144,7 +145,9 @@ def test_a_key_put_down_before_its_door_opened_is_remembered_until_the_hands_tak
     parts.see(np.stack([put, served]), [False, False])
     assert parts.put_down[0] == frozenset({red_key}) and parts.put_down[1] == frozenset()
     parts.see(np.stack([moving, served]), [False, False])
-    assert parts.put_down[0] == frozenset()
+    assert parts.put_down[0] == frozenset() and parts.moved[0] == frozenset()
+    parts.see(np.stack([put, served]), [False, False])  # the ball put down, out of the way
+    assert parts.moved[0] == frozenset({(OBJECT_TO_IDX["ball"], COLOR_TO_IDX["blue"])})
     parts.see(np.stack([holding, holding]), [False, False])
     parts.see(np.stack([put, put]), [True, False])
     assert parts.put_down[0] == frozenset() and parts.put_down[1] == frozenset({red_key})

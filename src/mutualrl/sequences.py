@@ -12,8 +12,9 @@ mission's clozes, as every decision is; one taken after is judged on none of the
 clozes then stand for a later part (`grounding.choose`).
 
 Only going to and opening count: what is picked up may be put down again and needed once more.
-One putting-down is remembered for the step (`steps`): a key put down before its door opened, which
-frees the hands for a thing in the way, until the hands take something again.
+Two puttings-down are remembered for the step (`steps`): a key put down before its door opened, which
+frees the hands for a thing in the way, until the hands take something again; and any other thing
+put down, moved out of the way, for the rest of the episode.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class PartsDone:
         self._named: defaultdict[int, set[Subgoal]] = defaultdict(set)
         self.done: defaultdict[int, frozenset[Subgoal]] = defaultdict(frozenset)
         self.put_down: defaultdict[int, frozenset[Obj]] = defaultdict(frozenset)  # keys, before their doors opened
+        self.moved: defaultdict[int, frozenset[Obj]] = defaultdict(frozenset)  # things put down but keys
         self._held: dict[int, Obj | None] = {}
 
     def name(self, copy: int, subgoal: Subgoal) -> None:
@@ -53,7 +55,7 @@ class PartsDone:
         an episode that ended (or a copy that starts a new one) starts with none."""
         for i, image in enumerate(images):
             if ended[i]:
-                for memory in (self._named, self.done, self.put_down, self._held):
+                for memory in (self._named, self.done, self.put_down, self.moved, self._held):
                     memory.pop(i, None)
                 continue
             new = {s for s in self._named[i] - self.done[i] if reached(s, image, ())}
@@ -65,12 +67,15 @@ class PartsDone:
             self._hands(i, image)
 
     def _hands(self, i: int, image: np.ndarray) -> None:
-        """A key that left the hands while its door is still shut is put down; hands that take
-        anything again end what was put down so."""
+        """A key that left the hands while its door is still shut is put down, and hands that take
+        anything again end what was put down so; anything else that left the hands was moved."""
         held, before = carried(image), self._held.get(i)
         self._held[i] = held
         if held is not None:
             self.put_down.pop(i, None)
-        elif before is not None and IDX_TO_OBJECT[before[0]] == "key" and \
-                door_states(image).get(door_of(before)) != "open" and Subgoal("open", door_of(before)) not in self.done[i]:
+        elif before is None:
+            return
+        elif IDX_TO_OBJECT[before[0]] != "key":
+            self.moved[i] |= {before}
+        elif door_states(image).get(door_of(before)) != "open" and Subgoal("open", door_of(before)) not in self.done[i]:
             self.put_down[i] |= {before}

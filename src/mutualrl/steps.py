@@ -115,7 +115,7 @@ def served(key: Obj | None, doors: dict[Obj, str], done: frozenset[Subgoal] = fr
 
 
 def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] = frozenset(),
-                 put_down: frozenset[Obj] = frozenset()) -> tuple[list[Option], np.ndarray]:
+                 put_down: frozenset[Obj] = frozenset(), moved: frozenset[Obj] = frozenset()) -> tuple[list[Option], np.ndarray]:
     """The teacher's distribution over the next step: each visible object weighs its name's
     probability as the next object; the likeliest name not in view `explore_ratio` times its own,
     as explore, or as a drop where it is picked up and the hands are full, but for a key that has
@@ -132,13 +132,15 @@ def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] =
     hand too, and sent the student exploring beside the key's door. Nor is an open door, unless the
     mission reads "go": nothing is left to do with it (named, a taught teacher said go to it in 16
     of `KeyCorridorS3R1`'s 296 bot states, where the bot took the ball or the key in view), nor a
-    key in view that has `served`; in hand, such a key is dropped, whatever is named."""
+    key in view that has `served`; in hand, such a key is dropped, whatever is named; nor a thing
+    put down in the episode, `moved` (not a key): on `BlockedUnlockPickup` the ball moved from the
+    door was named again in 15 of the bot's 644 states, where the bot took the box."""
     word, holding, doors = max(reading.verbs, key=reading.verbs.get), carried(image), door_states(image)
     if served(holding, doors, done):
         return [Option(Subgoal("drop"))], np.ones(1)
     visible = visible_objects(image)
     passed = [door for door, state in doors.items() if state == "open" and word != "go"]
-    passed += [key for key in visible if served(key, doors, done)]
+    passed += [obj for obj in visible if served(obj, doors, done) or obj in moved]
     seen = [obj for obj in visible if obj not in passed]
     # (a drop frees the hands for the object named: judged on nothing, as explore)
     options = [Option(Subgoal("drop"), None, None) if verb == "drop" else Option(Subgoal(verb, obj), None, NEXT)
@@ -232,11 +234,11 @@ def _keys_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], ho
 
 def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
            rng: np.random.Generator | None = None, done: frozenset[Subgoal] = frozenset(),
-           put_down: frozenset[Obj] = frozenset()) -> tuple[Subgoal, list[int]]:
-    """`grounding.choose`, from the next step's distribution where the questions ask it (`done`
-    and `put_down`: the episode's, `sequences.PartsDone`)."""
+           put_down: frozenset[Obj] = frozenset(), moved: frozenset[Obj] = frozenset()) -> tuple[Subgoal, list[int]]:
+    """`grounding.choose`, from the next step's distribution where the questions ask it (`done`,
+    `put_down` and `moved`: the episode's, `sequences.PartsDone`)."""
     asked = any(meaning(q)[0] == NEXT for q in questions)
-    weigh = partial(step_weights, done=done, put_down=put_down) if asked else choice_weights
+    weigh = partial(step_weights, done=done, put_down=put_down, moved=moved) if asked else choice_weights
     return choose_from(questions, probs, image, actions, rng, weigh, done)
 
 

@@ -115,7 +115,8 @@ def served(key: Obj | None, doors: dict[Obj, str], done: frozenset[Subgoal] = fr
 
 
 def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] = frozenset(),
-                 put_down: frozenset[Obj] = frozenset(), moved: frozenset[Obj] = frozenset()) -> tuple[list[Option], np.ndarray]:
+                 put_down: frozenset[Obj] = frozenset(),
+                 moved: frozenset[Obj] = frozenset()) -> tuple[list[Option], np.ndarray]:
     """The teacher's distribution over the next step: each visible object weighs its name's
     probability as the next object; the likeliest name not in view `explore_ratio` times its own,
     as explore, or as a drop where it is picked up and the hands are full, but for a key that has
@@ -147,9 +148,9 @@ def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] =
                for obj in seen for verb in [step_verb(obj, image, reading.verbs)]]
     weights = [reading.p(NEXT, obj) for obj in seen]
     looked_for = _keys_first(seen, weights, doors, holding)
-    to_its_door = _door_first(seen, weights, doors, holding, front_object(image))
+    to_its_door = _key_to_its_door_first(seen, weights, doors, holding, front_object(image))
     if holding is None:
-        _key_first(seen, weights, doors, put_down)
+        _key_before_other_things(seen, weights, doors, put_down)
     in_hand = [holding] if holding is not None else []  # (not a thing to look for)
     unseen = reading.likeliest_unseen(NEXT, seen + in_hand + passed)
     missing = unseen in missing_keys(image)
@@ -159,7 +160,8 @@ def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] =
     ratio = 1.0 if missing else DESIGN.explore_ratio
     weights.append(ratio * reading.p(NEXT, unseen))
     # (full hands are emptied first to take a key looked for; a key's door is looked for)
-    for step, weight in ((Subgoal("drop" if holding is not None else EXPLORE), looked_for), (Subgoal(EXPLORE), to_its_door)):
+    fetch = Subgoal("drop" if holding is not None else EXPLORE)
+    for step, weight in ((fetch, looked_for), (Subgoal(EXPLORE), to_its_door)):
         if weight and step == options[-1].subgoal:
             weights[-1] += weight
         elif weight:
@@ -169,7 +171,7 @@ def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] =
     return options, w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
 
 
-def _door_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], holding: Obj | None,
+def _key_to_its_door_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], holding: Obj | None,
                 ahead: Obj | None) -> float:
     """A key in hand still to open its door (not `served`) goes to that door before anything else
     is taken, as the bot takes it: moves the weight of each thing to pick up (in place) to the door
@@ -192,7 +194,8 @@ def _door_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], ho
     return out
 
 
-def _key_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], put_down: frozenset[Obj]) -> None:
+def _key_before_other_things(seen: list[Obj], weights: list[float], doors: dict[Obj, str],
+                             put_down: frozenset[Obj]) -> None:
     """With empty hands, the key of a locked door in view, in view, is taken before any other
     thing, as the bot takes it; once put down before its door opened (`sequences.PartsDone`), to
     free the hands for a thing in the way, the other things come first, until the hands take one.

@@ -23,10 +23,10 @@ from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
-
 from minigrid.core.constants import IDX_TO_OBJECT
 
-from mutualrl.facts import door_of, door_states
+from mutualrl.facts import door_states
+from mutualrl.steps import served
 from mutualrl.subgoals import Obj, Subgoal, carried, reached
 
 #: the subgoals whose completion is a part done
@@ -77,5 +77,5 @@ class PartsDone:
             return
         elif IDX_TO_OBJECT[before[0]] != "key":
             self.moved[i] |= {before}
-        elif door_states(image).get(door_of(before)) != "open" and Subgoal("open", door_of(before)) not in self.done[i]:
+        elif not served(before, door_states(image), self.done[i]):
             self.put_down[i] |= {before}

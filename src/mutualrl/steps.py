@@ -172,7 +172,7 @@ def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] =
 
 
 def _key_to_its_door_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], holding: Obj | None,
-                ahead: Obj | None) -> float:
+                           ahead: Obj | None) -> float:
     """A key in hand still to open its door (not `served`) goes to that door before anything else
     is taken, as the bot takes it: moves the weight of each thing to pick up (in place) to the door
     where it is locked in view, but for the thing `ahead`, in the way, which the bot drops the key
@@ -203,8 +203,10 @@ def _key_before_other_things(seen: list[Obj], weights: list[float], doors: dict[
     other order in 57 of the bot's 644 states, 10 held-out episodes)."""
     for door, state in doors.items():
         key = key_of(door)
+        if state != "locked" or key not in seen:
+            continue
         others = [i for i, obj in enumerate(seen) if IDX_TO_OBJECT[obj[0]] != "door" and obj != key]
-        if state != "locked" or key not in seen or not others:
+        if not others:
             continue
         k = seen.index(key)
         if key in put_down:

@@ -72,6 +72,22 @@ def test_checkpoints_hold_plain_values_and_pending_feedback_survives_a_resume(tm
     assert resumed.teacher.version == 1 and resumed.pending_feedback == {}
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a GPU run resumed where there is no GPU")
+def test_a_run_saved_on_a_gpu_goes_on_on_the_cpu_when_resumed_with_its_device(tmp_path):
+    trainer = Trainer(config(mode="rl", frames=256, num_envs=4, num_steps=32, eval_every=0, eval_episodes=2,
+                             checkpoint_every=1), tmp_path, quiet=True)
+    trainer.train()
+    newest = RunDir(tmp_path).checkpoints()[-1]
+    state = torch.load(newest, weights_only=True)
+    state["config"]["device"] = "cuda"  # what a run on a GPU records
+    torch.save(state, newest)
+    with pytest.raises(MutualRLError, match="no CUDA GPU is available; use --device cpu"):
+        Trainer.resume(tmp_path, quiet=True)
+    resumed = Trainer.resume(tmp_path, frames=384, device="cpu", quiet=True)
+    assert resumed.train()["frames"] == 384
+    assert TrainConfig.from_yaml(tmp_path / "config.yaml").device == "cpu"
+
+
 def test_a_new_run_starts_from_a_learnt_teacher(tmp_path):
     # (float32: the adopted adapter must read exactly as the learnt one, not within bfloat16's rounding)
     small = dict(teacher="tiny", teacher_precision="float32", num_envs=4, num_steps=32, eval_episodes=2, eval_every=0)

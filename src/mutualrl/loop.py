@@ -105,17 +105,20 @@ class Trainer:
         self.starts = torch.ones(config.num_envs, device=self.device)  # 1 where the next step begins an episode
 
     @classmethod
-    def resume(cls, out: str | Path, *, frames: int | None = None, teacher: Teacher | None = None,
-               quiet: bool = False) -> "Trainer":
-        """Continue the run in `out` from its newest checkpoint (optionally to a new frame budget)."""
+    def resume(cls, out: str | Path, *, frames: int | None = None, device: str | None = None,
+               teacher: Teacher | None = None, quiet: bool = False) -> "Trainer":
+        """Continue the run in `out` from its newest checkpoint, optionally to a new frame budget
+        or on another device (a run trained on a GPU goes on on a CPU: a checkpoint loads onto the
+        CPU whatever device saved it)."""
         run = RunDir(out).require()
         checkpoint = run.load_checkpoint()
         config = TrainConfig.from_dict(checkpoint["config"])
         config.student, config.student_memory = recorded_student(checkpoint)  # what it trained, whatever the default
         config.action_mask = recorded_mask(checkpoint)
-        if frames is not None:
-            config.frames = frames
-            run.write_config(config)
+        if frames is not None or device is not None:
+            config.frames = config.frames if frames is None else frames
+            config.device = config.device if device is None else device
+            run.write_config(config.validate())
         trainer = cls(config, out, teacher=teacher, quiet=quiet, _checkpoint=checkpoint)
         trainer.summary.setdefault("resumed_at_frames", []).append(trainer.frames)  # each interruption, kept
         return trainer

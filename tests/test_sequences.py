@@ -10,7 +10,7 @@ from mutualrl.envs import make_env, task_actions
 from mutualrl.evaluation import evaluate_subgoals
 from mutualrl.grounding import meaning, mission_questions
 from mutualrl.sequences import PartsDone
-from mutualrl.steps import choose
+from mutualrl.steps import EpisodeSoFar, choose
 from mutualrl.subgoal_guidance import SubgoalGuidance
 from mutualrl.subgoals import Subgoal
 from mutualrl.teachers import Advice, Teacher
@@ -64,7 +64,7 @@ def test_a_part_done_leaves_the_choice_and_the_missions_clozes_are_then_judged_o
     probs = [_answer(q, ["red", "blue"]) for q in questions]
     first, answers = choose(questions, probs, image, actions)
     assert first == Subgoal("open", RED_DOOR) and any(a >= 0 for a in answers)
-    second, answers = choose(questions, probs, image, actions, done=frozenset({first}))
+    second, answers = choose(questions, probs, image, actions, so_far=EpisodeSoFar(done=frozenset({first})))
     assert second == Subgoal("open", BLUE_DOOR)
     assert all(a < 0 for a in answers)  # the same clozes now stand for the second part
 
@@ -75,11 +75,11 @@ def test_a_part_is_done_once_completed_and_only_for_the_rest_of_its_episode():
     parts.name(1, Subgoal("pick up", RED_DOOR))  # what is picked up may be needed again: never a part
     shut, opened = view(((3, 5), "door", "red", "closed")), view(((3, 5), "door", "red", "open"))
     parts.see(np.stack([shut, opened]), [False, False])
-    assert parts.done[0] == parts.done[1] == frozenset()
+    assert parts.of(0).done == parts.of(1).done == frozenset()
     parts.see(np.stack([opened, opened]), [False, False])
-    assert parts.done[0] == frozenset({Subgoal("open", RED_DOOR)}) and parts.done[1] == frozenset()
+    assert parts.of(0).done == frozenset({Subgoal("open", RED_DOOR)}) and parts.of(1).done == frozenset()
     parts.see(np.stack([opened, opened]), [True, False])
-    assert parts.done[0] == frozenset()
+    assert parts.of(0).done == frozenset()
 
 
 def test_a_door_opened_that_is_seen_shut_is_no_longer_done():
@@ -90,9 +90,9 @@ def test_a_door_opened_that_is_seen_shut_is_no_longer_done():
     both = view(((3, 5), "door", "red", "open"), ((1, 1), "door", "blue", "open"))
     parts.see(np.stack([both]), [False])
     parts.see(np.stack([view(((3, 5), "door", "blue", "open"))]), [False])
-    assert parts.done[0] == frozenset({Subgoal("open", RED_DOOR), Subgoal("open", BLUE_DOOR)})
+    assert parts.of(0).done == frozenset({Subgoal("open", RED_DOOR), Subgoal("open", BLUE_DOOR)})
     parts.see(np.stack([view(((1, 2), "door", "red", "locked"))]), [False])
-    assert parts.done[0] == frozenset({Subgoal("open", BLUE_DOOR)})
+    assert parts.of(0).done == frozenset({Subgoal("open", BLUE_DOOR)})
 
 
 def test_read_in_the_right_order_every_mission_of_two_parts_is_carried_out():
@@ -117,8 +117,8 @@ def test_in_training_a_part_done_is_never_held_again_and_later_decisions_judge_n
         for step, _, _, terminated in driven_by_the_bot(envs, obs, guidance, 300):
             if terminated:
                 break
-            if done_at is None and guidance.parts.done[0]:
-                done_at, part = step, next(iter(guidance.parts.done[0]))
+            if done_at is None and guidance.parts.of(0).done:
+                done_at, part = step, next(iter(guidance.parts.of(0).done))
             if done_at is not None and guidance.held[0] is not None:
                 held.append(guidance.held[0].subgoal)
         if done_at is None:
@@ -143,11 +143,11 @@ def test_a_key_put_down_before_its_door_opened_is_remembered_until_the_hands_tak
     parts = PartsDone()
     parts.see(np.stack([holding, holding]), [False, False])
     parts.see(np.stack([put, served]), [False, False])
-    assert parts.put_down[0] == frozenset({red_key}) and parts.put_down[1] == frozenset()
+    assert parts.of(0).put_down == frozenset({red_key}) and parts.of(1).put_down == frozenset()
     parts.see(np.stack([moving, served]), [False, False])
-    assert parts.put_down[0] == frozenset() and parts.moved[0] == frozenset()
+    assert parts.of(0).put_down == frozenset() and parts.of(0).moved == frozenset()
     parts.see(np.stack([put, served]), [False, False])  # the ball put down, out of the way
-    assert parts.moved[0] == frozenset({(OBJECT_TO_IDX["ball"], COLOR_TO_IDX["blue"])})
+    assert parts.of(0).moved == frozenset({(OBJECT_TO_IDX["ball"], COLOR_TO_IDX["blue"])})
     parts.see(np.stack([holding, holding]), [False, False])
     parts.see(np.stack([put, put]), [True, False])
-    assert parts.put_down[0] == frozenset() and parts.put_down[1] == frozenset({red_key})
+    assert parts.of(0).put_down == frozenset() and parts.of(1).put_down == frozenset({red_key})

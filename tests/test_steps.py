@@ -16,7 +16,7 @@ from mutualrl.evaluation import evaluate_subgoals, subgoal_agreement
 from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.rollout import HELD
 from mutualrl.subgoal_guidance import SubgoalGuidance
-from mutualrl.steps import NEXT, Segments, choose, state_questions, step_questions, step_verb
+from mutualrl.steps import NEXT, EpisodeSoFar, Segments, choose, state_questions, step_questions, step_verb
 from mutualrl.subgoals import EXPLORE, Subgoal
 from mutualrl.teachers import BotTeacher
 from driving import driven_by_the_bot
@@ -355,8 +355,8 @@ def test_a_key_that_has_opened_its_door_is_dropped_whatever_is_named():
     for image, done in ((at_the_door, frozenset()), (turned_away, opened)):
         questions = state_questions("pick up the grey ball", image, actions, True)
         for named in (("red", "door"), ("blue", "ball")):
-            assert choose(questions, [_answer(q, *named) for q in questions], image, actions, done=done)[0] == \
-                Subgoal("drop")
+            answers = [_answer(q, *named) for q in questions]
+            assert choose(questions, answers, image, actions, so_far=EpisodeSoFar(done=done))[0] == Subgoal("drop")
     # dropped beside its open door, it is no step: named, the box out of view is looked for
     dropped = view(((3, 2), "door", "red", "open"), ((2, 5), "key", "red", "open"))
     questions = state_questions("pick up the grey ball", dropped, actions, True)
@@ -392,7 +392,8 @@ def test_a_key_in_hand_goes_to_its_locked_door_before_anything_else_is_taken():
     away = view(((3, 6), "key", "red", "open"), ((3, 2), "ball", "blue", "open"))
     questions = state_questions("pick up the grey box", away, actions, True)
     for done, step in ((frozenset(), Subgoal(EXPLORE)), (frozenset({Subgoal("open", (DOOR, RED))}), Subgoal("drop"))):
-        assert choose(questions, [_answer(q, "blue", "ball") for q in questions], away, actions, done=done)[0] == step
+        answers = [_answer(q, "blue", "ball") for q in questions]
+        assert choose(questions, answers, away, actions, so_far=EpisodeSoFar(done=done))[0] == step
 
 
 def test_with_empty_hands_a_locked_doors_key_comes_before_other_things_unless_put_down_for_them():
@@ -404,7 +405,8 @@ def test_with_empty_hands_a_locked_doors_key_comes_before_other_things_unless_pu
     red_key, blue_ball = (OBJECT_TO_IDX["key"], RED), (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["blue"])
     for named, put_down, step in ((("blue", "ball"), frozenset(), Subgoal("pick up", red_key)),
                                   (("red", "key"), frozenset({red_key}), Subgoal("pick up", blue_ball))):
-        assert choose(questions, [_answer(q, *named) for q in questions], image, actions, put_down=put_down)[0] == step
+        answers = [_answer(q, *named) for q in questions]
+        assert choose(questions, answers, image, actions, so_far=EpisodeSoFar(put_down=put_down))[0] == step
 
 
 def test_a_thing_moved_in_the_episode_is_no_step():
@@ -419,4 +421,4 @@ def test_a_thing_moved_in_the_episode_is_no_step():
     answers = [np.array([leaning[meaning(q)[1]].get(a, 1e-4) for a in q.actions]) if meaning(q)[0] == NEXT
                else _answer(q, "grey", "box") for q in questions]
     for moved, step in ((frozenset(), Subgoal("pick up", blue_ball)), (frozenset({blue_ball}), Subgoal("pick up", grey_box))):
-        assert choose(questions, answers, image, actions, moved=moved)[0] == step
+        assert choose(questions, answers, image, actions, so_far=EpisodeSoFar(moved=moved))[0] == step

@@ -19,7 +19,8 @@ def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a student (and teacher) on one environment")
     p.add_argument("--config", help="YAML file of TrainConfig fields; flags below override it")
     p.add_argument("--out", required=True, help="run directory (metrics, TensorBoard, checkpoints)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint (--frames and --device may change; nothing else)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest checkpoint (--frames and --device may change)")
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None,

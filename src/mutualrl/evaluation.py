@@ -147,8 +147,7 @@ def _subgoal_choices(teacher: Teacher, env_id: str, actions: tuple[str, ...], re
         for i, (mission, image, env) in enumerate(zip(obs["mission"], images, envs)):
             questions = state_questions(reword(mission) if reword else mission, image, actions, steps)
             answers = teacher.advise(questions, envs=[env] * len(questions))
-            chosen.append(choose(questions, [a.probs for a in answers], image, actions, done=parts.done[i],
-                                  put_down=parts.put_down[i], moved=parts.moved[i])[0])
+            chosen.append(choose(questions, [a.probs for a in answers], image, actions, so_far=parts.of(i))[0])
             parts.name(i, chosen[-1])
         return chosen
 

@@ -26,7 +26,7 @@ import numpy as np
 from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.facts import door_states
-from mutualrl.steps import served
+from mutualrl.steps import EpisodeSoFar, served
 from mutualrl.subgoals import Obj, Subgoal, carried, reached
 
 #: the subgoals whose completion is a part done
@@ -34,14 +34,17 @@ PART_VERBS = ("go to", "open")
 
 
 class PartsDone:
-    """Per copy of an environment (by index), the subgoals named in its episode and those of them done."""
+    """Per copy of an environment (by index), the subgoals named in its episode, and what the
+    episode has done so far (`of`)."""
 
     def __init__(self) -> None:
         self._named: defaultdict[int, set[Subgoal]] = defaultdict(set)
-        self.done: defaultdict[int, frozenset[Subgoal]] = defaultdict(frozenset)
-        self.put_down: defaultdict[int, frozenset[Obj]] = defaultdict(frozenset)  # keys, before their doors opened
-        self.moved: defaultdict[int, frozenset[Obj]] = defaultdict(frozenset)  # things put down but keys
+        self._so_far: defaultdict[int, EpisodeSoFar] = defaultdict(EpisodeSoFar)
         self._held: dict[int, Obj | None] = {}
+
+    def of(self, copy: int) -> EpisodeSoFar:
+        """What the copy's episode has done so far: its parts done, keys put down, things moved."""
+        return self._so_far[copy]
 
     def name(self, copy: int, subgoal: Subgoal) -> None:
         """The teacher named `subgoal` for this copy: a part, once completed, if its verb makes one."""
@@ -55,27 +58,29 @@ class PartsDone:
         an episode that ended (or a copy that starts a new one) starts with none."""
         for i, image in enumerate(images):
             if ended[i]:
-                for memory in (self._named, self.done, self.put_down, self.moved, self._held):
+                for memory in (self._named, self._so_far, self._held):
                     memory.pop(i, None)
                 continue
-            new = {s for s in self._named[i] - self.done[i] if reached(s, image, ())}
-            done = self.done[i] | new
+            so_far = self._so_far[i]
+            new = {s for s in self._named[i] - so_far.done if reached(s, image, ())}
+            done = so_far.done | new
             opened = any(s.verb == "open" for s in done)  # (the doors are read only where one was opened)
             shut = {door for door, state in door_states(image).items() if state != "open"} if opened else set()
             if new or shut:
-                self.done[i] = frozenset(s for s in done if s.verb != "open" or s.obj not in shut)
-            self._hands(i, image)
+                so_far = so_far._replace(done=frozenset(s for s in done if s.verb != "open" or s.obj not in shut))
+            self._so_far[i] = self._hands(i, image, so_far)
 
-    def _hands(self, i: int, image: np.ndarray) -> None:
+    def _hands(self, i: int, image: np.ndarray, so_far: EpisodeSoFar) -> EpisodeSoFar:
         """A key that left the hands while its door is still shut is put down, and hands that take
         anything again end what was put down so; anything else that left the hands was moved."""
         held, before = carried(image), self._held.get(i)
         self._held[i] = held
         if held is not None:
-            self.put_down.pop(i, None)
-        elif before is None:
-            return
-        elif IDX_TO_OBJECT[before[0]] != "key":
-            self.moved[i] |= {before}
-        elif not served(before, door_states(image), self.done[i]):
-            self.put_down[i] |= {before}
+            return so_far._replace(put_down=frozenset())
+        if before is None:
+            return so_far
+        if IDX_TO_OBJECT[before[0]] != "key":
+            return so_far._replace(moved=so_far.moved | {before})
+        if not served(before, door_states(image), so_far.done):
+            return so_far._replace(put_down=so_far.put_down | {before})
+        return so_far

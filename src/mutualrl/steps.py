@@ -30,7 +30,7 @@ object the student dealt with next (`Segments`).
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from minigrid.core.constants import IDX_TO_OBJECT
@@ -67,6 +67,16 @@ RULE_TOLD = ("always", "locked", "locked or key")
 RULE_WHERE = "always"
 for _rule, _lead in FORMS.values():
     add_lead(NEXT, _lead)
+
+
+class EpisodeSoFar(NamedTuple):
+    """What a copy's episode has done that its next step depends on (kept by `sequences.PartsDone`):
+    the parts `done`; the keys `put_down` before their doors opened, until the hands take
+    something; and the other things put down, `moved`."""
+
+    done: frozenset[Subgoal] = frozenset()
+    put_down: frozenset[Obj] = frozenset()
+    moved: frozenset[Obj] = frozenset()
 
 
 def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
@@ -114,9 +124,8 @@ def served(key: Obj | None, doors: dict[Obj, str], done: frozenset[Subgoal] = fr
     return doors.get(door_of(key)) == "open" or Subgoal("open", door_of(key)) in done
 
 
-def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] = frozenset(),
-                 put_down: frozenset[Obj] = frozenset(),
-                 moved: frozenset[Obj] = frozenset()) -> tuple[list[Option], np.ndarray]:
+def step_weights(reading: Reading, image: np.ndarray,
+                 so_far: EpisodeSoFar = EpisodeSoFar()) -> tuple[list[Option], np.ndarray]:
     """The teacher's distribution over the next step: each visible object weighs its name's
     probability as the next object; the likeliest name not in view `explore_ratio` times its own,
     as explore, or as a drop where it is picked up and the hands are full, but for a key that has
@@ -137,11 +146,11 @@ def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] =
     put down in the episode, `moved` (not a key): on `BlockedUnlockPickup` the ball moved from the
     door was named again in 15 of the bot's 644 states, where the bot took the box."""
     word, holding, doors = max(reading.verbs, key=reading.verbs.get), carried(image), door_states(image)
-    if served(holding, doors, done):
+    if served(holding, doors, so_far.done):
         return [Option(Subgoal("drop"))], np.ones(1)
     visible = visible_objects(image)
     passed = [door for door, state in doors.items() if state == "open" and word != "go"]
-    passed += [obj for obj in visible if served(obj, doors, done) or obj in moved]
+    passed += [obj for obj in visible if served(obj, doors, so_far.done) or obj in so_far.moved]
     seen = [obj for obj in visible if obj not in passed]
     # (a drop frees the hands for the object named: judged on nothing, as explore)
     options = [Option(Subgoal("drop"), None, None) if verb == "drop" else Option(Subgoal(verb, obj), None, NEXT)
@@ -150,7 +159,7 @@ def step_weights(reading: Reading, image: np.ndarray, done: frozenset[Subgoal] =
     looked_for = _keys_first(seen, weights, doors, holding)
     to_its_door = _key_to_its_door_first(seen, weights, doors, holding, front_object(image))
     if holding is None:
-        _key_before_other_things(seen, weights, doors, put_down)
+        _key_before_other_things(seen, weights, doors, so_far.put_down)
     in_hand = [holding] if holding is not None else []  # (not a thing to look for)
     unseen = reading.likeliest_unseen(NEXT, seen + in_hand + passed)
     missing = unseen in missing_keys(image)
@@ -238,13 +247,12 @@ def _keys_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], ho
 
 
 def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
-           rng: np.random.Generator | None = None, done: frozenset[Subgoal] = frozenset(),
-           put_down: frozenset[Obj] = frozenset(), moved: frozenset[Obj] = frozenset()) -> tuple[Subgoal, list[int]]:
-    """`grounding.choose`, from the next step's distribution where the questions ask it (`done`,
-    `put_down` and `moved`: the episode's, `sequences.PartsDone`)."""
+           rng: np.random.Generator | None = None, so_far: EpisodeSoFar = EpisodeSoFar()) -> tuple[Subgoal, list[int]]:
+    """`grounding.choose`, from the next step's distribution where the questions ask it, given what
+    the episode has done `so_far`."""
     asked = any(meaning(q)[0] == NEXT for q in questions)
-    weigh = partial(step_weights, done=done, put_down=put_down, moved=moved) if asked else choice_weights
-    return choose_from(questions, probs, image, actions, rng, weigh, done)
+    weigh = partial(step_weights, so_far=so_far) if asked else choice_weights
+    return choose_from(questions, probs, image, actions, rng, weigh, so_far.done)
 
 
 def step_hindsight(mission: str, image: np.ndarray, obj: Obj) -> tuple[list[Situation], list[int]]:

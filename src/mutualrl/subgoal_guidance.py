@@ -150,8 +150,7 @@ class SubgoalGuidance(Guidance):
 
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
               image: np.ndarray, stale: bool) -> None:
-        subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self.parts.done[i],
-                                  self.parts.put_down[i], self.parts.moved[i])
+        subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self.parts.of(i))
         decision = SubgoalDecision(env=i, start=step, questions=questions, probs=probs, stale=stale,
                                    answers=judged(questions, answers, self._frequent))
         self._hold_named(i, step, mission, image, subgoal, decision)

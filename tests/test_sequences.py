@@ -151,3 +151,4 @@ def test_a_key_put_down_before_its_door_opened_is_remembered_until_the_hands_tak
     parts.see(np.stack([holding, holding]), [False, False])
     parts.see(np.stack([put, put]), [True, False])
     assert parts.of(0).put_down == frozenset() and parts.of(1).put_down == frozenset({red_key})
+

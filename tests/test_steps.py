@@ -15,6 +15,7 @@ from mutualrl.facts import state_facts
 from mutualrl.evaluation import evaluate_subgoals, subgoal_agreement
 from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
 from mutualrl.rollout import HELD
+from mutualrl.sequences import PartsDone
 from mutualrl.subgoal_guidance import SubgoalGuidance
 from mutualrl.steps import NEXT, EpisodeSoFar, Segments, choose, state_questions, step_questions, step_verb
 from mutualrl.subgoals import EXPLORE, Subgoal
@@ -422,3 +423,22 @@ def test_a_thing_moved_in_the_episode_is_no_step():
                else _answer(q, "grey", "box") for q in questions]
     for moved, step in ((frozenset(), Subgoal("pick up", blue_ball)), (frozenset({blue_ball}), Subgoal("pick up", grey_box))):
         assert choose(questions, answers, image, actions, so_far=EpisodeSoFar(moved=moved))[0] == step
+
+
+def test_a_door_seen_locked_is_remembered_and_its_key_comes_first_once_the_door_is_out_of_view():
+    """The bot, hands empty, takes the key of a door it saw locked before the other thing in view,
+    also once the door is out of view; a door never seen leaves the order to the teacher."""
+    actions = task_actions("BabyAI-BlockedUnlockPickup-v0")
+    red_key, blue_ball = (OBJECT_TO_IDX["key"], COLOR_TO_IDX["red"]), (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["blue"])
+    at_the_door = view(((3, 1), "door", "red", "locked"))
+    turned_away = view(((3, 4), "ball", "blue", "open"), ((2, 5), "key", "red", "open"))
+    parts = PartsDone()
+    parts.see(np.stack([at_the_door, turned_away]), [False, False])
+    parts.see(np.stack([turned_away, turned_away]), [False, False])
+    assert parts.of(0).locked == frozenset({(DOOR, RED)}) and parts.of(1).locked == frozenset()
+    questions = state_questions("pick up the grey box", turned_away, actions, True)
+    probs = [_answer(q, "blue", "ball") for q in questions]
+    assert choose(questions, probs, turned_away, actions, so_far=parts.of(0))[0] == Subgoal("pick up", red_key)
+    assert choose(questions, probs, turned_away, actions, so_far=parts.of(1))[0] == Subgoal("pick up", blue_ball)
+    parts.see(np.stack([turned_away, turned_away]), [True, False])
+    assert parts.of(0).locked == frozenset()

@@ -14,7 +14,8 @@ clozes then stand for a later part (`grounding.choose`).
 Only going to and opening count: what is picked up may be put down again and needed once more.
 Two puttings-down are remembered for the step (`steps`): a key put down before its door opened, which
 frees the hands for a thing in the way, until the hands take something again; and any other thing
-put down, moved out of the way, for the rest of the episode.
+put down, moved out of the way, for the rest of the episode. So are the doors seen locked: out of
+view, such a door's key still comes before other things.
 """
 
 from __future__ import annotations
@@ -55,19 +56,22 @@ class PartsDone:
         """After a step: each named subgoal completed in the copy's view is done, and a door opened
         that is in view shut is not (another door of its colour, or shut again: on
         `KeyCorridorS3R1` the door opened while exploring shares its colour with the locked one);
-        an episode that ended (or a copy that starts a new one) starts with none."""
+        a door locked in view is remembered; an episode that ended (or a copy that starts a new
+        one) starts with none."""
         for i, image in enumerate(images):
             if ended[i]:
                 for memory in (self._named, self._so_far, self._held):
                     memory.pop(i, None)
                 continue
-            so_far = self._so_far[i]
+            so_far, doors = self._so_far[i], door_states(image)
             new = {s for s in self._named[i] - so_far.done if reached(s, image, ())}
             done = so_far.done | new
-            opened = any(s.verb == "open" for s in done)  # (the doors are read only where one was opened)
-            shut = {door for door, state in door_states(image).items() if state != "open"} if opened else set()
-            if new or shut:
+            shut = {door for door, state in doors.items() if state != "open"}
+            if new or shut & {s.obj for s in done if s.verb == "open"}:
                 so_far = so_far._replace(done=frozenset(s for s in done if s.verb != "open" or s.obj not in shut))
+            locked = {door for door, state in doors.items() if state == "locked"}
+            if not locked <= so_far.locked:
+                so_far = so_far._replace(locked=so_far.locked | locked)
             self._so_far[i] = self._hands(i, image, so_far)
 
     def _hands(self, i: int, image: np.ndarray, so_far: EpisodeSoFar) -> EpisodeSoFar:

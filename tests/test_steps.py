@@ -442,3 +442,23 @@ def test_a_door_seen_locked_is_remembered_and_its_key_comes_first_once_the_door_
     assert choose(questions, probs, turned_away, actions, so_far=parts.of(1))[0] == Subgoal("pick up", blue_ball)
     parts.see(np.stack([turned_away, turned_away]), [True, False])
     assert parts.of(0).locked == frozenset()
+
+
+def test_a_thing_met_ahead_with_the_key_in_hand_stays_in_the_way_once_the_agent_turns_to_drop_the_key():
+    """The bot, its key in hand, drops the key once the ball in the way has been ahead, also after
+    it turns to a free cell; before it met the ball, it walks on to the door."""
+    actions = task_actions("BabyAI-BlockedUnlockPickup-v0")
+    met_it = view(((3, 6), "key", "red", "open"), ((3, 3), "door", "red", "locked"), ((3, 5), "ball", "blue", "open"))
+    turned = view(((3, 6), "key", "red", "open"), ((1, 3), "door", "red", "locked"), ((2, 6), "ball", "blue", "open"))
+    parts = PartsDone()
+    parts.see(np.stack([met_it, turned]), [False, False])
+    parts.see(np.stack([turned, turned]), [False, False])
+    blue_ball = (OBJECT_TO_IDX["ball"], COLOR_TO_IDX["blue"])
+    assert parts.of(0).met == frozenset({blue_ball}) and parts.of(1).met == frozenset()
+    questions = state_questions("pick up the grey box", turned, actions, True)
+    answers = [_answer(q, "blue", "ball") for q in questions]
+    assert choose(questions, answers, turned, actions, so_far=parts.of(0))[0] == Subgoal("drop")
+    assert choose(questions, answers, turned, actions, so_far=parts.of(1))[0] == Subgoal("open", (DOOR, RED))
+    emptied = view(((2, 6), "ball", "blue", "open"), ((3, 5), "key", "red", "open"))
+    parts.see(np.stack([emptied, turned]), [False, False])
+    assert parts.of(0).met == frozenset()

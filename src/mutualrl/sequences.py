@@ -14,8 +14,9 @@ clozes then stand for a later part (`grounding.choose`).
 Only going to and opening count: what is picked up may be put down again and needed once more.
 Two puttings-down are remembered for the step (`steps`): a key put down before its door opened, which
 frees the hands for a thing in the way, until the hands take something again; and any other thing
-put down, moved out of the way, for the rest of the episode. So are the doors seen locked: out of
-view, such a door's key still comes before other things.
+put down, moved out of the way, for the rest of the episode. So are the doors seen locked (out of
+view, such a door's key still comes before other things) and a thing met ahead with such a key in
+hand (it is in the way: the key is dropped for it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.facts import door_states
 from mutualrl.steps import EpisodeSoFar, served
-from mutualrl.subgoals import Obj, Subgoal, carried, reached
+from mutualrl.subgoals import Obj, Subgoal, carried, front_object, reached
 
 #: the subgoals whose completion is a part done
 PART_VERBS = ("go to", "open")
@@ -76,11 +77,18 @@ class PartsDone:
 
     def _hands(self, i: int, image: np.ndarray, so_far: EpisodeSoFar) -> EpisodeSoFar:
         """A key that left the hands while its door is still shut is put down, and hands that take
-        anything again end what was put down so; anything else that left the hands was moved."""
+        anything again end what was put down so; anything else that left the hands was moved. A
+        thing ahead while such a key is in hand is met, until the hands are emptied."""
         held, before = carried(image), self._held.get(i)
         self._held[i] = held
         if held is not None:
-            return so_far._replace(put_down=frozenset())
+            ahead = front_object(image)
+            met = so_far.met
+            if (IDX_TO_OBJECT[held[0]] == "key" and ahead is not None and IDX_TO_OBJECT[ahead[0]] != "door"
+                    and not served(held, door_states(image), so_far.done)):
+                met = met | {ahead}
+            return so_far._replace(put_down=frozenset(), met=met)
+        so_far = so_far._replace(met=frozenset())
         if before is None:
             return so_far
         if IDX_TO_OBJECT[before[0]] != "key":

@@ -72,13 +72,15 @@ for _rule, _lead in FORMS.values():
 class EpisodeSoFar(NamedTuple):
     """What a copy's episode has done that its next step depends on (kept by `sequences.PartsDone`):
     the parts `done`; the keys `put_down` before their doors opened, until the hands take
-    something; the other things put down, `moved`; and the doors seen `locked`, which the view
-    may no longer show."""
+    something; the other things put down, `moved`; the doors seen `locked`, which the view may
+    no longer show; and the things `met` ahead, in the way, while a key still to open its door
+    was in hand, until the hands are emptied."""
 
     done: frozenset[Subgoal] = frozenset()
     put_down: frozenset[Obj] = frozenset()
     moved: frozenset[Obj] = frozenset()
     locked: frozenset[Obj] = frozenset()
+    met: frozenset[Obj] = frozenset()
 
 
 def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
@@ -159,7 +161,8 @@ def step_weights(reading: Reading, image: np.ndarray,
                for obj in seen for verb in [step_verb(obj, image, reading.verbs)]]
     weights = [reading.p(NEXT, obj) for obj in seen]
     looked_for = _keys_first(seen, weights, doors, holding)
-    to_its_door = _key_to_its_door_first(seen, weights, doors, holding, front_object(image))
+    ahead = front_object(image)
+    to_its_door = _key_to_its_door_first(seen, weights, doors, holding, so_far.met | ({ahead} if ahead else set()))
     if holding is None:
         _key_before_other_things(seen, weights, doors, so_far)
     in_hand = [holding] if holding is not None else []  # (not a thing to look for)
@@ -183,20 +186,22 @@ def step_weights(reading: Reading, image: np.ndarray,
 
 
 def _key_to_its_door_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], holding: Obj | None,
-                           ahead: Obj | None) -> float:
+                           in_the_way: frozenset[Obj]) -> float:
     """A key in hand still to open its door (not `served`) goes to that door before anything else
     is taken, as the bot takes it: moves the weight of each thing to pick up (in place) to the door
-    where it is locked in view, but for the thing `ahead`, in the way, which the bot drops the key
-    to move (named, the ball before the door sent the key to a drop in 73 of `BlockedUnlockPickup`'s
-    644 bot states, 10 held-out episodes, each one where the bot walked on to the door; the untaught
-    teacher read 0.713 of them before, 0.792 after). Its door out of view, returns that weight, to
-    look for the door."""
+    where it is locked in view, but for the things `in_the_way`, ahead or met ahead since the key
+    was taken (`EpisodeSoFar.met`), which the bot drops the key to move (named, the ball before
+    the door sent the key to a drop in 73 of `BlockedUnlockPickup`'s 644 bot states, 10 held-out
+    episodes, each one where the bot walked on to the door; the untaught teacher read 0.713 of
+    them before, 0.792 after; once a thing had been ahead, the bot dropped the key in each of the
+    43 states that followed, turning to a free cell). Its door out of view, returns that weight,
+    to look for the door."""
     if holding is None or IDX_TO_OBJECT[holding[0]] != "key" or doors.get(door_of(holding)) == "open":
         return 0.0
     door = seen.index(door_of(holding)) if doors.get(door_of(holding)) == "locked" else None
     out = 0.0
     for i, obj in enumerate(seen):
-        if IDX_TO_OBJECT[obj[0]] != "door" and obj != ahead:
+        if IDX_TO_OBJECT[obj[0]] != "door" and obj not in in_the_way:
             if door is None:
                 out += weights[i]
             else:

@@ -45,7 +45,7 @@ class PartsDone:
         self._held: dict[int, Obj | None] = {}
 
     def of(self, copy: int) -> EpisodeSoFar:
-        """What the copy's episode has done so far: its parts done, keys put down, things moved."""
+        """What the copy's episode has done so far (`steps.EpisodeSoFar`)."""
         return self._so_far[copy]
 
     def name(self, copy: int, subgoal: Subgoal) -> None:
@@ -73,9 +73,9 @@ class PartsDone:
             locked = {door for door, state in doors.items() if state == "locked"}
             if not locked <= so_far.locked:
                 so_far = so_far._replace(locked=so_far.locked | locked)
-            self._so_far[i] = self._hands(i, image, so_far)
+            self._so_far[i] = self._hands(i, image, doors, so_far)
 
-    def _hands(self, i: int, image: np.ndarray, so_far: EpisodeSoFar) -> EpisodeSoFar:
+    def _hands(self, i: int, image: np.ndarray, doors: dict[Obj, str], so_far: EpisodeSoFar) -> EpisodeSoFar:
         """A key that left the hands while its door is still shut is put down, and hands that take
         anything again end what was put down so; anything else that left the hands was moved. A
         thing ahead while such a key is in hand is met, until the hands are emptied."""
@@ -85,7 +85,7 @@ class PartsDone:
             ahead = front_object(image)
             met = so_far.met
             if (IDX_TO_OBJECT[held[0]] == "key" and ahead is not None and IDX_TO_OBJECT[ahead[0]] != "door"
-                    and not served(held, door_states(image), so_far.done)):
+                    and not served(held, doors, so_far.done)):
                 met = met | {ahead}
             return so_far._replace(put_down=frozenset(), met=met)
         so_far = so_far._replace(met=frozenset())
@@ -93,6 +93,6 @@ class PartsDone:
             return so_far
         if IDX_TO_OBJECT[before[0]] != "key":
             return so_far._replace(moved=so_far.moved | {before})
-        if not served(before, door_states(image), so_far.done):
+        if not served(before, doors, so_far.done):
             return so_far._replace(put_down=so_far.put_down | {before})
         return so_far

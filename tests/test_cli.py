@@ -41,6 +41,7 @@ def cli(capsys, *args) -> subprocess.CompletedProcess:
     (["curriculum", "--config", "missing.yaml", "--out", "X"], "curriculum file 'missing.yaml' does not exist"),
     (["train", "--target-success", "0.5", "--eval-every", "0", "--out", "X"], "target_success=0.5 needs held-out"),
     (["train", "--threads", "0", "--out", "X"], "--threads must be >= 1, got 0"),
+    (["train", "--resume", "--seed", "3", "--out", "X"], "--seed cannot change (allowed: --frames, --device, --target-success)"),
 ])
 def test_bad_input_is_one_clear_line(args, expected, tmp_path, capsys):
     result = cli(capsys, *[str(tmp_path / a) if a == "X" else a for a in args])

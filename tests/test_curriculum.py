@@ -35,6 +35,18 @@ def test_a_run_stops_once_the_student_alone_reaches_its_target(tmp_path):
     assert resumed["frames"] == summary["frames"]
 
 
+def test_a_resumed_run_takes_a_new_target_and_stops_once_it_is_reached(tmp_path):
+    """A run trained to its budget goes on to a larger one, now stopping at the target."""
+    config = TrainConfig(env_id="MiniGrid-Empty-5x5-v0", frames=256, num_envs=8).replace(
+        num_steps=32, eval_every=1, eval_episodes=8)
+    Trainer(config, tmp_path, quiet=True).train()
+    summary = Trainer.resume(tmp_path, frames=5120, target_success=0.5, quiet=True).train()
+    alone = [row[ALONE] for row in RunDir(tmp_path).read_metrics()]
+    assert summary["reached_target"] and 256 < summary["frames"] < 5120
+    assert alone[-1] >= 0.5 and all(a < 0.5 for a in alone[:-1])
+    assert TrainConfig.from_yaml(tmp_path / "config.yaml").evaluation.target == 0.5  # a later resume keeps it
+
+
 def test_a_run_with_babyais_training_target_stops_once_it_and_the_held_out_target_are_reached(tmp_path):
     """BabyAI's criterion (the rolling success of the last 100 training episodes) beside ours:
     the run goes on past the first target reached until the other is reached too."""

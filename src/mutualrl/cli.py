@@ -13,6 +13,12 @@ from mutualrl.config import FLAT_FIELDS, MODES, TrainConfig
 from mutualrl.errors import MutualRLError
 
 DEFAULT_ENV = "BabyAI-GoToRedBallNoDists-v0"
+RESUME_CHANGES = ("frames", "device", "target_success")  # what a resumed run may change; the rest is its checkpoint's
+
+
+def _flag(key: str) -> str:
+    """The `train` flag of a flat config key."""
+    return "--env" if key == "env_id" else "--" + key.replace("_", "-")
 
 
 def _train_parser(sub) -> None:
@@ -20,13 +26,14 @@ def _train_parser(sub) -> None:
     p.add_argument("--config", help="YAML file of TrainConfig fields; flags below override it")
     p.add_argument("--out", required=True, help="run directory (metrics, TensorBoard, checkpoints)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its newest checkpoint (--frames and --device may change)")
+                   help="continue the run in --out from its newest checkpoint (only "
+                        + ", ".join(map(_flag, RESUME_CHANGES)) + " may change)")
     p.add_argument("--verbose", action="store_true", help="also show the libraries' warnings and progress bars")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's, every core; give 1 to each of several runs at once)")
     for key, (_, f) in FLAT_FIELDS.items():
-        flag = "--env" if key == "env_id" else "--" + key.replace("_", "-")
+        flag = _flag(key)
         help_text = f"{f.metadata['help']} (default: {f.default})"
         if isinstance(f.default, bool):  # --name / --no-name
             p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_text)
@@ -121,7 +128,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     Placement(threads=args.threads).use_threads()  # one run in this process: its threads checked as a grid's
     if args.resume:
-        trainer = Trainer.resume(args.out, frames=args.frames, device=args.device, quiet=args.quiet)
+        fixed = ["--config"] * bool(args.config) + [_flag(key) for key in FLAT_FIELDS
+                                                    if key not in RESUME_CHANGES and getattr(args, key) is not None]
+        if fixed:
+            raise MutualRLError(f"--resume goes on with the run's own settings; {', '.join(fixed)} cannot change "
+                                f"(allowed: {', '.join(map(_flag, RESUME_CHANGES))})")
+        trainer = Trainer.resume(args.out, quiet=args.quiet, **{key: getattr(args, key) for key in RESUME_CHANGES})
     else:
         trainer = Trainer(config_from_args(args), args.out, quiet=args.quiet)
     summary = trainer.train()

@@ -106,18 +106,21 @@ class Trainer:
 
     @classmethod
     def resume(cls, out: str | Path, *, frames: int | None = None, device: str | None = None,
-               teacher: Teacher | None = None, quiet: bool = False) -> "Trainer":
-        """Continue the run in `out` from its newest checkpoint, optionally to a new frame budget
-        or on another device (a run trained on a GPU goes on on a CPU: a checkpoint loads onto the
-        CPU whatever device saved it)."""
+               target_success: float | None = None, teacher: Teacher | None = None,
+               quiet: bool = False) -> "Trainer":
+        """Continue the run in `out` from its newest checkpoint, optionally to a new frame budget,
+        on another device (a run trained on a GPU goes on on a CPU: a checkpoint loads onto the
+        CPU whatever device saved it), or until the student alone reaches a new `target_success`.
+        Nothing else changes: the rest is what the saved student and teacher were trained with."""
         run = RunDir(out).require()
         checkpoint = run.load_checkpoint()
         config = TrainConfig.from_dict(checkpoint["config"])
         config.student, config.student_memory = recorded_student(checkpoint)  # what it trained, whatever the default
         config.action_mask = recorded_mask(checkpoint)
-        if frames is not None or device is not None:
-            config.frames = config.frames if frames is None else frames
-            config.device = config.device if device is None else device
+        changes = {key: value for key, value in
+                   {"frames": frames, "device": device, "target_success": target_success}.items() if value is not None}
+        if changes:
+            config = config.replace(**changes)
             run.write_config(config.validate())
         trainer = cls(config, out, teacher=teacher, quiet=quiet, _checkpoint=checkpoint)
         trainer.summary.setdefault("resumed_at_frames", []).append(trainer.frames)  # each interruption, kept

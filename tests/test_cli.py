@@ -41,7 +41,6 @@ def cli(capsys, *args) -> subprocess.CompletedProcess:
     (["curriculum", "--config", "missing.yaml", "--out", "X"], "curriculum file 'missing.yaml' does not exist"),
     (["train", "--target-success", "0.5", "--eval-every", "0", "--out", "X"], "target_success=0.5 needs held-out"),
     (["train", "--threads", "0", "--out", "X"], "--threads must be >= 1, got 0"),
-    (["train", "--resume", "--seed", "3", "--out", "X"], "--seed cannot change (allowed: --frames, --device, --target-success)"),
 ])
 def test_bad_input_is_one_clear_line(args, expected, tmp_path, capsys):
     result = cli(capsys, *[str(tmp_path / a) if a == "X" else a for a in args])
@@ -49,6 +48,20 @@ def test_bad_input_is_one_clear_line(args, expected, tmp_path, capsys):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_resume_refuses_a_changed_setting_in_one_line_and_goes_on_with_the_same_ones(tmp_path, capsys):
+    Trainer(TrainConfig(mode="rl", frames=128, num_envs=4).replace(num_steps=32, eval_episodes=2), tmp_path,
+            quiet=True).train()
+    changed = cli(capsys, "train", "--out", str(tmp_path), "--resume", "--seed", "3", "--mode", "rl", "--frames", "256")
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    assert changed.stderr.strip().splitlines() == ["mutualrl: error: --resume goes on with the run's own settings; "
+                                                   "--seed 3 (the run's: 0) (only --frames, --device, "
+                                                   "--target-success may change)"]
+    same = cli(capsys, "train", "--out", str(tmp_path), "--resume", "--seed", "0", "--mode", "rl", "--frames", "256",
+               "--quiet")
+    assert same.returncode == 0, same.stderr
+    assert RunDir(tmp_path).read_metrics()[-1]["frames"] == 256
 
 
 def test_corrupt_checkpoint_cli(tmp_path):

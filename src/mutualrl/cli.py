@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mutualrl import output
-from mutualrl.config import FLAT_FIELDS, MODES, TrainConfig
+from mutualrl.config import FLAT_FIELDS, MODES, TrainConfig, flat_items, read_yaml_mapping
 from mutualrl.errors import MutualRLError
 
 DEFAULT_ENV = "BabyAI-GoToRedBallNoDists-v0"
@@ -122,17 +122,28 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return config.validate()
 
 
+def _resume_conflicts(args: argparse.Namespace, saved: TrainConfig) -> list[str]:
+    """Each setting the command names (in its --config file or a flag) that differs from the saved
+    run's, as "--flag VALUE (the run's: SAVED)": the same command with --resume goes on, a changed one
+    is refused rather than silently ignored."""
+    named = {key for key, _ in flat_items(read_yaml_mapping(args.config, "config file"))} if args.config else set()
+    named |= {key for key in FLAT_FIELDS if getattr(args, key) is not None}
+    wanted = config_from_args(args)
+    return [f"{_flag(key)} {wanted.get(key)} (the run's: {saved.get(key)})" for key in FLAT_FIELDS
+            if key in named and key not in RESUME_CHANGES and wanted.get(key) != saved.get(key)]
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from mutualrl.grid import Placement
     from mutualrl.loop import Trainer
+    from mutualrl.tracking import RunDir
 
     Placement(threads=args.threads).use_threads()  # one run in this process: its threads checked as a grid's
     if args.resume:
-        fixed = ["--config"] * bool(args.config) + [_flag(key) for key in FLAT_FIELDS
-                                                    if key not in RESUME_CHANGES and getattr(args, key) is not None]
-        if fixed:
-            raise MutualRLError(f"--resume goes on with the run's own settings; {', '.join(fixed)} cannot change "
-                                f"(allowed: {', '.join(map(_flag, RESUME_CHANGES))})")
+        changed = _resume_conflicts(args, RunDir(args.out).read_config())
+        if changed:
+            raise MutualRLError(f"--resume goes on with the run's own settings; {', '.join(changed)} "
+                                f"(only {', '.join(map(_flag, RESUME_CHANGES))} may change)")
         trainer = Trainer.resume(args.out, quiet=args.quiet, **{key: getattr(args, key) for key in RESUME_CHANGES})
     else:
         trainer = Trainer(config_from_args(args), args.out, quiet=args.quiet)

@@ -271,26 +271,34 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         """From nested sections (`teacher: {lr: ...}`) or flat keys (`teacher_lr: ...`), or a mix."""
         config = cls()
-        for key, value in values.items():
-            if key in SECTIONS and (isinstance(value, dict) or key not in _FLAT):
-                if not isinstance(value, dict):
-                    raise MutualRLError(f"config section {key!r} must hold a mapping, got {value!r}")
-                section = SECTIONS[key]
-                names = {f.name: _flat_key(f) for f in fields(section)}
-                for name, inner in value.items():
-                    if name not in names:
-                        raise MutualRLError(f"unknown key {name!r} in config section {key!r}; allowed: {', '.join(names)}")
-                    config.set(names[name], _typed(names[name], inner))
-            elif key in _FLAT:
-                config.set(key, _typed(key, value))
-            else:
-                raise MutualRLError(f"unknown config key {key!r}; allowed: {', '.join(FLAT_KEYS)} "
-                                    f"(or sections {', '.join(SECTIONS)})")
+        for key, value in flat_items(values):
+            config.set(key, value)
         return config
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
         return cls.from_dict(read_yaml_mapping(path, "config file"))
+
+
+def flat_items(values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The fields a mapping of nested sections or flat keys names, by flat name, typed; one line
+    naming an unknown key or section and what is allowed."""
+    items = []
+    for key, value in values.items():
+        if key in SECTIONS and (isinstance(value, dict) or key not in _FLAT):
+            if not isinstance(value, dict):
+                raise MutualRLError(f"config section {key!r} must hold a mapping, got {value!r}")
+            names = {f.name: _flat_key(f) for f in fields(SECTIONS[key])}
+            for name, inner in value.items():
+                if name not in names:
+                    raise MutualRLError(f"unknown key {name!r} in config section {key!r}; allowed: {', '.join(names)}")
+                items.append((names[name], _typed(names[name], inner)))
+        elif key in _FLAT:
+            items.append((key, _typed(key, value)))
+        else:
+            raise MutualRLError(f"unknown config key {key!r}; allowed: {', '.join(FLAT_KEYS)} "
+                                f"(or sections {', '.join(SECTIONS)})")
+    return items
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:

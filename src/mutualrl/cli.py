@@ -136,11 +136,12 @@ def _resume_conflicts(args: argparse.Namespace, saved: TrainConfig) -> list[str]
 def cmd_train(args: argparse.Namespace) -> None:
     from mutualrl.grid import Placement
     from mutualrl.loop import Trainer
+    from mutualrl.students import recorded_config
     from mutualrl.tracking import RunDir
 
     Placement(threads=args.threads).use_threads()  # one run in this process: its threads checked as a grid's
     if args.resume:
-        changed = _resume_conflicts(args, RunDir(args.out).read_config())
+        changed = _resume_conflicts(args, recorded_config(RunDir(args.out).require().load_checkpoint()))
         if changed:
             raise MutualRLError(f"--resume goes on with the run's own settings; {', '.join(changed)} "
                                 f"(only {', '.join(map(_flag, RESUME_CHANGES))} may change)")

@@ -27,8 +27,7 @@ from mutualrl.feedback import PromptFeedback, build_feedback, build_subgoal_feed
 from mutualrl.guidance import ActionGuidance
 from mutualrl.rollout import AdviceRecord, Rollout, flatten
 from mutualrl.ppo import PPOBatch, compute_gae, ppo_update
-from mutualrl.students import (grow_optimizer_state, load_student, make_student, recorded_actions, recorded_mask,
-                                recorded_student)
+from mutualrl.students import grow_optimizer_state, load_student, make_student, recorded_actions, recorded_config
 from mutualrl.subgoal_guidance import SubgoalGuidance
 from mutualrl.teachers import Teacher, make_teacher
 from mutualrl.tracking import ALONE, EpisodeTracker, MetricsLogger, RunDir, Timer, frames_to_success
@@ -114,9 +113,7 @@ class Trainer:
         Nothing else changes: the rest is what the saved student and teacher were trained with."""
         run = RunDir(out).require()
         checkpoint = run.load_checkpoint()
-        config = TrainConfig.from_dict(checkpoint["config"])
-        config.student, config.student_memory = recorded_student(checkpoint)  # what it trained, whatever the default
-        config.action_mask = recorded_mask(checkpoint)
+        config = recorded_config(checkpoint)  # its student as it trained, whatever today's defaults
         changes = {key: value for key, value in
                    {"frames": frames, "device": device, "target_success": target_success}.items() if value is not None}
         if changes:

@@ -31,9 +31,7 @@ def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
     the checkpoint records (checkpoints from before there was a choice hold the MLP student)."""
     run = RunDir(run_dir).require()
     state = run.load_checkpoint()
-    config = TrainConfig.from_dict(state["config"])
-    config.student, config.student_memory = recorded_student(state)
-    config.action_mask = recorded_mask(state)
+    config = recorded_config(state)
     model = make_student(config.student, len(recorded_actions(state)), config.guidance.advice, config.student_memory,
                          config.action_mask)
     try:
@@ -42,6 +40,14 @@ def load_student(run_dir: str | Path) -> tuple[TrainConfig, Student]:
         raise MutualRLError(f"checkpoint in {str(run.checkpoint_dir)!r} does not hold a {config.student!r} student "
                             f"with memory {config.student_memory} ({type(err).__name__})") from None
     return config, model
+
+
+def recorded_config(checkpoint: dict) -> TrainConfig:
+    """The config a checkpoint's run trained with, its student as the checkpoint records it."""
+    config = TrainConfig.from_dict(checkpoint["config"])
+    config.student, config.student_memory = recorded_student(checkpoint)
+    config.action_mask = recorded_mask(checkpoint)
+    return config
 
 
 def recorded_student(checkpoint: dict) -> tuple[str, int]:

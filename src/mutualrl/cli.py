@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 from mutualrl import output
-from mutualrl.config import FLAT_FIELDS, MODES, TrainConfig, flat_items, read_yaml_mapping
+from mutualrl.config import FLAT_FIELDS, MODES, RESUME_CHANGES, TrainConfig, flat_items, read_yaml_mapping
 from mutualrl.errors import MutualRLError
 
 DEFAULT_ENV = "BabyAI-GoToRedBallNoDists-v0"
-RESUME_CHANGES = ("frames", "device", "target_success")  # what a resumed run may change; the rest is its checkpoint's
 
 
 def _flag(key: str) -> str:

@@ -23,6 +23,8 @@ from mutualrl.errors import MutualRLError
 
 MODES = ("rl", "guided", "feedback", "mutual")
 DEVICES = ("cpu", "cuda")
+#: what a resumed run may change (`Trainer.resume`); the rest is what its student and teacher trained with
+RESUME_CHANGES = ("frames", "device", "target_success")
 ACTION_SPACES = ("task", "full")
 FEEDBACK_SIGNALS = ("advantage", "td_error")
 ADVICE_KINDS = ("action", "subgoal")

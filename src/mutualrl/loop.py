@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mutualrl.config import TrainConfig
+from mutualrl.config import RESUME_CHANGES, TrainConfig
 from mutualrl.envs import has_locked_doors, make_env, obs_to_tensors, situations, task_actions, unwrapped_envs
 from mutualrl.errors import MutualRLError
 from mutualrl.evaluation import EvalResult, evaluate_student, evaluate_subgoals, evaluate_teacher
@@ -114,8 +114,7 @@ class Trainer:
         run = RunDir(out).require()
         checkpoint = run.load_checkpoint()
         config = recorded_config(checkpoint)  # its student as it trained, whatever today's defaults
-        changes = {key: value for key, value in
-                   {"frames": frames, "device": device, "target_success": target_success}.items() if value is not None}
+        changes = {key: value for key, value in zip(RESUME_CHANGES, (frames, device, target_success)) if value is not None}
         if changes:
             config = config.replace(**changes)
             run.write_config(config.validate())

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -136,6 +137,18 @@ def test_library_chatter_only_with_verbose(tmp_path, verbose):
     assert "Warning" not in shown  # no library warning, whatever the verbosity: none of our calls is deprecated
     assert "before -> after" in result.stdout  # our table is always there, its header naming action advice's accuracy
     assert "accuracy" in result.stdout and "subgoal" not in result.stdout
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_bare_library_progress_bars_only_with_verbose(verbose):
+    """transformers converts the embedded teacher's GGUF under a bare tqdm bar, which its own switch
+    does not reach: the bar is drawn only when verbose."""
+    code = ("import sys; from mutualrl import output; output.configure(verbose=sys.argv[1] == 'y'); "
+            "from tqdm.auto import tqdm; list(tqdm(range(3), desc='Converting'))")
+    result = subprocess.run([sys.executable, "-c", code, "y" if verbose else "n"], capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("TQDM_")})
+    assert result.returncode == 0, result.stderr
+    assert ("Converting" in result.stderr) == verbose
 
 
 def test_eval_judges_the_teacher_a_run_learnt(tmp_path, capsys, monkeypatch):

@@ -1,5 +1,5 @@
 """What the terminal shows: our progress and tables; the libraries' own chatter (transformers'
-warnings and weight-loading bars, BabyAI's mission-sampling prints) only when verbose."""
+warnings, weight-loading and conversion bars, BabyAI's mission-sampling prints) only when verbose."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def configure(verbose: bool = False) -> None:
         return
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # transformers' GGUF conversion (the embedded teacher's first load) draws a bare tqdm bar that its
+    # own switch above does not reach; tqdm reads this when first imported
+    os.environ.setdefault("TQDM_DISABLE", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|peft|torch)\b")
     for name in ("transformers", "peft", "accelerate", "huggingface_hub"):

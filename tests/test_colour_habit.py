@@ -41,7 +41,7 @@ def test_a_door_of_another_colour_in_view_loses_to_explore_only_against_the_habi
     """Against the habit, the grey door the mission names outweighs a red one in view by more than
     the explore ratio, so the teacher explores; without it, the habit's kind share spreads the
     colour, and the red door is chosen."""
-    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(habit=habit))
+    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(habit=habit, unshift=False))
     questions = mission_questions("open the grey door", ACTIONS)
     assert any(q.mission == CONTENT_FREE for q in questions) == habit
     options, weights = choice_weights(grounding.Reading(questions, _answers(questions), ACTIONS), RED_DOOR_IN_VIEW)

@@ -32,6 +32,7 @@ import numpy as np
 from minigrid.core.constants import IDX_TO_OBJECT, OBJECT_TO_IDX
 
 from mutualrl import channel
+from mutualrl.design import DESIGN, Design  # noqa: F401 (Design: its switches, as benchmarks and tests name them)
 from mutualrl.envs import Situation
 from mutualrl.subgoals import COLOURS, EXPLORE, KINDS, Obj, Subgoal, carried, visible_objects
 
@@ -57,55 +58,6 @@ ROLES = {"go": "The mission is to go to the", "pick": "The mission is to pick up
          NEXT: "So what the agent must deal with now is the"}  # (the next step's object: `steps`, its other forms too)
 #: the mission of the clozes that measure the model's bias, whatever the mission
 CONTENT_FREE = "N/A"
-
-
-@dataclass(frozen=True)
-class Design:
-    """How the answers become a choice; the defaults are the best of those measured by
-    `benchmarks/grounding_zero_shot.py` (docs/results.md).
-
-    `calibrate`: divide each colour's and kind's probability by its probability for a
-    content-free mission, then normalise (contextual calibration). Measured: it corrects the
-    model's taste for "red" but costs more on `PutNextLocal` (0.858 against 0.917) and on reworded
-    missions, so it is off. The verb is never calibrated (calibrated, "open" outweighed "pick" for
-    boxes).
-    `explore_ratio`: explore outweighs a visible object when a name not in view is this many
-    times as likely.
-    `colourless`: what the colour cloze's kind answers ("pick up the {ball}": the mission names no
-    colour) do to the object's colour: "ignored" (the colours' answers alone, renormalised),
-    "mixed" (their share d of the answer makes the colour uniform with weight d), "majority"
-    (uniform where d > 1/2, the colours' answers alone elsewhere). Measured: a mission without a
-    colour gets d of 0.99 or more, one with a colour 0.0-0.36; with the colours' answers alone,
-    "pick up the ball" read "red" and a visible ball lost to explore (`PickupLoc`, three seeds:
-    0.955, 0.880, 0.843 ignored at ratio 0.1; 0.972, 0.984, 0.968 mixed at 0.25).
-    `channel_weight`: the weight of the verb and of put's objects read the other way round
-    (`channel`; 0 asks no such question). Measured on missions in the design sets' words: 0.25
-    read every verb right, 0.5 and 1 lost pick-up missions to "go"; put's two objects were both
-    right in 0.95-0.97 of the missions at 0.25 (`benchmarks/put_forms.py`).
-    `apart`: read the two objects of `put` as two different objects (`apart`: the marginals of
-    the two roles' joint read, a pair naming one object twice all but ruled out). Read alone, the
-    object to move was wrong in 0.10-0.15 of the design sets' missions, mostly read as the other
-    ("put the red key next to the red ball" read "red ball"); apart, in 0.00-0.05
-    (`benchmarks/put_forms.py`).
-    `habit`: judge the colour cloze's kind share against its share for a content-free mission
-    where that is above 1/2 (the odds of one over the other's): the model says "open the door"
-    whether or not the mission names the door's colour (a share of 0.41-0.93 where it does, 0.93
-    for "N/A"), where "pick up the" leads to a kind only where the mission names no colour
-    (0.01-0.52 where it does, 0.99 or more where not; 0.73 for "N/A"). The habit is the untaught
-    model's, read once (feedback that confirms "door" for "open the door" must not move the
-    yardstick too). Measured: zero-shot, `OpenDoor` 0.904 -> 0.917 and `Open` 0.864 -> 0.988, the
-    door ladder unchanged; but in the loop `UnlockPickup`'s teacher 0.828 -> 0.774 (mean of three
-    seeds) and the students slower, so it is off."""
-
-    calibrate: bool = False
-    explore_ratio: float = 0.25
-    colourless: str = "mixed"
-    channel_weight: float = 0.25
-    apart: bool = True
-    habit: bool = False
-
-
-DESIGN = Design()
 
 
 #: lead -> what the cloze asks: ("verb", None, None), (role, "colour", None) or (role, "kind", colour)
@@ -145,16 +97,18 @@ def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation
     content-free mission (one read per teacher version serves every mission); with the habit
     (`Design.habit`), its colour clozes, read once by the untaught model."""
     said = DESIGN.channel_weight > 0
-    return _clozes(mission, actions, said) + _content_free(actions, said, DESIGN.calibrate, DESIGN.habit)
+    return _clozes(mission, actions, said) + _content_free(actions, said, DESIGN.calibrate, DESIGN.habit, DESIGN.unshift)
 
 
 @functools.lru_cache(maxsize=64)
-def _content_free(actions: tuple[str, ...], said: bool, calibrate: bool, habit: bool) -> tuple[Situation, ...]:
+def _content_free(actions: tuple[str, ...], said: bool, calibrate: bool, habit: bool,
+                  unshift: bool) -> tuple[Situation, ...]:
     """The content-free mission's clozes a design reads beside every mission's (built once, not
-    at every state): all of them to calibrate, its colour clozes read untaught for the habit."""
-    free = _clozes(CONTENT_FREE, actions, said)
-    bias = tuple(q for q in free if meaning(q)[1] is not None) if calibrate else ()
-    return bias + (tuple(dataclasses.replace(q, untaught=True) for q in free if asks_colour(q)) if habit else ())
+    at every state): its names to calibrate, its colour clozes read untaught for the habit, all of
+    them read both ways to unshift."""
+    free = [q for q in _clozes(CONTENT_FREE, actions, said) if not channel.is_channel(q)]
+    taught = tuple(q for q in free if unshift or (calibrate and meaning(q)[1] is not None))
+    return taught + tuple(dataclasses.replace(q, untaught=True) for q in free if unshift or (habit and asks_colour(q)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -194,9 +148,10 @@ class Reading:
     def __init__(self, questions: Sequence[Situation], probs: Sequence[np.ndarray], actions: Sequence[str]):
         said = {channel.about(q): float(p[0]) for q, p in zip(questions, probs) if channel.is_channel(q)}
         answers = {meaning(q): p for q, p in zip(questions, probs) if q.mission != CONTENT_FREE and not channel.is_channel(q)}
-        bias = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE and not q.untaught}
-        habit = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE and q.untaught}
-        dist = {k: _calibrated(p, bias.get(k)) for k, p in answers.items()}
+        free = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE and not q.untaught}
+        untaught = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE and q.untaught}
+        dist = {k: _against_free(k, p, free.get(k), untaught.get(k)) for k, p in answers.items()}
+        habit = untaught if DESIGN.habit else {}
         words = verb_words(actions)
         direct = dist.get(("verb", None, None), np.ones(len(words)))
         verbs = _likelihoods(said, "verb", None, words)
@@ -263,12 +218,17 @@ def _cell(obj: Obj) -> tuple[int, int]:
     return obj[1], KINDS.index(IDX_TO_OBJECT[obj[0]])
 
 
-def _calibrated(probs: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """p / p_content_free, normalised (p itself without a content-free answer)."""
-    if bias is None:
-        return np.asarray(probs, dtype=float)
-    ratio = np.asarray(probs, dtype=float) / np.clip(bias, 1e-6, None)
-    return _normalised(ratio)
+def _against_free(meant: tuple, probs: np.ndarray, free: np.ndarray | None, untaught: np.ndarray | None) -> np.ndarray:
+    """A mission cloze's answers read against the content-free mission's (`Design.calibrate`,
+    names only: p / p_free; `Design.unshift`: p * untaught_free / p_free), each normalised."""
+    probs = np.asarray(probs, dtype=float)
+    if free is None:
+        return probs
+    if DESIGN.calibrate and meant[1] is not None:
+        return _normalised(probs / np.clip(free, 1e-6, None))
+    if DESIGN.unshift and untaught is not None:
+        return _normalised(probs * untaught / np.clip(free, 1e-12, None))
+    return probs
 
 
 def _unnamed(answers: np.ndarray) -> float:

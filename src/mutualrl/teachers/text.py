@@ -82,27 +82,27 @@ class TextTeacher(Teacher):
         return key in self.untaught if situation.untaught else (self.version, key) in self.cache
 
     def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
-        keys = [self.key(s) for s in situations]
-        found = {k: self.untaught.get(k) if s.untaught else self.cache.get(self.version, k)
-                 for k, s in zip(keys, situations)}
-        missing: dict[str, Situation] = {}
-        for k, s in zip(keys, situations):
-            if found[k] is None:
-                missing.setdefault(k, s)
+        # one prompt may be asked both as taught and as untaught (`grounding.Design.unshift`)
+        keys = [(s.untaught, self.key(s)) for s in situations]
+        found = {(u, k): self.untaught.get(k) if u else self.cache.get(self.version, k) for u, k in keys}
+        missing: dict[tuple[bool, str], Situation] = {}
+        for key, s in zip(keys, situations):
+            if found[key] is None:
+                missing.setdefault(key, s)
         if missing:
             self.calls += len(missing)
             for untaught in (False, True):
-                asked = {k: s for k, s in missing.items() if s.untaught == untaught}
+                asked = {key: s for key, s in missing.items() if key[0] == untaught}
                 if not asked:
                     continue
                 rows = (self.score_untaught if untaught else self.score_each)(list(asked.values()))
-                for k, row in zip(asked, rows):
+                for key, row in zip(asked, rows):
                     if untaught:
-                        self.untaught[k] = row
+                        self.untaught[key[1]] = row
                     else:
-                        self.cache.put(self.version, k, row)
-                    found[k] = row
-        return [Advice(probs=answer_probs(found[k], self.temperature)) for k in keys]
+                        self.cache.put(self.version, key[1], row)
+                    found[key] = row
+        return [Advice(probs=answer_probs(found[key], self.temperature)) for key in keys]
 
     def bump_version(self) -> None:
         """Mark a behaviour change: cached advice of older versions is never served again."""

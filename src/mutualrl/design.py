@@ -46,9 +46,12 @@ class Design:
     `unshift`: read each of the mission's clozes (verb and names) without what feedback moved the
     same cloze for the content-free mission (its answers times untaught / taught there). One
     adapter serves every mission, and on a level whose missions share a verb, what it learns first
-    is that verb whatever the mission: taught on `GoToLocal`, "go" for every mission, and "explore"
-    for a door in view on `OpenDoor` (0.904 -> 0.067). Untaught, the two reads are one, so zero-shot
-    nothing changes."""
+    is that verb whatever the mission: taught on `GoToLocal`, it said "go" for every mission, and
+    "explore" for a door in view on `OpenDoor` (subgoal accuracy 0.067 against 0.904 untaught;
+    unshifted, 0.908). Untaught, the two reads are one, so zero-shot nothing changes; a verb
+    learnt for words of one mission ("fetch" as "pick") stays (`PickupLoc` in held-out words).
+    The next step's clozes, keyed by the facts of the state, have no content-free twin and are read
+    as answered."""
 
     calibrate: bool = False
     explore_ratio: float = 0.25

@@ -1,4 +1,4 @@
-"""What feedback moved whatever the mission is read away (`grounding.Design.unshift`): a teacher
+"""What feedback moved whatever the mission is read away (`design.Design.unshift`): a teacher
 taught "go" on a level of go-to missions still reads "pick up the green key" as picking it up."""
 
 import numpy as np
@@ -35,11 +35,12 @@ def test_a_verb_taught_whatever_the_mission_is_read_away(unshift, monkeypatch):
     questions = mission_questions("pick up the green key", ACTIONS)
     assert any(q.mission == CONTENT_FREE and q.untaught for q in questions) == unshift
     taught = Reading(questions, _answers(questions, taught_go=20.0), ACTIONS).verbs
-    assert taught["go"] > 0.5 and taught["go"] > taught["pick"] or unshift  # read as taught: "go"
-    if unshift:
-        untaught = Reading(questions, _answers(questions, taught_go=1.0), ACTIONS).verbs
-        assert taught == pytest.approx(untaught)  # the shift is the same for every mission: none is left
-        assert untaught["pick"] > untaught["go"]
+    if not unshift:
+        assert taught["go"] > 0.5 and taught["go"] > taught["pick"]  # read as taught: "go"
+        return
+    untaught = Reading(questions, _answers(questions, taught_go=1.0), ACTIONS).verbs
+    assert taught == pytest.approx(untaught)  # the shift is the same for every mission: none is left
+    assert untaught["pick"] > untaught["go"]
 
 
 def test_untaught_the_reading_is_the_one_without_unshift(monkeypatch):

@@ -95,7 +95,8 @@ def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation
     """Every cloze about a mission: the verb (where there is a choice), and the colour and kind
     of the object each verb the actions allow needs; with calibration, the same about the
     content-free mission (one read per teacher version serves every mission); with the habit
-    (`Design.habit`), its colour clozes, read once by the untaught model."""
+    (`Design.habit`), its colour clozes, read once by the untaught model; to unshift
+    (`Design.unshift`), all of its clozes, both as taught and as untaught."""
     said = DESIGN.channel_weight > 0
     return _clozes(mission, actions, said) + _content_free(actions, said, DESIGN.calibrate, DESIGN.habit, DESIGN.unshift)
 

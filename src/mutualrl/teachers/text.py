@@ -82,7 +82,7 @@ class TextTeacher(Teacher):
         return key in self.untaught if situation.untaught else (self.version, key) in self.cache
 
     def advise(self, situations: Sequence[Situation], envs: Sequence[Any] | None = None) -> list[Advice]:
-        # one prompt may be asked both as taught and as untaught (`grounding.Design.unshift`)
+        # one prompt may be asked both as taught and as untaught (`design.Design.unshift`)
         keys = [(s.untaught, self.key(s)) for s in situations]
         found = {(u, k): self.untaught.get(k) if u else self.cache.get(self.version, k) for u, k in keys}
         missing: dict[tuple[bool, str], Situation] = {}

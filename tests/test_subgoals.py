@@ -204,6 +204,32 @@ def test_choice_follows_the_teachers_answers():
     assert chosen.verb == "go to" and words_of(chosen.obj)[0] == colour
 
 
+
+def _shared(probs):
+    """Answers as a teacher serves them: one read-only array per prompt and version."""
+    for p in probs:
+        p.setflags(write=False)
+    return probs
+
+
+def test_a_choice_from_shared_answers_follows_each_new_version():
+    """Answers a teacher shares are read once per version (`grounding.read`); a new version's
+    answers, new arrays, are read anew, and writable answers changed in place are read as they
+    now stand."""
+    actions = task_actions("BabyAI-GoToLocal-v0")
+    env = gym.make("BabyAI-GoToLocal-v0")
+    obs = next(o for o, _ in (env.reset(seed=s) for s in range(50)) if len(visible_objects(o["image"])) >= 2)
+    image, seen = obs["image"], visible_objects(obs["image"])
+    questions = mission_questions("go to the thing", actions)
+    first, second = _shared(_answers(questions, *words_of(seen[0]))), _shared(_answers(questions, *words_of(seen[1])))
+    for probs, obj in ((first, seen[0]), (first, seen[0]), (second, seen[1]), (first, seen[0])):
+        assert choose(questions, probs, image, actions)[0] == Subgoal("go to", obj)
+    changing = _answers(questions, *words_of(seen[0]))
+    assert choose(questions, changing, image, actions)[0] == Subgoal("go to", seen[0])
+    for row, now in zip(changing, _answers(questions, *words_of(seen[1]))):
+        row[:] = now
+    assert choose(questions, changing, image, actions)[0] == Subgoal("go to", seen[1])
+
 def test_a_mission_without_a_colour_means_any_object_of_its_kind():
     """Where the colour cloze is answered with a kind ("go to the {ball}"), the mission names no
     colour: any visible object of that kind is chosen over explore, whatever its colour, and the

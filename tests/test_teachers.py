@@ -217,6 +217,17 @@ def fresh_tiny():
     return tiny_model("causal", seed=0)
 
 
+def test_cached_advice_is_shared_read_only_and_recalled_alike():
+    teacher = HFTeacher(*fresh_tiny(), config=TeacherConfig())
+    sits = real_situations([("BabyAI-GoToRedBallNoDists-v0", 0)])
+    first, again = teacher.advise(sits)[0], teacher.advise(sits)[0]
+    np.testing.assert_allclose(first.probs.sum(), 1.0, rtol=1e-6)
+    assert again.probs is first.probs and teacher.calls == 1
+    with pytest.raises(ValueError):  # one caller cannot change what the next is served
+        first.probs[0] = 1.0
+    np.testing.assert_array_equal(teacher.recall(sits)[0].probs, first.probs)
+
+
 @pytest.mark.parametrize("refresh", [False, True])
 def test_teacher_cache_hits_and_refreshes_after_learning(refresh):
     teacher = HFTeacher(*fresh_tiny(), config=TeacherConfig(update_steps=2, lr=5e-2))

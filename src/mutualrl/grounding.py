@@ -187,6 +187,28 @@ class Reading:
         return OBJECT_TO_IDX[KINDS[kind]], int(colour)
 
 
+#: the readings of answers a teacher shares, by the questions and those answers' identity (`read`)
+_READINGS: dict[tuple, tuple[Reading, tuple[np.ndarray, ...]]] = {}
+_READINGS_KEPT = 4096
+
+
+def read(questions: Sequence[Situation], probs: Sequence[np.ndarray], actions: Sequence[str]) -> Reading:
+    """`Reading(questions, probs, actions)`, read once while the same answers are asked again. A
+    teacher serves each prompt's answers at a version as one read-only array to every ask
+    (`TextTeacher`), so on a door level most decisions meet questions already read at this
+    version, and a reading cost about 2 ms of each (a profile of `BlockedUnlockPickup`). Answers
+    that may change (writable arrays) are read every time."""
+    if not all(isinstance(p, np.ndarray) and not p.flags.writeable for p in probs):
+        return Reading(questions, probs, actions)
+    key = (DESIGN, tuple(actions), tuple(questions), tuple(id(p) for p in probs))
+    kept = _READINGS.get(key)
+    if kept is None:
+        if len(_READINGS) >= _READINGS_KEPT:
+            _READINGS.clear()
+        kept = _READINGS[key] = Reading(questions, probs, actions), tuple(probs)  # (the arrays kept: their ids stay theirs)
+    return kept[0]
+
+
 def _likelihoods(said: dict[tuple, float], role: str, part: str | None, values: Sequence[str]) -> list[float] | None:
     """The channel's likelihoods of a role's part (a verb word, a colour or a kind) per value, or
     None where it was not asked about every value."""
@@ -334,7 +356,7 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
     part, are judged on nothing (`sequences`)."""
     if not questions or not (visible_objects(image) or carried(image)):  # (full hands may have a step: `steps`)
         return Subgoal(EXPLORE), [-1] * len(questions)
-    options, weights = (weigh or choice_weights)(Reading(questions, probs, actions), image)
+    options, weights = (weigh or choice_weights)(read(questions, probs, actions), image)
     weights = np.where([o.subgoal in done for o in options], 0.0, weights)
     if weights.sum() <= 0:
         return Subgoal(EXPLORE), [-1] * len(questions)

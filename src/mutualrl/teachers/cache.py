@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
-import numpy as np
+Value = TypeVar("Value")
 
 
-class AdviceCache:
-    """LRU map from (version, prompt) to action scores, with hit/miss counters."""
+class AdviceCache(Generic[Value]):
+    """LRU map from (version, prompt) to a prompt's advice (or scores), with hit/miss counters."""
 
     def __init__(self, max_entries: int = 200_000):
         self.max_entries = max_entries
-        self._store: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
-        self._latest: dict[str, np.ndarray] = {}  # per prompt, the scores of the newest version that read it
+        self._store: OrderedDict[tuple[int, str], Value] = OrderedDict()
+        self._latest: dict[str, Value] = {}  # per prompt, the value of the newest version that read it
         self.hits = 0
         self.misses = 0
 
-    def get(self, version: int, prompt: str) -> np.ndarray | None:
+    def get(self, version: int, prompt: str) -> Value | None:
         value = self._store.get((version, prompt))
         if value is None:
             self.misses += 1
@@ -30,13 +31,13 @@ class AdviceCache:
         """Whether (version, prompt) is held, without counting a hit or a miss."""
         return entry in self._store
 
-    def latest(self, prompt: str) -> np.ndarray | None:
-        """The newest scores held for `prompt`, of any version (kept when old versions are dropped)."""
+    def latest(self, prompt: str) -> Value | None:
+        """The newest value held for `prompt`, of any version (kept when old versions are dropped)."""
         return self._latest.get(prompt)
 
-    def put(self, version: int, prompt: str, scores: np.ndarray) -> None:
-        self._store[(version, prompt)] = scores
-        self._latest[prompt] = scores
+    def put(self, version: int, prompt: str, value: Value) -> None:
+        self._store[(version, prompt)] = value
+        self._latest[prompt] = value
         self._store.move_to_end((version, prompt))
         while len(self._store) > self.max_entries:
             self._store.popitem(last=False)

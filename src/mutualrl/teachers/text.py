@@ -17,9 +17,10 @@ from mutualrl.teachers.cache import AdviceCache
 class TextTeacher(Teacher):
     """Scores each text action of a situation; advice is the softmax of those scores.
 
-    Subclasses implement `score` and, to learn, `update`. Scores are cached per (version, prompt
+    Subclasses implement `score` and, to learn, `update`. Advice is cached per (version, prompt
     key): each distinct situation costs one model call per teacher version; an `untaught` one,
-    one call for the run (`score_untaught`).
+    one call for the run (`score_untaught`). The softmax is taken once, when a prompt is read (on a
+    door level a rollout asks for about 300 answers at each step, nearly all of them cached).
     """
 
     learns = True
@@ -29,8 +30,8 @@ class TextTeacher(Teacher):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
-        self.cache = AdviceCache()
-        self.untaught: dict[str, np.ndarray] = {}  # prompt key -> the untaught teacher's scores
+        self.cache: AdviceCache[Advice] = AdviceCache()
+        self.untaught: dict[str, Advice] = {}  # prompt key -> the untaught teacher's advice
         self.calls = 0
 
     @abstractmethod
@@ -74,8 +75,7 @@ class TextTeacher(Teacher):
         return time.perf_counter() - start
 
     def recall(self, situations: Sequence[Situation]) -> list[Advice | None]:
-        scores = [self.untaught.get(self.key(s)) if s.untaught else self.cache.latest(self.key(s)) for s in situations]
-        return [None if row is None else Advice(probs=answer_probs(row, self.temperature)) for row in scores]
+        return [self.untaught.get(self.key(s)) if s.untaught else self.cache.latest(self.key(s)) for s in situations]
 
     def knows(self, situation: Situation) -> bool:
         key = self.key(situation)
@@ -97,12 +97,18 @@ class TextTeacher(Teacher):
                     continue
                 rows = (self.score_untaught if untaught else self.score_each)(list(asked.values()))
                 for key, row in zip(asked, rows):
+                    found[key] = advice = self._advice(row)
                     if untaught:
-                        self.untaught[key[1]] = row
+                        self.untaught[key[1]] = advice
                     else:
-                        self.cache.put(self.version, key[1], row)
-                    found[key] = row
-        return [Advice(probs=answer_probs(found[key], self.temperature)) for key in keys]
+                        self.cache.put(self.version, key[1], advice)
+        return [found[key] for key in keys]
+
+    def _advice(self, scores: np.ndarray) -> Advice:
+        """Scores as advice, shared by every later ask of the prompt at this version (read-only)."""
+        probs = answer_probs(scores, self.temperature)
+        probs.setflags(write=False)
+        return Advice(probs=probs)
 
     def bump_version(self) -> None:
         """Mark a behaviour change: cached advice of older versions is never served again."""

@@ -204,7 +204,6 @@ def test_choice_follows_the_teachers_answers():
     assert chosen.verb == "go to" and words_of(chosen.obj)[0] == colour
 
 
-
 def _shared(probs):
     """Answers as a teacher serves them: one read-only array per prompt and version."""
     for p in probs:
@@ -229,6 +228,7 @@ def test_a_choice_from_shared_answers_follows_each_new_version():
     for row, now in zip(changing, _answers(questions, *words_of(seen[1]))):
         row[:] = now
     assert choose(questions, changing, image, actions)[0] == Subgoal("go to", seen[1])
+
 
 def test_a_mission_without_a_colour_means_any_object_of_its_kind():
     """Where the colour cloze is answered with a kind ("go to the {ball}"), the mission names no

@@ -11,7 +11,6 @@ from mutualrl.envs import FULL_ACTIONS, NAVIGATION_ACTIONS, Situation
 from mutualrl.evaluation import evaluate_teacher
 from mutualrl.feedback import PromptFeedback
 from mutualrl.teachers import BotTeacher, make_teacher
-from mutualrl.teachers.base import by_answers as answer_sets
 from mutualrl.teachers.cache import AdviceCache
 from mutualrl.teachers.endpoint import EndpointTeacher
 from mutualrl.teachers.hf import HFTeacher, improvement_targets, sureness
@@ -636,49 +635,3 @@ def test_a_teacher_learns_the_same_twice_on_two_threads(tiny_causal):
     assert any(v.abs().sum() > 0 for k, v in adapters[0].items() if "lora_B" in k)  # it learnt
     for adapter in adapters[1:]:
         assert all(torch.equal(adapter[k], adapters[0][k]) for k in adapter)
-
-
-def _door_level_states(count: int) -> list[list[Situation]]:
-    """The step and mission clozes of `count` distinct states of a door level (random play): their
-    headers share the mission and the first facts, and part at different points."""
-    import gymnasium as gym
-
-    from mutualrl.facts import state_facts
-    from mutualrl.steps import state_questions
-    from mutualrl.subgoals import visible_objects
-
-    rng, states, seen = np.random.default_rng(0), [], set()
-    env = gym.make("BabyAI-BlockedUnlockPickup-v0")
-    for seed in range(count):  # a few states of each layout
-        obs, _ = env.reset(seed=seed)
-        for _ in range(30):
-            obs, *_ = env.step(int(rng.integers(0, 3)))
-            facts = (obs["mission"], state_facts(obs["image"]))
-            if visible_objects(obs["image"]) and facts not in seen and len(states) < count:
-                seen.add(facts)
-                states.append(list(state_questions(obs["mission"], obs["image"], FULL_ACTIONS, True)))
-    return states
-
-
-def test_a_header_read_from_a_kept_headers_start_scores_as_the_whole_prompt(tiny_causal):
-    """States read one after another, as a rollout meets them: each new header runs through the
-    frozen trunk only from where it parts from a header read before (fewer tokens than from the
-    system message each time), and every choice equals the full-sequence reference's."""
-    model, tokenizer = tiny_causal
-    states = _door_level_states(6)
-    processed = {}
-    for kept in (0, 128):
-        teacher = HFTeacher(copy.deepcopy(model), tokenizer, config=TeacherConfig(lora_layers=1, precision="float32"))
-        scorer = teacher.scorer
-        scorer.kept_headers.size = kept
-        read = [scorer.logliks_each(questions) for questions in states]
-        processed[kept] = scorer.tokens_processed
-        with torch.no_grad():
-            for questions, fast in zip(states, read):
-                for members in answer_sets(questions):  # (two of each: the reference computes every logit)
-                    members = members[-2:]
-                    naive = naive_logliks(scorer, [questions[i] for i in members])
-                    for row, i in enumerate(members):  # one-token answers: the logits of the answers alone
-                        choice, reference = torch.log_softmax(fast[i], -1), torch.log_softmax(naive[row], -1)
-                        assert torch.allclose(choice, reference, atol=1e-5), (choice - reference).abs().max()
-    assert len(scorer.kept_headers) > 1 and processed[128] < processed[0]

@@ -16,26 +16,29 @@ from transformers import DynamicCache
 
 from mutualrl.envs import Situation
 from mutualrl.teachers import top_layer
-from mutualrl.teachers.prefixes import LayerKV, Prefix, stacked
 
 
 class OneTokenReads:
     """The shared-token reads of `scoring.PrefixSharedScorer`, whose caches and stages they use:
-    `_header_cache`, `trunk_cache`, `kept_headers`, `_start`, `_run`, `_header_kv`, `_by_header`."""
+    `_header_cache`, `trunk_cache`, `_start`, `_run`, `_header_kv`, `_by_header`."""
 
-    def _tree_pass(self, stage: str, kv: DynamicCache, before: torch.Tensor, heads: list[torch.Tensor], owner: list[int],
-                   rests: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], LayerKV]:
-        """One stage over prompts that share their start: after what each head follows (`kv`, one
-        row per head, and `before`, its (B, P) mask, left-padded), `heads`, one row per header (its
-        own tokens and its prompts' common start), left-padded into one batch; then each prompt's
-        remaining tokens `rests` after its header's row (`owner`), right-padded. Returns the hidden
-        states of each head and of each prompt's remaining tokens (empty where none), and the keys
-        and values of the heads' batch (B, heads, P + W, d) per layer."""
+    def _tree_pass(self, stage: str, shared: torch.Tensor, key: str, heads: list[torch.Tensor], owner: list[int],
+                   rests: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """One stage over prompts that share their start: `shared` (1, S, ...: token ids or states,
+        `key` naming it) once, its cache kept (for good below the adapter, per teacher version
+        above it); then `heads`, one row per header (its own tokens and its prompts' common start),
+        left-padded into one batch after it; then each prompt's remaining tokens `rests` after its
+        header's row (`owner`), right-padded. Returns the hidden states of each head and of each
+        prompt's remaining tokens (empty where none)."""
         fill = self.pad_id if heads[0].dtype == torch.long else 0
+        width = shared.shape[1]
+        kv = DynamicCache()
+        if width:
+            kv, _ = self._header_kv(stage, shared, key)
+            kv.batch_repeat_interleave(len(heads))
         ids, mask = pad(heads, left=True, fill=fill)
-        attention = torch.cat([before.to(mask.device), mask], dim=1)
-        head_hidden, kv = self._run(stage, ids, attention, (attention.cumsum(1) - 1)[:, before.shape[1]:], kv)
-        head_kv = [(layer.keys, layer.values) for layer in kv.layers]
+        attention = torch.cat([mask.new_ones(len(heads), width), mask], dim=1)
+        head_hidden, kv = self._run(stage, ids, attention, (attention.cumsum(1) - 1)[:, width:], kv)
         own = [head_hidden.new_zeros(0, *head_hidden.shape[2:])] * len(rests)
         more = [k for k, tokens in enumerate(rests) if len(tokens)]
         if more:
@@ -46,24 +49,13 @@ class OneTokenReads:
             hidden, _ = self._run(stage, ids, torch.cat([attention[rows], rest_mask], dim=1), positions, kv)
             for row, k in enumerate(more):
                 own[k] = hidden[row, rest_mask[row].bool()]
-        return [head_hidden[g, mask[g].bool()] for g in range(len(heads))], own, head_kv
-
-    def _after_start(self, stage: str, shared: torch.Tensor, key: str, rows: int) -> tuple[DynamicCache, torch.Tensor]:
-        """What every one of `rows` heads follows: `shared` (1, S, ...: token ids or states, `key`
-        naming it), run once and its cache kept (for good below the adapter, per teacher version
-        above it); as `_tree_pass` takes it."""
-        kv = DynamicCache()
-        if shared.shape[1]:
-            kv, _ = self._header_kv(stage, shared, key)
-            kv.batch_repeat_interleave(rows)
-        return kv, torch.ones((rows, shared.shape[1]), dtype=torch.long, device=self.device)
+        return [head_hidden[g, mask[g].bool()] for g in range(len(heads))], own
 
     def _read_new_prompts(self, groups: list[tuple[list[int], list[list[int]]]]) -> None:
         """The frozen trunk's first pass over prompts it has not seen (one-token answers), all at
         once (a pass through the trunk costs as much as a few dozen tokens, whatever its batch):
-        each new header from the longest start it shares with a header read before (`prefixes`)
-        or, at least, after the headers' shared start (kept for good), with its new prompts'
-        common start, one row each; then every new prompt's remaining tokens. Fills the trunk caches."""
+        the headers' shared start (kept for good), then each header with its new prompts' common
+        start, one row each, then every new prompt's remaining tokens. Fills the trunk caches."""
         new = [(h, list(dict.fromkeys(tuple(r) for r in rests if (str(h), tuple(r)) not in self.trunk_cache)))
                for h, rests in groups]
         new = [(h, [list(r) for r in rests]) for h, rests in new if rests]
@@ -71,42 +63,26 @@ class OneTokenReads:
             return
         self._start = common_prefix([h for h, _ in new] + ([self._start] if self._start is not None else []))
         shared = self._shared([h for h, _ in new])
+        start = new[0][0][:shared]
         stems = [common_prefix(rests) for _, rests in new]
         tensor = lambda tokens: torch.tensor(tokens, dtype=torch.long, device=self.device)  # noqa: E731
         with torch.no_grad():
-            start = self._start_prefix(new[0][0][:shared])
-            starts = [max(self.kept_headers.longest(h, len(h) - 1), start, key=lambda p: p.length) for h, _ in new]
-            layers, before = stacked(starts, self.trunk_layers)
-            kv = DynamicCache()
-            for index, (keys, values) in enumerate(layers):
-                kv.update(keys, values, index)
-            heads, own, head_kv = self._tree_pass(
-                "lower", kv, before, [tensor(h[p.length:] + stem) for (h, _), p, stem in zip(new, starts, stems)],
+            heads, own = self._tree_pass(
+                "lower", tensor([start]), str(start), [tensor(h[shared:] + stem) for (h, _), stem in zip(new, stems)],
                 [g for g, (_, rests) in enumerate(new) for _ in rests],
                 [tensor(r[len(stem):]) for (_, rests), stem in zip(new, stems) for r in rests])
-        k, width = 0, before.shape[1]
-        for g, ((h, rests), head, prefix) in enumerate(zip(new, heads, starts)):
-            mine = len(h) - prefix.length
+            start_states = self._header_kv("lower", tensor([start]), str(start), copy_kv=False)[1][0] if shared else None
+        k = 0
+        for (h, rests), head in zip(new, heads):
+            mine = len(h) - shared
             if ("lower", str(h)) not in self._header_cache:  # its states only: a cache is made if ever needed
-                states = head[:mine] if prefix.states is None else torch.cat([prefix.states, head[:mine]])
+                states = head[:mine] if start_states is None else torch.cat([start_states, head[:mine]])
                 self._header_cache[("lower", str(h))] = (None, states[None])
-                first = head_kv[0][0].shape[2] - len(head)  # the column of its first token of its own
-                columns = torch.cat([torch.arange(width - prefix.length, width), torch.arange(first, first + mine)])
-                columns = columns.to(head_kv[0][0].device)
-                self.kept_headers.keep(h, [(keys[g:g + 1, :, columns], values[g:g + 1, :, columns])
-                                           for keys, values in head_kv], states)
             for r in rests:
                 self.trunk_cache[(str(h), tuple(r))] = (torch.cat([head[mine:], own[k]]), None)
                 k += 1
         while len(self.trunk_cache) > self.trunk_cache_size:
             self.trunk_cache.pop(next(iter(self.trunk_cache)))
-
-    def _start_prefix(self, start: list[int]) -> Prefix:
-        """The headers' shared start (the system message) as a prefix, its cache kept for good."""
-        if not start:
-            return Prefix(0, None, None)
-        kv, states = self._header_kv("lower", torch.tensor([start], dtype=torch.long, device=self.device), str(start))
-        return Prefix(len(start), [(layer.keys, layer.values) for layer in kv.layers], states[0])
 
     def _shared(self, headers: list[list[int]]) -> int:
         """How many of the headers' first tokens run once for all of them: the start every header
@@ -141,8 +117,8 @@ class OneTokenReads:
                 self._base_model().get_decoder(), [lower[0][:shared], *heads, *rests], sequences,
                 lambda states, attention, positions, kv: self._run("upper", states, attention, positions, kv)[0])
         else:
-            kv, before = self._after_start("upper", lower[0][None, :shared], str(groups[0][0][:shared]), len(heads))
-            head_states, own, _ = self._tree_pass("upper", kv, before, heads, owner, rests)
+            head_states, own = self._tree_pass("upper", lower[0][None, :shared], str(groups[0][0][:shared]),
+                                               heads, owner, rests)
             last = torch.stack([rest[-1] if len(rest) else head_states[g][-1] for g, rest in zip(owner, own)])
         order = torch.tensor([i for rows in headers.values() for i in rows], device=self.device)
         return torch.empty_like(last).index_copy(0, order, last)

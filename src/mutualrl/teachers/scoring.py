@@ -28,7 +28,6 @@ from mutualrl.envs import Situation
 from mutualrl.teachers import top_layer
 from mutualrl.teachers.base import by_answers
 from mutualrl.teachers.one_token import OneTokenReads, common_prefix, pad
-from mutualrl.teachers.prefixes import KeptHeaders
 from mutualrl.teachers.prompt import system_prompt, user_message
 
 
@@ -48,7 +47,6 @@ class PrefixSharedScorer(OneTokenReads):
         self._header_cache: dict[tuple, Any] = {}
         self.trunk_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self.trunk_cache_size = 50_000
-        self.kept_headers = KeptHeaders()  # the trunk's keys and values of the latest headers, to start new ones from
         self.trunk_layers = self._trunk_depth()
         self._top_alone = self._last_layer_alone()
         self._action_ids: dict[str, list[int]] = {}

@@ -142,7 +142,9 @@ class Trainer:
                 while self.frames < cfg.frames and not self.reached_target:
                     row = self.iterate()
                     logger.log(row)
-                    progress.update(task, completed=self.frames, fps=row["fps"], success=row["success_rate"])
+                    # the run's rate so far: one iteration's would show an evaluation's cost as the speed
+                    progress.update(task, completed=self.frames, fps=self.frames / self.wall_time,
+                                    success=row["success_rate"])
                     self.reached_target = self._targets_reached(row)
                     if self.iteration % cfg.checkpoint_every == 0 or self.frames >= cfg.frames or self.reached_target:
                         self.save()

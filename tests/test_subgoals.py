@@ -43,7 +43,9 @@ def test_the_clozes_ask_about_the_mission_alone_and_offer_every_name(env_id):
         keys, missions = set(), set()
         for env, obs in _views(env_id, range(30)):
             questions = mission_questions(obs["mission"], actions)
-            own = [q for q in questions if q.mission != CONTENT_FREE]
+            own = [q for q in questions if q.mission != CONTENT_FREE and (channel.is_channel(q) or not q.untaught)]
+            asked_untaught = [q for q in questions if q.mission != CONTENT_FREE and q not in own]  # to unshift
+            assert asked_untaught == [dataclasses.replace(q, untaught=True) for q in own if not channel.is_channel(q)]
             roles = {meaning(q)[0] for q in own} - {"verb", "channel"}
             assert roles == {w for w in words if w != "put"} | ({"move", "fixed"} if "put" in words else set())
             assert any(meaning(q)[0] == "verb" for q in own) == (len(words) > 1)

@@ -80,3 +80,46 @@ def test_a_taught_teacher_answers_one_prompt_both_as_taught_and_as_untaught(tiny
     taught, untaught = (a.probs for a in teacher.advise(free))
     np.testing.assert_allclose(untaught, before, atol=1e-6)
     assert np.abs(taught - untaught).max() > 1e-3
+
+
+def _verb_reads(questions, taught, free_taught, untaught, free_untaught) -> list[np.ndarray]:
+    """The verb clozes answered as given (word -> probability; the mission's and the content-free
+    mission's, as taught and as untaught), every other cloze evenly."""
+    probs = []
+    for q in questions:
+        if channel.is_channel(q) or meaning(q)[0] != "verb":
+            probs.append(np.full(len(q.actions), 1.0 / len(q.actions)))
+            continue
+        table = {(False, False): taught, (False, True): untaught,
+                 (True, False): free_taught, (True, True): free_untaught}[(q.mission == CONTENT_FREE, q.untaught)]
+        probs.append(np.array([table[w] for w in q.actions]))
+    return probs
+
+
+FREE_UNTAUGHT = {"go": 0.40, "pick": 0.167, "put": 0.275, "open": 0.158}
+
+
+def test_a_vanishing_answer_is_not_raised_over_the_one_both_models_rank_first():
+    """A teacher taught "go" for every mission (the reads of a run carried through the door
+    curriculum, on `GoToObjMazeS4`): "put" is tiny for the mission and tinier for the content-free
+    one, and the ratio alone reads "put"; the untaught model ranks "go" above "put", so "go" stays."""
+    questions = mission_questions("go to the blue ball", ACTIONS)
+    taught = {"go": 1 - 3e-7, "pick": 7.5e-14, "put": 3e-7, "open": 5e-20}
+    free = {"go": 1.0, "pick": 1.9e-25, "put": 5.6e-15, "open": 6.9e-26}
+    untaught = {"go": 0.30, "pick": 0.24, "put": 0.21, "open": 0.25}
+    verbs = Reading(questions, _verb_reads(questions, taught, free, untaught, FREE_UNTAUGHT), ACTIONS).verbs
+    assert max(verbs, key=verbs.get) == "go"  # (the shift read alone: "put", 0.99999)
+
+
+def test_a_verb_the_untaught_model_ranks_first_is_still_brought_back():
+    """Taught "go" on go-to missions, the teacher reads "open the purple door" as "go"; the ratio to
+    the content-free mission raises "open", which the untaught model ranks first: it is read."""
+    questions = mission_questions("open the purple door", ACTIONS)
+    taught = {"go": 1 - 5.2e-8, "pick": 9.5e-11, "put": 4.4e-8, "open": 7.7e-9}
+    free = {"go": 1 - 8.3e-8, "pick": 1e-10, "put": 8.2e-8, "open": 2.3e-10}
+    untaught = {"go": 0.10, "pick": 0.06, "put": 0.07, "open": 0.77}
+    verbs = Reading(questions, _verb_reads(questions, taught, free, untaught, FREE_UNTAUGHT), ACTIONS).verbs
+    assert max(verbs, key=verbs.get) == "open"
+    own = [q for q in questions if q.untaught and q.mission != CONTENT_FREE and not channel.is_channel(q)]
+    assert own and all(a == -1 for q, a in zip(questions, grounding.answers_for(
+        questions, grounding.Option(grounding.Subgoal("open", (4, 3, 1)), "open", "open"))) if q in own)

@@ -96,9 +96,20 @@ def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation
     of the object each verb the actions allow needs; with calibration, the same about the
     content-free mission (one read per teacher version serves every mission); with the habit
     (`Design.habit`), its colour clozes, read once by the untaught model; to unshift
-    (`Design.unshift`), all of its clozes, both as taught and as untaught."""
+    (`Design.unshift`), all of its clozes both as taught and as untaught, and the mission's own
+    as untaught too."""
     said = DESIGN.channel_weight > 0
-    return _clozes(mission, actions, said) + _content_free(actions, said, DESIGN.calibrate, DESIGN.habit, DESIGN.unshift)
+    own = _untaught_clozes(mission, actions, said) if DESIGN.unshift else ()
+    return _clozes(mission, actions, said) + own + _content_free(actions, said, DESIGN.calibrate, DESIGN.habit,
+                                                                 DESIGN.unshift)
+
+
+@functools.lru_cache(maxsize=4096)
+def _untaught_clozes(mission: str, actions: tuple[str, ...], said: bool) -> tuple[Situation, ...]:
+    """The mission's own clozes as the untaught model answers them (one read for the run): the
+    ranking that unshifting may not overturn (`_ranked_as_untaught`)."""
+    return tuple(dataclasses.replace(q, untaught=True) for q in _clozes(mission, actions, said)
+                 if not channel.is_channel(q))
 
 
 @functools.lru_cache(maxsize=64)
@@ -148,10 +159,12 @@ class Reading:
 
     def __init__(self, questions: Sequence[Situation], probs: Sequence[np.ndarray], actions: Sequence[str]):
         said = {channel.about(q): float(p[0]) for q, p in zip(questions, probs) if channel.is_channel(q)}
-        answers = {meaning(q): p for q, p in zip(questions, probs) if q.mission != CONTENT_FREE and not channel.is_channel(q)}
-        free = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE and not q.untaught}
-        untaught = {meaning(q): p for q, p in zip(questions, probs) if q.mission == CONTENT_FREE and q.untaught}
-        dist = {k: _against_free(k, p, free.get(k), untaught.get(k)) for k, p in answers.items()}
+        asked = [(q, p) for q, p in zip(questions, probs) if not channel.is_channel(q)]
+        answers = {meaning(q): p for q, p in asked if q.mission != CONTENT_FREE and not q.untaught}
+        own_untaught = {meaning(q): p for q, p in asked if q.mission != CONTENT_FREE and q.untaught}
+        free = {meaning(q): p for q, p in asked if q.mission == CONTENT_FREE and not q.untaught}
+        untaught = {meaning(q): p for q, p in asked if q.mission == CONTENT_FREE and q.untaught}
+        dist = {k: _against_free(k, p, free.get(k), untaught.get(k), own_untaught.get(k)) for k, p in answers.items()}
         habit = untaught if DESIGN.habit else {}
         words = verb_words(actions)
         direct = dist.get(("verb", None, None), np.ones(len(words)))
@@ -241,17 +254,37 @@ def _cell(obj: Obj) -> tuple[int, int]:
     return obj[1], KINDS.index(IDX_TO_OBJECT[obj[0]])
 
 
-def _against_free(meant: tuple, probs: np.ndarray, free: np.ndarray | None, untaught: np.ndarray | None) -> np.ndarray:
+def _against_free(meant: tuple, probs: np.ndarray, free: np.ndarray | None, untaught: np.ndarray | None,
+                  own_untaught: np.ndarray | None = None) -> np.ndarray:
     """A mission cloze's answers read against the content-free mission's (`Design.calibrate`,
-    names only: p / p_free; `Design.unshift`: p * untaught_free / p_free), each normalised."""
+    names only: p / p_free; `Design.unshift`: p * untaught_free / p_free, ranked as the untaught
+    model ranks them where it overturns the taught answer, `_ranked_as_untaught`), each normalised."""
     probs = np.asarray(probs, dtype=float)
     if free is None:
         return probs
     if DESIGN.calibrate and meant[1] is not None:
         return _normalised(probs / np.clip(free, 1e-6, None))
     if DESIGN.unshift and untaught is not None:
-        return _normalised(probs * untaught / np.clip(free, 1e-12, None))
+        unshifted = _normalised(probs * untaught / np.clip(free, 1e-12, None))
+        return unshifted if own_untaught is None else _ranked_as_untaught(unshifted, probs, own_untaught)
     return probs
+
+
+def _ranked_as_untaught(unshifted: np.ndarray, taught: np.ndarray, untaught: np.ndarray) -> np.ndarray:
+    """An unshifted read in which no answer that the untaught model ranks below the taught model's
+    answer outweighs that answer: each such answer at most the taught answer's weight times their
+    untaught odds. Unshifting divides the mission's answer by the content-free mission's, and where
+    feedback has made an answer all but impossible for every mission, one vanishing probability by
+    another: on `GoToObjMazeS4`, a teacher carried through the door curriculum read "go to the blue
+    ball" as "go" 0.9999997 and "put" 3e-7, the content-free mission "put" 6e-15, and the ratio made
+    it "put" (0.99999; the subgoal "pick up the green door", subgoal accuracy 0.71 against 1.00
+    untaught). The same ratios carry what feedback taught, so no bound on them tells the two apart
+    (taught on `GoToLocal`, "open the purple door" read "open" 8e-9 against the content-free 2e-10,
+    and unshifting brought "open" back; a cap on the raise that stops "put" stops "open" too); the
+    untaught model's ranking does: it read "go" above "put" there, and "open" above "go" here."""
+    first = int(np.argmax(taught))
+    bound = unshifted[first] * untaught / max(float(untaught[first]), 1e-12)
+    return _normalised(np.where(untaught < untaught[first], np.minimum(unshifted, bound), unshifted))
 
 
 def _unnamed(answers: np.ndarray) -> float:
@@ -339,7 +372,7 @@ def answers_for(questions: Sequence[Situation], option: Option) -> list[int]:
     wanted = {("verb", None, None): option.word, (option.role, "colour", None): colour,
               (option.role, "kind", colour): kind}
     for i, q in enumerate(questions):
-        answer = wanted.get(meaning(q)) if q.mission != CONTENT_FREE else None
+        answer = wanted.get(meaning(q)) if q.mission != CONTENT_FREE and not q.untaught else None
         if answer in q.actions:
             answers[i] = q.actions.index(answer)
     return answers

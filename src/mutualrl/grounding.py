@@ -270,19 +270,28 @@ def _against_free(meant: tuple, probs: np.ndarray, free: np.ndarray | None, unta
     return probs
 
 
+#: how far below the taught model's own answer an answer is all but ruled out (`_ranked_as_untaught`)
+RULED_OUT = 0.01
+
+
 def _ranked_as_untaught(unshifted: np.ndarray, taught: np.ndarray, untaught: np.ndarray) -> np.ndarray:
-    """An unshifted read in which no answer that the untaught model ranks below the taught model's
-    answer outweighs that answer: each such answer at most the taught answer's weight times their
-    untaught odds. Unshifting divides the mission's answer by the content-free mission's, and where
-    feedback has made an answer all but impossible for every mission, one vanishing probability by
-    another: on `GoToObjMazeS4`, a teacher carried through the door curriculum read "go to the blue
-    ball" as "go" 0.9999997 and "put" 3e-7, the content-free mission "put" 6e-15, and the ratio made
-    it "put" (0.99999; the subgoal "pick up the green door", subgoal accuracy 0.71 against 1.00
+    """An unshifted read whose likeliest answer is one the taught model all but ruled out (below
+    `RULED_OUT` times its own answer) and the untaught model ranks below that answer too is read
+    again with each answer so ranked at most the taught answer's weight times their untaught odds;
+    any other read is left (near ties, where the two models' rankings often differ, included).
+
+    Unshifting divides the mission's answer by the content-free mission's, and where feedback has
+    made an answer all but impossible for every mission, one vanishing probability by another: on
+    `GoToObjMazeS4`, a teacher carried through the door curriculum read "go to the blue ball" as
+    "go" 0.9999997 and "put" 3e-7, the content-free mission "put" 6e-15, and the ratio made it
+    "put" (0.99999; the subgoal "pick up the green door", subgoal accuracy 0.71 against 1.00
     untaught). The same ratios carry what feedback taught, so no bound on them tells the two apart
     (taught on `GoToLocal`, "open the purple door" read "open" 8e-9 against the content-free 2e-10,
     and unshifting brought "open" back; a cap on the raise that stops "put" stops "open" too); the
     untaught model's ranking does: it read "go" above "put" there, and "open" above "go" here."""
-    first = int(np.argmax(taught))
+    first, winner = int(np.argmax(taught)), int(np.argmax(unshifted))
+    if winner == first or untaught[winner] >= untaught[first] or taught[winner] >= RULED_OUT * taught[first]:
+        return unshifted
     bound = unshifted[first] * untaught / max(float(untaught[first]), 1e-12)
     return _normalised(np.where(untaught < untaught[first], np.minimum(unshifted, bound), unshifted))
 

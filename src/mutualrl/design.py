@@ -52,8 +52,8 @@ class Design:
     near tie (`KeyCorridorS3R1`, seed 1: 0.905 -> 0.907 zero-shot, one state in 440); a verb
     learnt for words of one mission ("fetch" as "pick") stays (`PickupLoc` in held-out words).
     The next step's clozes, keyed by the facts of the state, have no content-free twin and are read
-    as answered. An answer that unshifting raises over the taught model's own stays below it where
-    the untaught model ranks it below too (`grounding._ranked_as_untaught`)."""
+    as answered. An answer the taught model all but ruled out that unshifting raises over its own
+    stays below it where the untaught model ranks it below too (`grounding._ranked_as_untaught`)."""
 
     calibrate: bool = False
     explore_ratio: float = 0.25

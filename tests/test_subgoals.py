@@ -379,6 +379,16 @@ def test_the_budget_of_teacher_reads_is_never_exceeded(tmp_path, advice):
     assert (reads[0] > 0) == (advice == "action") and advised[-1] > 0
 
 
+def test_under_a_budget_the_prompts_asked_as_untaught_are_read_too(tmp_path):
+    """A prompt asked both as taught and as untaught (`Design.unshift`) shares one prompt key: the
+    budget's queue keeps both, so the untaught read that every mission's choice needs comes."""
+    config = TrainConfig().replace(**SMALL, mode="guided", teacher="tiny", frames=384, teacher_budget=7)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    for _ in range(6):
+        trainer.iterate()
+    assert trainer.teacher.untaught
+
+
 def test_mutual_with_subgoals_learns_the_teacher_and_resumes(tmp_path):
     config = TrainConfig().replace(**{**SMALL, "eval_every": 4}, mode="mutual", teacher="tiny", frames=512, eval_episodes=2,
                                    teacher_update_every=2, teacher_update_steps=1, teacher_batch=4)

@@ -58,7 +58,9 @@ class SubgoalGuidance(Guidance):
         self._paid: list[set[Subgoal]] = [set() for _ in range(num_envs)]  # subgoals rewarded this episode
         self._nearest: list[dict[Subgoal, int]] = [{} for _ in range(num_envs)]  # closest approach this episode
         self._before: tuple[np.ndarray, Sequence[str]] | None = None  # this step's views and missions
-        self._asked: dict[str, tuple[float, Situation]] = {}  # unread prompts -> (priority, prompt)
+        # unread prompts, keyed as the teacher keeps their answers (a prompt may be asked both as
+        # taught and as untaught: `Design.unshift`) -> (priority, prompt)
+        self._asked: dict[tuple[bool, str], tuple[float, Situation]] = {}
         self._sightings = [Sightings() for _ in range(num_envs)]  # where each copy saw each object
         self._recent = RecentSuccess()  # whether successes are frequent enough to judge the verb and the step
         self.parts = PartsDone()  # the parts of each copy's mission done in its episode
@@ -124,10 +126,11 @@ class SubgoalGuidance(Guidance):
             questions = candidates[i]
             keys = [self.teacher.key(q) for q in questions]
             priority = self._priority(keys, entropy[i])
-            new = {k: q for k, q in zip(keys, questions) if not self.teacher.knows(q)}
+            kept = [((q.untaught, k), q) for k, q in zip(keys, questions)]
+            new = {key: q for key, q in kept if not self.teacher.knows(q)}
             if self.config.budget and new:
                 later.append(i)
-                for key, q in zip(keys, questions):  # all of them: an update may come before the read
+                for key, q in kept:  # all of them: an update may come before the read
                     if priority > self._asked.get(key, (-math.inf,))[0]:
                         self._asked[key] = (priority, q)
             else:

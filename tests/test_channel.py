@@ -37,8 +37,8 @@ def test_a_mission_far_likelier_after_one_verbs_usual_words_reads_as_that_verb()
     assert max(alike, key=alike.get) == "go" and np.allclose(list(alike.values()), list(direct.values()))
 
 
-def test_without_the_channel_weight_no_channel_cloze_is_asked(monkeypatch):
-    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(channel_weight=0.0))
+def test_without_the_channel_weight_and_the_location_prior_no_channel_cloze_is_asked(monkeypatch):
+    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(channel_weight=0.0, location_prior=0.0))
     assert not any(channel.is_channel(q) for q in mission_questions("fetch the ball", ACTIONS))
 
 

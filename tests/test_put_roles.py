@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mutualrl import channel, grounding
+from mutualrl import channel, grounding, locations
 from mutualrl.envs import task_actions
 from mutualrl.grounding import COLOURS, KINDS, Reading, meaning, mission_questions
 
@@ -72,4 +72,6 @@ def test_the_mission_likelier_after_the_object_to_move_in_the_usual_words_names_
     assert _likeliest(Reading(questions, _answers(questions, reads, said), ACTIONS), "move") == GREY_KEY
     assert _likeliest(Reading(questions, _answers(questions, reads), ACTIONS), "move") == BLUE_BOX
     asked = [channel.about(q) for q in questions if channel.is_channel(q)]
-    assert len(asked) == len(set(asked)) == len(grounding.verb_words(ACTIONS)) + 2 * (len(COLOURS) + len(KINDS))
+    placed = [w for w in grounding.verb_words(ACTIONS) if w in locations.PLACED_VERBS]
+    assert len(asked) == len(set(asked)) == len(grounding.verb_words(ACTIONS)) + 2 * (len(COLOURS) + len(KINDS)) + \
+        len(locations.PLACES) * len(placed)

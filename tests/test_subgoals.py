@@ -9,7 +9,7 @@ import pytest
 import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
-from mutualrl import channel
+from mutualrl import channel, locations
 from mutualrl.config import TrainConfig
 from mutualrl.envs import FULL_ACTIONS, Situation, registered_env_ids, task_actions
 from mutualrl.feedback import build_subgoal_feedback
@@ -50,9 +50,12 @@ def test_the_clozes_ask_about_the_mission_alone_and_offer_every_name(env_id):
             assert roles == {w for w in words if w != "put"} | ({"move", "fixed"} if "put" in words else set())
             assert any(meaning(q)[0] == "verb" for q in own) == (len(words) > 1)
             said = [q for q in own if meaning(q)[0] == "channel"]  # read the other way round: one per verb word,
-            verbs = [q for q in said if channel.about(q)[0] == "verb"]  # and per colour and kind of put's objects
-            assert len(verbs) == (len(words) if len(words) > 1 else 0)
-            assert len(said) - len(verbs) == (2 * (len(COLOURS) + len(KINDS)) if "put" in words else 0)
+            verbs = [q for q in said if channel.about(q)[0] == "verb"]  # per colour and kind of put's objects,
+            places = [q for q in said if channel.about(q)[1] == "place"]  # and per place of a placed verb's object
+            placed = [w for w in words if w in locations.PLACED_VERBS]
+            assert len(places) == len(locations.PLACES) * len(placed)
+            assert len(verbs) == (len(words) if len(words) > 1 else len(placed))  # (placed nowhere: the verb's own)
+            assert len(said) - len(verbs) - len(places) == (2 * (len(COLOURS) + len(KINDS)) if "put" in words else 0)
             assert all(q.actions == (obs["mission"] + ".",) for q in said)
             for q in (q for q in questions if q not in said):
                 assert q.cloze and q.mission in (obs["mission"], CONTENT_FREE) and "You see" not in question(q)

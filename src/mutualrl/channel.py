@@ -35,24 +35,31 @@ USUAL_WORDS = {"go": "go to the object", "pick": "pick up the object", "put": "p
 #: put's usual words with one of its objects named by its colour, or by its kind, per role
 PUT_WORDS = {"move": ("put the {} object next to the other object", "put the {} next to the other object"),
              "fixed": ("put the object next to the {} object", "put the object next to the {}")}
-#: usual words -> what they say: ("verb", None, word), or (role, "colour", colour) or (role, "kind", kind)
+#: usual words -> what they say: ("verb", None, word), or (role, "colour", colour) or (role, "kind", kind), or a
+#: place of a verb word's object (`locations`)
 _ABOUT: dict[str, tuple[str, str | None, str]] = (
     {said: ("verb", None, word) for word, said in USUAL_WORDS.items()}
     | {PUT_WORDS[role][0].format(c): (role, "colour", c) for role in PUT_WORDS for c in COLOURS}
     | {PUT_WORDS[role][1].format(k): (role, "kind", k) for role in PUT_WORDS for k in KINDS})
 
 
+def describe(said: str, meant: tuple[str, str | None, str]) -> None:
+    """Read the likelihood of a mission after the usual words `said` as saying `meant` (`about`)."""
+    _ABOUT[said] = meant
+
+
 def clozes(mission: str, words: tuple[str, ...]) -> tuple[Situation, ...]:
     """One question per verb word: the usual words as the mission, this mission as the one answer."""
-    return tuple(_cloze(USUAL_WORDS[w], mission) for w in words)
+    return tuple(cloze(USUAL_WORDS[w], mission) for w in words)
 
 
 def put_clozes(mission: str) -> tuple[Situation, ...]:
     """One question per colour and per kind of each object of `put`."""
-    return tuple(_cloze(said, mission) for said, (role, _, _) in _ABOUT.items() if role in PUT_WORDS)
+    return tuple(cloze(said, mission) for said, (role, _, _) in _ABOUT.items() if role in PUT_WORDS)
 
 
-def _cloze(said: str, mission: str) -> Situation:
+def cloze(said: str, mission: str) -> Situation:
+    """The question whose one answer is `mission`, after the usual words `said`."""
     return Situation(said, LEAD, (f"{mission}.",), question=QUESTION, cloze=True, untaught=True)
 
 

@@ -15,6 +15,7 @@ import torch
 
 from mutualrl.envs import FULL_ACTIONS, has_locked_doors, make_env, obs_to_tensors, situations, task_actions, unwrapped_envs
 from mutualrl.facts import state_facts
+from mutualrl.locations import pose_of
 from mutualrl.student import Student
 from mutualrl.steps import choose, state_questions
 from mutualrl.expert import SubgoalHands
@@ -147,7 +148,9 @@ def _subgoal_choices(teacher: Teacher, env_id: str, actions: tuple[str, ...], re
         for i, (mission, image, env) in enumerate(zip(obs["mission"], images, envs)):
             questions = state_questions(reword(mission) if reword else mission, image, actions, steps)
             answers = teacher.advise(questions, envs=[env] * len(questions))
-            chosen.append(choose(questions, [a.probs for a in answers], image, actions, so_far=parts.of(i))[0])
+            parts.started(i, pose_of(env))
+            chosen.append(choose(questions, [a.probs for a in answers], image, actions, so_far=parts.of(i),
+                                 pose=pose_of(env))[0])
             parts.name(i, chosen[-1])
         return chosen
 

@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 from minigrid.core.constants import IDX_TO_OBJECT, OBJECT_TO_IDX
 
-from mutualrl import channel
+from mutualrl import channel, locations
 from mutualrl.design import DESIGN, Design  # noqa: F401 (Design: its switches, as benchmarks and tests name them)
 from mutualrl.envs import Situation
 from mutualrl.subgoals import COLOURS, EXPLORE, KINDS, Obj, Subgoal, carried, visible_objects
@@ -98,10 +98,18 @@ def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation
     (`Design.habit`), its colour clozes, read once by the untaught model; to unshift
     (`Design.unshift`), all of its clozes both as taught and as untaught, and the mission's own
     as untaught too."""
-    said = DESIGN.channel_weight > 0
+    said, placed = DESIGN.channel_weight > 0, DESIGN.location_prior > 0
     own = _untaught_clozes(mission, actions, said) if DESIGN.unshift else ()
-    return _clozes(mission, actions, said) + own + _content_free(actions, said, DESIGN.calibrate, DESIGN.habit,
-                                                                 DESIGN.unshift)
+    return (_clozes(mission, actions, said) + own + _content_free(actions, said, DESIGN.calibrate, DESIGN.habit,
+                                                                  DESIGN.unshift)
+            + (_place_clozes(mission, actions, said) if placed else ()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _place_clozes(mission: str, actions: tuple[str, ...], said: bool) -> tuple[Situation, ...]:
+    """Where the mission places its object (`locations`), but for the clozes the channel asks already."""
+    asked = set(_clozes(mission, actions, said))
+    return tuple(q for q in locations.clozes(mission, verb_words(actions)) if q not in asked)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -172,6 +180,7 @@ class Reading:
         if len(words) > 1 and verbs is not None:
             direct = channel.combined(direct, verbs, DESIGN.channel_weight)
         self.verbs = dict(zip(words, direct))
+        self.places = {w: p for w in words if (p := locations.place_probs(said, w, DESIGN.location_prior)) is not None}
         self.names: dict[str, np.ndarray] = {}  # role -> (colours, kinds)
         for role in ROLES:
             if (role, "colour", None) in dist:
@@ -186,6 +195,12 @@ class Reading:
 
     def p(self, role: str, obj: Obj) -> float:
         return float(self.names[role][_cell(obj)])
+
+    def at(self, word: str, places: frozenset[str]) -> float:
+        """How likely the object a verb word needs lies at one of `places` (`locations`): the
+        mission placing it nowhere or there (1 where no place was read)."""
+        p = self.places.get(word)
+        return 1.0 if p is None else float(p[-1] + sum(q for q, place in zip(p, locations.PLACES) if place in places))
 
     def best_unseen(self, role: str, seen: Sequence[Obj]) -> float:
         """The probability of the likeliest name of the role that no visible object bears."""
@@ -348,7 +363,8 @@ def subgoal_for(word: str, obj: Obj, carrying: Obj | None) -> tuple[str, str]:
     return ("open" if word == "open" and door else "go to"), role
 
 
-def choice_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], np.ndarray]:
+def choice_weights(reading: Reading, image: np.ndarray,
+                   places: dict[Obj, frozenset[str]] | None = None) -> tuple[list[Option], np.ndarray]:
     """The teacher's distribution over subgoals in this view: first the verb, then the object it
     needs.
 
@@ -357,13 +373,20 @@ def choice_weights(reading: Reading, image: np.ndarray) -> tuple[list[Option], n
     these are normalised per verb and weighed by the verb's probability. So the mission's object
     wins where it is in view, explore where it is not, and where the mission names several
     objects alike ("a red object") any one in view wins over the unseen. (Normalised per verb,
-    a role the model restates more surely cannot outvote the verb.)"""
+    a role the model restates more surely cannot outvote the verb.)
+
+    With the `places` of the visible objects (`locations.places_in_view`), each also weighs how
+    likely the mission places its object there or nowhere, and explore the likeliest name in view
+    placed elsewhere too: "the door on your left" is not the door on the right, and is looked for."""
     seen, holding = visible_objects(image), carried(image)
     weights: dict[Option, float] = {Option(Subgoal(EXPLORE)): 0.0}
     for word, pw in reading.verbs.items():
         role = _role(word, holding)
-        given = {Option(Subgoal(subgoal_for(word, obj, holding)[0], obj), word, role): reading.p(role, obj) for obj in seen}
-        given[Option(Subgoal(EXPLORE))] = DESIGN.explore_ratio * reading.best_unseen(role, seen)
+        there = {obj: reading.at(word, places.get(obj, frozenset())) if places else 1.0 for obj in seen}
+        given = {Option(Subgoal(subgoal_for(word, obj, holding)[0], obj), word, role): reading.p(role, obj) * there[obj]
+                 for obj in seen}
+        elsewhere = max((reading.p(role, obj) * (1.0 - there[obj]) for obj in seen), default=0.0)
+        given[Option(Subgoal(EXPLORE))] = DESIGN.explore_ratio * max(reading.best_unseen(role, seen), elsewhere)
         total = sum(given.values())
         for option, w in given.items():
             weights[option] = weights.get(option, 0.0) + (pw * w / total if total > 0 else 0.0)

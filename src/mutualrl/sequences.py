@@ -28,6 +28,7 @@ import numpy as np
 from minigrid.core.constants import IDX_TO_OBJECT
 
 from mutualrl.facts import door_states
+from mutualrl.locations import Pose
 from mutualrl.steps import EpisodeSoFar, served
 from mutualrl.subgoals import Obj, Subgoal, carried, front_object, reached
 
@@ -47,6 +48,11 @@ class PartsDone:
     def of(self, copy: int) -> EpisodeSoFar:
         """What the copy's episode has done so far (`steps.EpisodeSoFar`)."""
         return self._so_far[copy]
+
+    def started(self, copy: int, pose: Pose) -> None:
+        """The copy's agent is at `pose`: its episode's start, where none is noted yet."""
+        if self._so_far[copy].start is None:
+            self._so_far[copy] = self._so_far[copy]._replace(start=pose)
 
     def name(self, copy: int, subgoal: Subgoal) -> None:
         """The teacher named `subgoal` for this copy: a part, once completed, if its verb makes one."""

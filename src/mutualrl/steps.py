@@ -40,6 +40,7 @@ from mutualrl.facts import door_of, door_states, key_of, missing_keys, state_fac
 from mutualrl.grounding import (DESIGN, NEXT, ROLES, Option, Reading, add_lead, answers_for, choice_weights, meaning,
                                 mission_questions, name_clozes, subgoal_for)
 from mutualrl.grounding import choose as choose_from
+from mutualrl.locations import Pose, places_in_view
 from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, front_object, visible_objects
 
 RULE = "A locked door opens only with its key."
@@ -73,14 +74,16 @@ class EpisodeSoFar(NamedTuple):
     """What a copy's episode has done that its next step depends on (kept by `sequences.PartsDone`):
     the parts `done`; the keys `put_down` before their doors opened, until the hands take
     something; the other things put down, `moved`; the doors seen `locked`, which the view may
-    no longer show; and the things `met` ahead, in the way, while a key still to open its door
-    was in hand, until the hands are emptied."""
+    no longer show; the things `met` ahead, in the way, while a key still to open its door
+    was in hand, until the hands are emptied; and the agent's pose at its `start`, from which a
+    mission places its object (`locations`)."""
 
     done: frozenset[Subgoal] = frozenset()
     put_down: frozenset[Obj] = frozenset()
     moved: frozenset[Obj] = frozenset()
     locked: frozenset[Obj] = frozenset()
     met: frozenset[Obj] = frozenset()
+    start: Pose | None = None
 
 
 def step_questions(mission: str, image: np.ndarray) -> tuple[Situation, ...]:
@@ -258,11 +261,14 @@ def _keys_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], ho
 
 
 def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
-           rng: np.random.Generator | None = None, so_far: EpisodeSoFar = EpisodeSoFar()) -> tuple[Subgoal, list[int]]:
+           rng: np.random.Generator | None = None, so_far: EpisodeSoFar = EpisodeSoFar(),
+           pose: Pose | None = None) -> tuple[Subgoal, list[int]]:
     """`grounding.choose`, from the next step's distribution where the questions ask it, given what
-    the episode has done `so_far`."""
+    the episode has done `so_far`; elsewhere with the places of the objects in view from the start
+    of the episode, where the agent's `pose` now is given (`locations`)."""
     asked = any(meaning(q)[0] == NEXT for q in questions)
-    weigh = partial(step_weights, so_far=so_far) if asked else choice_weights
+    places = places_in_view(image, pose, so_far.start) if pose is not None and so_far.start is not None else None
+    weigh = partial(step_weights, so_far=so_far) if asked else partial(choice_weights, places=places)
     return choose_from(questions, probs, image, actions, rng, weigh, so_far.done)
 
 

@@ -16,6 +16,7 @@ from mutualrl.envs import Situation
 from mutualrl.grounding import as_read
 from mutualrl.verdicts import hindsight, judged, one_right
 from mutualrl.guidance import Guidance
+from mutualrl.locations import Pose, pose_of
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.sequences import PartsDone
 from mutualrl.steps import Segments, choose, state_questions, step_hindsight
@@ -106,6 +107,7 @@ class SubgoalGuidance(Guidance):
         self._before = images, missions
         for i, (sightings, image, env) in enumerate(zip(self._sightings, images, envs)):
             sightings.see(image, env.agent_pos, env.agent_dir)
+            self.parts.started(i, pose_of(env))
             if self.asks_steps:
                 self.segments.see(i, image)
         need = [i for i, h in enumerate(self.held) if h is None]
@@ -148,12 +150,13 @@ class SubgoalGuidance(Guidance):
             if all(a is not None and a.available for a in by_env[i]):
                 stale = i in later
                 self.stale += stale
-                self._hold(i, step, candidates[i], [a.probs for a in by_env[i]], missions[i], images[i], stale=stale)
+                self._hold(i, step, candidates[i], [a.probs for a in by_env[i]], missions[i], images[i], stale=stale,
+                           pose=pose_of(envs[i]))
         return self._record(images, envs)
 
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,
-              image: np.ndarray, stale: bool) -> None:
-        subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self.parts.of(i))
+              image: np.ndarray, stale: bool, pose: Pose) -> None:
+        subgoal, answers = choose(questions, probs, image, self.actions, self.rng, self.parts.of(i), pose)
         decision = SubgoalDecision(env=i, start=step, questions=questions, probs=probs, stale=stale,
                                    answers=judged(questions, answers, self._frequent))
         self._hold_named(i, step, mission, image, subgoal, decision)

@@ -155,24 +155,27 @@ class Sightings:
 
     def see(self, image: np.ndarray, pos: Sequence[int], direction: int) -> None:
         """Note the nearest cell of each object in this view."""
-        ahead, right = _axes(direction)
         for obj in visible_objects(image):
-            col, row = nearest_cell(image, obj)
-            forward, lateral = _AGENT[1] - row, col - _AGENT[0]
-            self._seen[obj] = (int(pos[0] + forward * ahead[0] + lateral * right[0]),
-                               int(pos[1] + forward * ahead[1] + lateral * right[1]))
+            self._seen[obj] = level_cell(nearest_cell(image, obj), pos, direction)
 
     def toward(self, obj: Obj | None, pos: Sequence[int], direction: int) -> tuple[int, int] | None:
         """Cells ahead and to the right from the agent to where `obj` was last seen (None: never)."""
         where = self._seen.get(obj) if obj is not None else None
         if where is None:
             return None
-        ahead, right = _axes(direction)
+        ahead, right = axes(direction)
         offset = (where[0] - pos[0], where[1] - pos[1])
         return (offset[0] * ahead[0] + offset[1] * ahead[1], offset[0] * right[0] + offset[1] * right[1])
 
 
-def _axes(direction: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def level_cell(cell: tuple[int, int], pos: Sequence[int], direction: int) -> tuple[int, int]:
+    """The level's cell of a view cell (column, row), the agent at `pos` facing `direction`."""
+    ahead, right = axes(direction)
+    forward, lateral = _AGENT[1] - int(cell[1]), int(cell[0]) - _AGENT[0]
+    return int(pos[0] + forward * ahead[0] + lateral * right[0]), int(pos[1] + forward * ahead[1] + lateral * right[1])
+
+
+def axes(direction: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """The level's unit vectors ahead of and to the right of an agent facing `direction` (MiniGrid:
     0 east, 1 south, 2 west, 3 north; y grows southwards)."""
     ahead = ((1, 0), (0, 1), (-1, 0), (0, -1))[direction]

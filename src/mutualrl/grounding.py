@@ -376,8 +376,10 @@ def choice_weights(reading: Reading, image: np.ndarray,
     a role the model restates more surely cannot outvote the verb.)
 
     With the `places` of the visible objects (`locations.places_in_view`), each also weighs how
-    likely the mission places its object there or nowhere, and explore the likeliest name in view
-    placed elsewhere too: "the door on your left" is not the door on the right, and is looked for."""
+    likely the mission places its object there or nowhere: "the door on your left" is not the door
+    on the right, and where no door in view is on the left, explore wins. (Explore weighing too the
+    likeliest name in view placed elsewhere lost `PickupLoc`'s missions in other words, whose places
+    the model misreads more often: 0.773 of the bot's states against 0.841, docs/results.md.)"""
     seen, holding = visible_objects(image), carried(image)
     weights: dict[Option, float] = {Option(Subgoal(EXPLORE)): 0.0}
     for word, pw in reading.verbs.items():
@@ -385,8 +387,7 @@ def choice_weights(reading: Reading, image: np.ndarray,
         there = {obj: reading.at(word, places.get(obj, frozenset())) if places else 1.0 for obj in seen}
         given = {Option(Subgoal(subgoal_for(word, obj, holding)[0], obj), word, role): reading.p(role, obj) * there[obj]
                  for obj in seen}
-        elsewhere = max((reading.p(role, obj) * (1.0 - there[obj]) for obj in seen), default=0.0)
-        given[Option(Subgoal(EXPLORE))] = DESIGN.explore_ratio * max(reading.best_unseen(role, seen), elsewhere)
+        given[Option(Subgoal(EXPLORE))] = DESIGN.explore_ratio * reading.best_unseen(role, seen)
         total = sum(given.values())
         for option, w in given.items():
             weights[option] = weights.get(option, 0.0) + (pw * w / total if total > 0 else 0.0)

@@ -9,12 +9,13 @@ grounding must not depend on the templates' words; `--held-out`, a row in words 
 part in choosing a design or a question. `--channel-weights` gives each design a column per weight
 of the verb read the other way round (`channel`; 0 asks no such question), `--apart` one per way
 of reading the two objects of `put` (`grounding.Design.apart`), `--habit` one per way of reading
-the colour cloze's kind share (`grounding.Design.habit`).
+the colour cloze's kind share (`grounding.Design.habit`), `--location-priors` one per prior of a
+place the mission gives its object (`locations`; 0 asks no such question).
 
     python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
                                              [--levels L1,L2] [--designs D1,D2] [--reworded] [--held-out]
                                              [--channel-weights 0,0.25] [--apart on,off] [--habit on,off]
-                                             [--spaces task,full]
+                                             [--location-priors 0,0.05] [--spaces task,full]
 """
 
 from __future__ import annotations
@@ -61,17 +62,21 @@ def main() -> None:
                         help="comma-separated, of on, off: the two objects of put read as different objects")
     parser.add_argument("--habit", default="on" if grounding.Design().habit else "off",
                         help="comma-separated, of on, off: the colour cloze's kind share judged against a content-free mission's")
+    parser.add_argument("--location-priors", default=str(grounding.Design().location_prior),
+                        help="comma-separated priors of a place the mission gives its object, against none")
     parser.add_argument("--spaces", default="task,full", help="action spaces: task, full or both")
     args = parser.parse_args()
     output.configure()
     teacher = make_teacher(args.teacher, seed=args.seed)
     weights = [float(w) for w in args.channel_weights.split(",")]
     aparts, habits = (_switches(parser, name, values) for name, values in (("--apart", args.apart), ("--habit", args.habit)))
+    priors = [float(p) for p in args.location_priors.split(",")]
     designs = {f"{name}{'' if weights == [grounding.Design().channel_weight] else f' channel {w:g}'}"
                f"{'' if aparts == [grounding.Design().apart] else f' apart {a:d}'}"
-               f"{'' if habits == [grounding.Design().habit] else f' habit {h:d}'}":
-               dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a, habit=h)
-               for name in args.designs.split(",") for w in weights for a in aparts for h in habits}
+               f"{'' if habits == [grounding.Design().habit] else f' habit {h:d}'}"
+               f"{'' if priors == [grounding.Design().location_prior] else f' places {p:g}'}":
+               dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a, habit=h, location_prior=p)
+               for name in args.designs.split(",") for w in weights for a in aparts for h in habits for p in priors}
     table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
                         f"seed {args.seed})")
     for column in ("level", "actions", "missions", *designs, "seconds"):

@@ -98,10 +98,11 @@ def main() -> None:
                 reads[f"the other way: {name}, prior {prior}"] = placed_by(logs, prior)
         for name, guess in reads.items():
             right = guess == truth
-            rows.setdefault(name, []).append(f"{right.mean():.2f} ({right[placed].mean():.2f} / {right[~placed].mean():.2f})")
+            share = f"{right.mean():.2f} ({right[placed].mean():.2f} / {right[~placed].mean():.2f})"
+            rows.setdefault(name, []).append(share)
         print(f"read {words}", flush=True)
-    table = Table(title=f"the place read right, {args.teacher}, {len(given)} missions ({int(placed.sum())} placing their "
-                        f"object): all (placed / not)")
+    table = Table(title=f"the place read right, {args.teacher}, {len(given)} missions "
+                        f"({int(placed.sum())} placing their object): all (placed / not)")
     for column in ("form", *wordings):
         table.add_column(column)
     for name, cells in rows.items():

@@ -8,8 +8,9 @@ and a reading of its name alone picks any door in view.
 The model reads the location the other way round, as the channel reads the verb (`channel`): the
 likelihood of the mission as the reply to a verb's usual words with each location said after
 them ("open the door on your left"), and without one. Asked forwards ("Where is the object?"), the
-model named the right place in at most 0.60 of the missions that say one, and never said none; the other way round,
-the location said is the likeliest in every one, where the usual words carry the mission's verb
+model named the right place in at most 0.60 of the missions that say one, and never said none; the
+other way round, the location said is the likeliest in every one, where the usual words carry the
+mission's verb
 (0.78 with "the object" for all). A mission without a location is likelier after some location
 too (by up to 1.4 nats, against at least 5.9 where the mission says that one), so each location
 weighs `Design.location_prior` against none (`benchmarks/location_forms.py`, docs/results.md).

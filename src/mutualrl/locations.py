@@ -10,10 +10,10 @@ likelihood of the mission as the reply to a verb's usual words with each locatio
 them ("open the door on your left"), and without one. Asked forwards ("Where is the object?"), the
 model named the right place in at most 0.60 of the missions that say one, and never said none; the
 other way round, the location said is the likeliest in every one, where the usual words carry the
-mission's verb
-(0.78 with "the object" for all). A mission without a location is likelier after some location
-too (by up to 1.4 nats, against at least 5.9 where the mission says that one), so each location
-weighs `Design.location_prior` against none (`benchmarks/location_forms.py`, docs/results.md).
+mission's verb (0.78 with "the object" for all). A mission without a location is likelier after
+some location too (by up to 1.4 nats, against at least 5.9 where the mission says that one), so
+each location weighs `Design.location_prior` against none (`benchmarks/location_forms.py`,
+docs/results.md).
 No code reads the mission's words: which usual words make it likeliest is the model's reading.
 
 Which places a visible object is at follows from the agent's odometry, as `subgoals.Sightings`

@@ -267,7 +267,8 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
     the episode has done `so_far`; elsewhere with the places of the objects in view from the start
     of the episode, where the agent's `pose` now is given (`locations`)."""
     asked = any(meaning(q)[0] == NEXT for q in questions)
-    places = places_in_view(image, pose, so_far.start) if pose is not None and so_far.start is not None else None
+    placing = DESIGN.location_prior > 0 and pose is not None and so_far.start is not None
+    places = places_in_view(image, pose, so_far.start) if placing else None  # (no place read: no place weighs)
     weigh = partial(step_weights, so_far=so_far) if asked else partial(choice_weights, places=places)
     return choose_from(questions, probs, image, actions, rng, weigh, so_far.done)
 

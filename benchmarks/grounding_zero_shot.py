@@ -2,14 +2,14 @@
 
 Along the BabyAI bot's own held-out episodes, how often the teacher's most likely subgoal is one
 the bot's stack holds (`evaluation.subgoal_agreement`), with the level's task actions and with
-all seven (every verb offered), for each design of `grounding.Design`. A design changes only how
+all seven (every verb offered), for each design of `design.Design`. A design changes only how
 the answers become a choice, so every design reads the same cached answers. `--reworded` adds a
 row per level whose missions the teacher reads in other words (synonyms, other phrasing): the
 grounding must not depend on the templates' words; `--held-out`, a row in words that never took
 part in choosing a design or a question. `--channel-weights` gives each design a column per weight
 of the verb read the other way round (`channel`; 0 asks no such question), `--apart` one per way
-of reading the two objects of `put` (`grounding.Design.apart`), `--habit` one per way of reading
-the colour cloze's kind share (`grounding.Design.habit`), `--location-priors` one per prior of a
+of reading the two objects of `put` (`design.Design.apart`), `--habit` one per way of reading
+the colour cloze's kind share (`design.Design.habit`), `--location-priors` one per prior of a
 place the mission gives its object (`locations`; 0 asks no such question).
 
     python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
@@ -27,16 +27,16 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from mutualrl import grounding, output
+from mutualrl import design, output
 from mutualrl.envs import task_actions
 from mutualrl.evaluation import subgoal_agreement
 from mutualrl.teachers import make_teacher
 from words import rewording
 
 LEVELS = ("BabyAI-GoToRedBall-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0")
-#: calibrated or as read, the explore ratio, and what a colourless mission does (`grounding.Design`)
+#: calibrated or as read, the explore ratio, and what a colourless mission does (`design.Design`)
 DESIGNS = {f"{'calibrated' if calibrate else 'as read'} {ratio}{'' if colourless == 'ignored' else ' ' + colourless}":
-           grounding.Design(calibrate, ratio, colourless)
+           design.Design(calibrate, ratio, colourless)
            for calibrate in (True, False) for ratio in (0.5, 0.25, 0.1) for colourless in ("ignored", "mixed", "majority")}
 
 
@@ -56,13 +56,13 @@ def main() -> None:
     parser.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated, of: {', '.join(DESIGNS)}")
     parser.add_argument("--reworded", action="store_true", help="also read the missions in other words")
     parser.add_argument("--held-out", action="store_true", help="also read them in words never used to choose a design")
-    parser.add_argument("--channel-weights", default=str(grounding.Design().channel_weight),
+    parser.add_argument("--channel-weights", default=str(design.Design().channel_weight),
                         help="comma-separated weights of the verb read the other way round")
-    parser.add_argument("--apart", default="on" if grounding.Design().apart else "off",
+    parser.add_argument("--apart", default="on" if design.Design().apart else "off",
                         help="comma-separated, of on, off: the two objects of put read as different objects")
-    parser.add_argument("--habit", default="on" if grounding.Design().habit else "off",
+    parser.add_argument("--habit", default="on" if design.Design().habit else "off",
                         help="comma-separated, of on, off: the colour cloze's kind share judged against a content-free mission's")
-    parser.add_argument("--location-priors", default=str(grounding.Design().location_prior),
+    parser.add_argument("--location-priors", default=str(design.Design().location_prior),
                         help="comma-separated priors of a place the mission gives its object, against none")
     parser.add_argument("--spaces", default="task,full", help="action spaces: task, full or both")
     args = parser.parse_args()
@@ -71,10 +71,10 @@ def main() -> None:
     weights = [float(w) for w in args.channel_weights.split(",")]
     aparts, habits = (_switches(parser, name, values) for name, values in (("--apart", args.apart), ("--habit", args.habit)))
     priors = [float(p) for p in args.location_priors.split(",")]
-    designs = {f"{name}{'' if weights == [grounding.Design().channel_weight] else f' channel {w:g}'}"
-               f"{'' if aparts == [grounding.Design().apart] else f' apart {a:d}'}"
-               f"{'' if habits == [grounding.Design().habit] else f' habit {h:d}'}"
-               f"{'' if priors == [grounding.Design().location_prior] else f' places {p:g}'}":
+    designs = {f"{name}{'' if weights == [design.Design().channel_weight] else f' channel {w:g}'}"
+               f"{'' if aparts == [design.Design().apart] else f' apart {a:d}'}"
+               f"{'' if habits == [design.Design().habit] else f' habit {h:d}'}"
+               f"{'' if priors == [design.Design().location_prior] else f' places {p:g}'}":
                dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a, habit=h, location_prior=p)
                for name in args.designs.split(",") for w in weights for a in aparts for h in habits for p in priors}
     table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
@@ -87,8 +87,8 @@ def main() -> None:
                                                                            ("held-out", args.held_out)) if on}
             for words, reword in readings.items():
                 start, row = time.perf_counter(), []
-                for design in designs.values():
-                    grounding.DESIGN = design
+                for chosen in designs.values():
+                    design.DESIGN = chosen
                     row.append(subgoal_agreement(teacher, env_id, args.episodes, args.seed,
                                                  task_actions(env_id, space), reword=reword))
                 table.add_row(env_id, space, words, *(f"{a:.3f}" for a in row), f"{time.perf_counter() - start:.0f}")

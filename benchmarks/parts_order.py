@@ -21,7 +21,8 @@ from minigrid.envs.babyai.core.verifier import AfterInstr, BeforeInstr
 from mutualrl import output
 from mutualrl.envs import task_actions
 from mutualrl.evaluation import EVAL_SEED_BASE
-from mutualrl.grounding import KINDS, Reading, mission_questions
+from mutualrl.grounding import KINDS, mission_questions
+from mutualrl.reading import Reading
 from mutualrl.teachers import make_teacher
 from mutualrl.tracking import RunDir
 

@@ -3,10 +3,10 @@
 A put mission names two objects, and the read of the object to move is where it goes wrong: after
 "The mission is to put the", a small model copies the last object named as often as the first.
 For each form of the object to move's clozes (`MOVE_FORMS`: question and lead) and of the object
-to put it next to's (`FIXED_FORMS`), read each alone, `apart` (`grounding.apart`: the two as two
+to put it next to's (`FIXED_FORMS`), read each alone, `apart` (`reading.apart`: the two as two
 different objects), and apart after each role's read times the mission's likelihood after put's usual
 words naming each colour and kind ("both ways", `channel.put_clozes`, weighed
-`grounding.Design.channel_weight`), the row shows, per wording of `PutNextLocal`'s missions, how
+`design.Design.channel_weight`), the row shows, per wording of `PutNextLocal`'s missions, how
 often the likeliest name of each role is the instruction's object, and both at once. Choose a form
 on the design sets ("reworded", "paraphrased") and confirm it once on "held-out".
 
@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mutualrl import channel, grounding, output
+from mutualrl import channel, design, grounding, output, reading
 from mutualrl.envs import QuietReset
 from mutualrl.teachers import make_teacher
 from words import rewording
@@ -69,7 +69,7 @@ def read(teacher, missions: list[str], form: tuple[str, str]) -> list[np.ndarray
     asked = [grounding.name_clozes(m, lead, question) for m in missions]
     probs = [a.probs for a in teacher.advise([c for clozes in asked for c in clozes])]
     per = len(asked[0])
-    return [grounding.names(probs[i * per], probs[i * per + 1:(i + 1) * per]) for i in range(len(asked))]
+    return [reading.names(probs[i * per], probs[i * per + 1:(i + 1) * per]) for i in range(len(asked))]
 
 
 def read_other_way(teacher, missions: list[str]) -> list[dict[str, np.ndarray]]:
@@ -113,7 +113,7 @@ def main() -> None:
                         f"(to move / next to / both; kept: {' + '.join(KEPT)}, both ways)")
     for column in ("to move", "next to", "read", *wordings):
         table.add_column(column)
-    weight = grounding.Design().channel_weight
+    weight = design.Design().channel_weight
     for move, fixed, how in itertools.product(args.move_forms.split(","), args.fixed_forms.split(","), READS):
         cells = []
         for words in wordings:
@@ -122,7 +122,7 @@ def main() -> None:
                                               reads["other way", words]):
                 if how == "both ways":
                     m, f = channel.combined(m, said["move"], weight), channel.combined(f, said["fixed"], weight)
-                m, f = grounding.apart(m, f) if how != "alone" else (m, f)
+                m, f = reading.apart(m, f) if how != "alone" else (m, f)
                 hits.append((right(m, truth["move"]), right(f, truth["fixed"])))
             moved, beside = np.mean(hits, axis=0)
             cells.append(f"{moved:.2f} / {beside:.2f} / {np.mean([a and b for a, b in hits]):.2f}")

@@ -21,7 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mutualrl import channel, grounding, output
+from mutualrl import channel, design, grounding, output
 from mutualrl.envs import QuietReset, Situation, task_actions
 from mutualrl.teachers import make_teacher, prompt
 from mutualrl.teachers.base import answer_probs, softmax
@@ -46,7 +46,7 @@ FORMS = {
                      "The mission is to", ONE_WORD),
     "phrases": ("", SAY, PLAIN, PHRASES),
 }
-#: the kept form times the verb read the other way round (`channel`), at `grounding.Design.channel_weight`
+#: the kept form times the verb read the other way round (`channel`), at `design.Design.channel_weight`
 BOTH_WAYS = "both ways"
 
 
@@ -71,7 +71,7 @@ def verb_accuracy(teacher, form: str, level: str, given: list[str], words: str) 
         truth = next(verb for start, verb in TEMPLATE_VERBS.items() if mission.startswith(start))
         p = softmax(scores)
         if form == BOTH_WAYS:
-            p = channel.combined(p, likelihoods, grounding.Design().channel_weight)
+            p = channel.combined(p, likelihoods, design.Design().channel_weight)
         hits.append(offered[int(np.argmax(p))] == truth)
         probs.append(p[offered.index(truth)])
     return float(np.mean(hits)), float(np.mean(probs))

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from mutualrl import channel, grounding
+from mutualrl import channel, design, grounding
 from mutualrl.envs import task_actions
-from mutualrl.grounding import Reading, meaning, mission_questions
+from mutualrl.grounding import meaning, mission_questions
+from mutualrl.reading import Reading
 from mutualrl.teachers.base import answer_probs
 
 ACTIONS = task_actions("BabyAI-PutNextLocal-v0")
@@ -38,7 +39,7 @@ def test_a_mission_far_likelier_after_one_verbs_usual_words_reads_as_that_verb()
 
 
 def test_without_the_channel_weight_and_the_location_prior_no_channel_cloze_is_asked(monkeypatch):
-    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(channel_weight=0.0, location_prior=0.0))
+    monkeypatch.setattr(design, "DESIGN", design.Design(channel_weight=0.0, location_prior=0.0))
     assert not any(channel.is_channel(q) for q in mission_questions("fetch the ball", ACTIONS))
 
 

@@ -1,12 +1,14 @@
-"""The colour cloze's kind share judged against the model's habit (`grounding.Design.habit`): "open
+"""The colour cloze's kind share judged against the model's habit (`design.Design.habit`): "open
 the door" is said whether or not the mission names the door's colour."""
 
 import numpy as np
 import pytest
 
-from mutualrl import channel, grounding
+from mutualrl import channel, design, reading
 from mutualrl.envs import task_actions
-from mutualrl.grounding import COLOURS, CONTENT_FREE, KINDS, EXPLORE, choice_weights, meaning, mission_questions
+from mutualrl.choice import choice_weights
+from mutualrl.grounding import COLOURS, CONTENT_FREE, KINDS, meaning, mission_questions
+from mutualrl.subgoals import EXPLORE
 from views import view
 
 ACTIONS = task_actions("BabyAI-OpenDoor-v0")
@@ -41,9 +43,9 @@ def test_a_door_of_another_colour_in_view_loses_to_explore_only_against_the_habi
     """Against the habit, the grey door the mission names outweighs a red one in view by more than
     the explore ratio, so the teacher explores; without it, the habit's kind share spreads the
     colour, and the red door is chosen."""
-    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(habit=habit, unshift=False))
+    monkeypatch.setattr(design, "DESIGN", design.Design(habit=habit, unshift=False))
     questions = mission_questions("open the grey door", ACTIONS)
     assert any(q.mission == CONTENT_FREE for q in questions) == habit
-    options, weights = choice_weights(grounding.Reading(questions, _answers(questions), ACTIONS), RED_DOOR_IN_VIEW)
+    options, weights = choice_weights(reading.Reading(questions, _answers(questions), ACTIONS), RED_DOOR_IN_VIEW)
     chosen = options[int(np.argmax(weights))].subgoal
     assert (chosen.verb == EXPLORE) == habit, chosen

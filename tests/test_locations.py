@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
-from mutualrl import channel, grounding, locations
+from mutualrl import channel, design, locations
 from mutualrl.envs import make_env, unwrapped_envs
 from mutualrl.evaluation import subgoal_agreement
 from mutualrl.grounding import meaning
@@ -75,7 +75,7 @@ def test_a_mission_placing_its_door_is_followed_only_where_the_places_are_read(m
     """Along the bot's episodes, the teacher names the door the bot opens (or looks for it, as the
     bot does) nearly everywhere; with no place read (a prior of 0), any door in view."""
     placed = subgoal_agreement(ReadsThePlace(), LEVEL, 10, 0)
-    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(location_prior=0.0))
+    monkeypatch.setattr(design, "DESIGN", design.Design(location_prior=0.0))
     unplaced = subgoal_agreement(ReadsThePlace(), LEVEL, 10, 0)
     assert placed > 0.95 and unplaced < 0.85
 

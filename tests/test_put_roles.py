@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from mutualrl import channel, grounding, locations
+from mutualrl import channel, design, grounding, locations
 from mutualrl.envs import task_actions
-from mutualrl.grounding import COLOURS, KINDS, Reading, meaning, mission_questions
+from mutualrl.grounding import COLOURS, KINDS, meaning, mission_questions
+from mutualrl.reading import Reading
 
 ACTIONS = task_actions("BabyAI-PutNextLocal-v0")
 GREY_KEY, BLUE_BOX = ("grey", "key"), ("blue", "box")
@@ -49,7 +50,7 @@ def test_the_object_to_move_read_as_the_other_one_yields_to_it_read_apart(questi
     reads = {"move": {BLUE_BOX: 0.55, GREY_KEY: 0.45}, "fixed": {BLUE_BOX: 0.9, GREY_KEY: 0.1}}
     apart = Reading(questions, _answers(questions, reads), ACTIONS)
     assert _likeliest(apart, "move") == GREY_KEY and _likeliest(apart, "fixed") == BLUE_BOX
-    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(apart=False))
+    monkeypatch.setattr(design, "DESIGN", design.Design(apart=False))
     alone = Reading(questions, _answers(questions, reads), ACTIONS)
     assert _likeliest(alone, "move") == BLUE_BOX
 
@@ -66,7 +67,7 @@ def test_the_mission_likelier_after_the_object_to_move_in_the_usual_words_names_
     """Read the other way round, the mission is far likelier after "put the grey object ..." and
     "put the key ..." than after any other colour or kind: the grey key is the one to move, where
     the direct read (alone, not apart) leans to the blue box. A flat channel leaves that read."""
-    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(apart=False))
+    monkeypatch.setattr(design, "DESIGN", design.Design(apart=False))
     reads = {"move": {BLUE_BOX: 0.55, GREY_KEY: 0.45}, "fixed": {BLUE_BOX: 0.9, GREY_KEY: 0.1}}
     said = {("move", "colour", "grey"): 1e-16, ("move", "kind", "key"): 1e-16}
     assert _likeliest(Reading(questions, _answers(questions, reads, said), ACTIONS), "move") == GREY_KEY

@@ -17,7 +17,8 @@ from mutualrl.loop import Trainer
 from mutualrl.rollout import HELD, SubgoalDecision
 from mutualrl.teachers.hf import improvement_targets
 from mutualrl.evaluation import evaluate_subgoals
-from mutualrl.grounding import CONTENT_FREE, COLOURS, KINDS, choose, meaning, mission_questions, verb_words, words_of
+from mutualrl.choice import choose
+from mutualrl.grounding import CONTENT_FREE, COLOURS, KINDS, meaning, mission_questions, verb_words, words_of
 from mutualrl.expert import SubgoalHands, stack_subgoals
 from mutualrl.subgoals import EXPLORE, Subgoal, carried, front_object, object_mask, visible_objects
 from mutualrl.teachers import BotTeacher
@@ -217,7 +218,7 @@ def _shared(probs):
 
 
 def test_a_choice_from_shared_answers_follows_each_new_version():
-    """Answers a teacher shares are read once per version (`grounding.read`); a new version's
+    """Answers a teacher shares are read once per version (`reading.read`); a new version's
     answers, new arrays, are read anew, and writable answers changed in place are read as they
     now stand."""
     actions = task_actions("BabyAI-GoToLocal-v0")

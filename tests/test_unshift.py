@@ -4,9 +4,11 @@ taught "go" on a level of go-to missions still reads "pick up the green key" as 
 import numpy as np
 import pytest
 
-from mutualrl import channel, grounding
+from mutualrl import channel, choice, design
 from mutualrl.envs import task_actions
-from mutualrl.grounding import CONTENT_FREE, Reading, meaning, mission_questions
+from mutualrl.grounding import CONTENT_FREE, meaning, mission_questions
+from mutualrl.reading import Reading
+from mutualrl.subgoals import Subgoal
 
 ACTIONS = task_actions("BabyAI-PickupLoc-v0")
 
@@ -31,7 +33,7 @@ def _answers(questions, taught_go: float) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("unshift", [True, False])
 def test_a_verb_taught_whatever_the_mission_is_read_away(unshift, monkeypatch):
-    monkeypatch.setattr(grounding, "DESIGN", grounding.Design(unshift=unshift))
+    monkeypatch.setattr(design, "DESIGN", design.Design(unshift=unshift))
     questions = mission_questions("pick up the green key", ACTIONS)
     assert any(q.mission == CONTENT_FREE and q.untaught for q in questions) == unshift
     taught = Reading(questions, _answers(questions, taught_go=20.0), ACTIONS).verbs
@@ -49,7 +51,7 @@ def test_untaught_the_reading_is_the_one_without_unshift(monkeypatch):
     answers = dict(zip(questions, _answers(questions, taught_go=1.0)))
     read = {}
     for unshift in (True, False):
-        monkeypatch.setattr(grounding, "DESIGN", grounding.Design(unshift=unshift))
+        monkeypatch.setattr(design, "DESIGN", design.Design(unshift=unshift))
         asked = mission_questions("pick up the green key", ACTIONS)
         reading = Reading(asked, [answers[q] for q in asked], ACTIONS)
         read[unshift] = (reading.verbs, reading.names)
@@ -121,8 +123,8 @@ def test_a_verb_the_untaught_model_ranks_first_is_still_brought_back():
     verbs = Reading(questions, _verb_reads(questions, taught, free, untaught, FREE_UNTAUGHT), ACTIONS).verbs
     assert max(verbs, key=verbs.get) == "open"
     own = [q for q in questions if q.untaught and q.mission != CONTENT_FREE and not channel.is_channel(q)]
-    assert own and all(a == -1 for q, a in zip(questions, grounding.answers_for(
-        questions, grounding.Option(grounding.Subgoal("open", (4, 3, 1)), "open", "open"))) if q in own)
+    assert own and all(a == -1 for q, a in zip(questions, choice.answers_for(
+        questions, choice.Option(Subgoal("open", (4, 3, 1)), "open", "open"))) if q in own)
 
 
 def test_a_near_tie_is_read_as_unshifted():

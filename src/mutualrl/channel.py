@@ -7,7 +7,7 @@ not one it does not: "fetch the ball" read as go to it, "move the ball close to 
 the reply to "Mission: pick up the object. Say it in other words.", the model reads the missions
 of two objects as "put" whatever their words, but reads picking up as going to. Each read fails
 where the other holds, so the verb is their product, the channel's share weighed by
-`grounding.Design.channel_weight` (`benchmarks/verb_forms.py`, docs/results.md).
+`design.Design.channel_weight` (`benchmarks/verb_forms.py`, docs/results.md).
 
 The two objects of `put` are read so too: the likelihood of the mission after "put the red object
 next to the other object" for each colour, and "put the ball next to the other object" for each

@@ -1,5 +1,7 @@
 """How the teacher's answers to the grounding clozes become a choice: each switch and weight of
-`Design` was chosen by measurement (`benchmarks/grounding_zero_shot.py`, docs/results.md)."""
+`Design` was chosen by measurement (`benchmarks/grounding_zero_shot.py`, docs/results.md).
+`DESIGN` is the one in force; every module looks it up here when it reads (`design.DESIGN`), so a
+benchmark or test that sets another sets it for the questions, the reading and the choice alike."""
 
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ class Design:
     learnt for words of one mission ("fetch" as "pick") stays (`PickupLoc` in held-out words).
     The next step's clozes, keyed by the facts of the state, have no content-free twin and are read
     as answered. An answer the taught model all but ruled out that unshifting raises over its own
-    stays below it where the untaught model ranks it below too (`grounding._ranked_as_untaught`).
+    stays below it where the untaught model ranks it below too (`reading._ranked_as_untaught`).
     `location_prior`: how likely a mission is to place its object ("the door on your left"),
     against naming none, before the mission's likelihood after each place is read (`locations`; 0
     asks no such question). Measured on the distinct missions of `OpenDoor`, `PickupLoc` and

@@ -5,11 +5,11 @@ they name the same door before and after it opens, and the agent never gets to t
 No code reads the mission's words to split it: the parts are the objects the teacher's reading
 names, in its order of likelihood. What the code knows is the state: a subgoal the teacher
 named in this episode (going to an object, opening a door) that the agent has since completed is a
-part done, and leaves the choice (`grounding.choose`) for the rest of the episode. So the current
+part done, and leaves the choice (`choice.choose`) for the rest of the episode. So the current
 part is the likeliest part not done, and which part comes first is the teacher's reading, which
 the student's feedback teaches: a decision taken before any part was done is judged on the
 mission's clozes, as every decision is; one taken after is judged on none of them, since the same
-clozes then stand for a later part (`grounding.choose`).
+clozes then stand for a later part (`choice.choose`).
 
 Only going to and opening count: what is picked up may be put down again and needed once more.
 Two puttings-down are remembered for the step (`steps`): a key put down before its door opened, which

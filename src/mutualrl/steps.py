@@ -35,12 +35,14 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from minigrid.core.constants import IDX_TO_OBJECT
 
+from mutualrl import design
+from mutualrl.choice import Option, answers_for, choice_weights, subgoal_for
+from mutualrl.choice import choose as choose_from
 from mutualrl.envs import Situation
 from mutualrl.facts import door_of, door_states, key_of, missing_keys, state_facts
-from mutualrl.grounding import (DESIGN, NEXT, ROLES, Option, Reading, add_lead, answers_for, choice_weights, meaning,
-                                mission_questions, name_clozes, subgoal_for)
-from mutualrl.grounding import choose as choose_from
+from mutualrl.grounding import NEXT, ROLES, add_lead, meaning, mission_questions, name_clozes
 from mutualrl.locations import Pose, places_in_view
+from mutualrl.reading import Reading
 from mutualrl.subgoals import EXPLORE, Obj, Subgoal, carried, front_object, visible_objects
 
 RULE = "A locked door opens only with its key."
@@ -174,7 +176,7 @@ def step_weights(reading: Reading, image: np.ndarray,
     key_kept = holding is not None and IDX_TO_OBJECT[holding[0]] == "key"  # (not `served`: it goes to its door)
     away = "drop" if (missing or not key_kept) and step_verb(unseen, image, reading.verbs) == "drop" else EXPLORE
     options.append(Option(Subgoal(away)))
-    ratio = 1.0 if missing else DESIGN.explore_ratio
+    ratio = 1.0 if missing else design.DESIGN.explore_ratio
     weights.append(ratio * reading.p(NEXT, unseen))
     # (full hands are emptied first to take a key looked for; a key's door is looked for)
     fetch = Subgoal("drop" if holding is not None else EXPLORE)
@@ -263,11 +265,11 @@ def _keys_first(seen: list[Obj], weights: list[float], doors: dict[Obj, str], ho
 def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: np.ndarray, actions: Sequence[str],
            rng: np.random.Generator | None = None, so_far: EpisodeSoFar = EpisodeSoFar(),
            pose: Pose | None = None) -> tuple[Subgoal, list[int]]:
-    """`grounding.choose`, from the next step's distribution where the questions ask it, given what
+    """`choice.choose`, from the next step's distribution where the questions ask it, given what
     the episode has done `so_far`; elsewhere with the places of the objects in view from the start
     of the episode, where the agent's `pose` now is given (`locations`)."""
     asked = any(meaning(q)[0] == NEXT for q in questions)
-    placing = DESIGN.location_prior > 0 and pose is not None and so_far.start is not None
+    placing = design.DESIGN.location_prior > 0 and pose is not None and so_far.start is not None
     places = places_in_view(image, pose, so_far.start) if placing else None  # (no place read: no place weighs)
     weigh = partial(step_weights, so_far=so_far) if asked else partial(choice_weights, places=places)
     return choose_from(questions, probs, image, actions, rng, weigh, so_far.done)

@@ -13,14 +13,14 @@ import torch
 from mutualrl.completion import RecentSuccess, verb_cloze, verb_verdicts
 from mutualrl.config import GuidanceConfig
 from mutualrl.envs import Situation
-from mutualrl.grounding import as_read
+from mutualrl.choice import as_read
 from mutualrl.verdicts import hindsight, judged, one_right
 from mutualrl.guidance import Guidance
 from mutualrl.locations import Pose, pose_of
 from mutualrl.rollout import AdviceRecord, Rollout, SubgoalDecision
 from mutualrl.sequences import PartsDone
 from mutualrl.steps import Segments, choose, state_questions, step_hindsight
-from mutualrl.subgoals import (SUBGOAL_DIM, Obj, Sightings, Subgoal, carried, cells_away, faces_open_door, front_object,
+from mutualrl.subgoals import (SUBGOAL_DIM, Sightings, Subgoal, carried, cells_away, faces_open_door, front_object,
                                reached, subgoal_vector, visible_objects)
 from mutualrl.teachers import Teacher
 
@@ -46,7 +46,7 @@ class SubgoalGuidance(Guidance):
     budget is spent on the most wanted of them in one batch (cheaper than a few at a time);
     meanwhile the teacher's last answers stand (`Teacher.recall`), and a copy without any goes on
     alone. In training the subgoal is drawn from the teacher's distribution
-    (`grounding.choice_weights`), so the feedback sees its alternatives too. Where the subgoal is
+    (`choice.choice_weights`), so the feedback sees its alternatives too. Where the subgoal is
     shown (`advice_prob` per decision, if the mode `shows` advice) the student's input is its mask
     and verb, elsewhere its own grounding, which learns from every subgoal the teacher names
     (`loss_weight`); trust, from the returns under shown against unshown subgoals, is measured

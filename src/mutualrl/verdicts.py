@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from mutualrl.envs import Situation
-from mutualrl.grounding import (COLOURS, NEXT, Option, answers_for, asks_colour, meaning, mission_questions, subgoal_for,
-                                verb_words)
+from mutualrl.choice import Option, answers_for, subgoal_for
+from mutualrl.grounding import COLOURS, NEXT, asks_colour, meaning, mission_questions, verb_words
 from mutualrl.rollout import HELD
 from mutualrl.subgoals import Obj, Subgoal
 

@@ -10,12 +10,13 @@ part in choosing a design or a question. `--channel-weights` gives each design a
 of the verb read the other way round (`channel`; 0 asks no such question), `--apart` one per way
 of reading the two objects of `put` (`design.Design.apart`), `--habit` one per way of reading
 the colour cloze's kind share (`design.Design.habit`), `--location-priors` one per prior of a
-place the mission gives its object (`locations`; 0 asks no such question).
+place the mission gives its object (`locations`; 0 asks no such question), `--by-subgoal` one per
+way of reading the most likely subgoal (`design.Design.by_subgoal`).
 
     python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
                                              [--levels L1,L2] [--designs D1,D2] [--reworded] [--held-out]
                                              [--channel-weights 0,0.25] [--apart on,off] [--habit on,off]
-                                             [--location-priors 0,0.05] [--spaces task,full]
+                                             [--location-priors 0,0.05] [--by-subgoal on,off] [--spaces task,full]
 """
 
 from __future__ import annotations
@@ -64,19 +65,24 @@ def main() -> None:
                         help="comma-separated, of on, off: the colour cloze's kind share judged against a content-free mission's")
     parser.add_argument("--location-priors", default=str(design.Design().location_prior),
                         help="comma-separated priors of a place the mission gives its object, against none")
+    parser.add_argument("--by-subgoal", default="on" if design.Design().by_subgoal else "off",
+                        help="comma-separated, of on, off: the likeliest subgoal by all of its readings, or the likeliest reading's")
     parser.add_argument("--spaces", default="task,full", help="action spaces: task, full or both")
     args = parser.parse_args()
     output.configure()
     teacher = make_teacher(args.teacher, seed=args.seed)
     weights = [float(w) for w in args.channel_weights.split(",")]
-    aparts, habits = (_switches(parser, name, values) for name, values in (("--apart", args.apart), ("--habit", args.habit)))
+    aparts, habits, bys = (_switches(parser, name, values) for name, values in
+                           (("--apart", args.apart), ("--habit", args.habit), ("--by-subgoal", args.by_subgoal)))
     priors = [float(p) for p in args.location_priors.split(",")]
     designs = {f"{name}{'' if weights == [design.Design().channel_weight] else f' channel {w:g}'}"
                f"{'' if aparts == [design.Design().apart] else f' apart {a:d}'}"
                f"{'' if habits == [design.Design().habit] else f' habit {h:d}'}"
-               f"{'' if priors == [design.Design().location_prior] else f' places {p:g}'}":
-               dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a, habit=h, location_prior=p)
-               for name in args.designs.split(",") for w in weights for a in aparts for h in habits for p in priors}
+               f"{'' if priors == [design.Design().location_prior] else f' places {p:g}'}"
+               f"{'' if bys == [design.Design().by_subgoal] else f' by subgoal {b:d}'}":
+               dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a, habit=h, location_prior=p, by_subgoal=b)
+               for name in args.designs.split(",") for w in weights for a in aparts for h in habits for p in priors
+               for b in bys}
     table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
                         f"seed {args.seed})")
     for column in ("level", "actions", "missions", *designs, "seconds"):

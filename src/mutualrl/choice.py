@@ -98,10 +98,10 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
            weigh: Callable[[Reading, np.ndarray], tuple[list[Option], np.ndarray]] | None = None,
            done: frozenset[Subgoal] = frozenset()) -> tuple[Subgoal, list[int]]:
     """The teacher's subgoal from its answers (weighed by `weigh`, default `choice_weights`): the
-    most likely, or with `rng` one drawn from its distribution; and the answer it amounts to in
-    each cloze (what feedback is given on). The parts of the mission `done` in this episode are
-    not chosen again, and once a part is done the mission's clozes, which then stand for a later
-    part, are judged on nothing (`sequences`)."""
+    most likely (`likeliest`), or with `rng` one drawn from its distribution; and the answer it
+    amounts to in each cloze (what feedback is given on). The parts of the mission `done` in this
+    episode are not chosen again, and once a part is done the mission's clozes, which then stand
+    for a later part, are judged on nothing (`sequences`)."""
     if not questions or not (visible_objects(image) or carried(image)):  # (full hands may have a step: `steps`)
         return Subgoal(EXPLORE), [-1] * len(questions)
     options, weights = (weigh or choice_weights)(read(questions, probs, actions), image)
@@ -109,11 +109,38 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
     if weights.sum() <= 0:
         return Subgoal(EXPLORE), [-1] * len(questions)
     weights = weights / weights.sum()
-    option = options[int(rng.choice(len(options), p=weights)) if rng is not None else int(np.argmax(weights))]
+    option = options[int(rng.choice(len(options), p=weights)) if rng is not None else likeliest(options, weights)]
     answers = answers_for(questions, option)
     if option.role is not None:
         answers = as_read(questions, answers, probs, option.subgoal.obj)
     return option.subgoal, [-1 if done and meaning(q)[0] != NEXT else a for q, a in zip(questions, answers)]
+
+
+#: the subgoals that carry out each verb word itself; any other a word's options name is where the
+#: verb cannot apply and the object is gone to instead (`subgoal_for`: a door picked up, a box opened)
+CARRIES_OUT = {"go": ("go to",), "pick": ("pick up",), "put": ("pick up", "put next to"), "open": ("open",)}
+
+
+def likeliest(options: Sequence[Option], weights: np.ndarray) -> int:
+    """The teacher's most likely choice among weighed options. By subgoal (`Design.by_subgoal`): the
+    subgoal whose options weigh most together, and its heaviest option (whose answers feedback
+    judges). A verb word's fallback (its object gone to where the verb cannot apply) counts apart
+    from the words it would otherwise swell, so that words which cannot apply do not outvote the one
+    that does (counted together, `put`'s step with the object in hand lost to going to it:
+    `PutNextLocal` in other words 0.726 against 0.913, docs/results.md)."""
+    if not design.DESIGN.by_subgoal:
+        return int(np.argmax(weights))
+    totals: dict[tuple, float] = {}
+    for option, w in zip(options, weights):
+        totals[_counted_as(option)] = totals.get(_counted_as(option), 0.0) + float(w)
+    best = max(totals, key=totals.__getitem__)
+    return max((i for i, o in enumerate(options) if _counted_as(o) == best), key=lambda i: weights[i])
+
+
+def _counted_as(option: Option) -> tuple:
+    """What an option's weight counts towards: its subgoal, or where it is its word's fallback, that word's."""
+    fallback = option.word is not None and option.subgoal.verb not in CARRIES_OUT[option.word]
+    return (option.subgoal, option.word) if fallback else (option.subgoal,)
 
 
 def as_read(questions: Sequence[Situation], answers: Sequence[int], probs: Sequence[np.ndarray], obj: Obj) -> list[int]:

@@ -25,12 +25,21 @@ REWORDINGS = {
 }
 
 
+#: what joins the parts of a BabyAI mission ("open the red door, then open the blue door")
+PART_JOINS = re.compile(r"(, then | and | after you )")
+
+
 def rewording(words: str) -> Callable[[str], str]:
-    """The mission as `words` (a key of `REWORDINGS`) says it."""
-    def reword(mission: str) -> str:
+    """The mission as `words` (a key of `REWORDINGS`) says it, each of its parts reworded (a
+    pattern anchored at the start of a mission then meets every part's verb, and "get the red door
+    open" is not made of "open the red door, then open the blue door" as a whole)."""
+    def reword_part(part: str) -> str:
         for pattern, replacement in REWORDINGS[words]:
-            mission = re.sub(pattern, replacement, mission)
-        return mission
+            part = re.sub(pattern, replacement, part)
+        return part
+
+    def reword(mission: str) -> str:
+        return "".join(piece if PART_JOINS.fullmatch(piece) else reword_part(piece) for piece in PART_JOINS.split(mission))
 
     return reword
 

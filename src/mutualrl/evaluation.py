@@ -148,9 +148,10 @@ def _subgoal_choices(teacher: Teacher, env_id: str, actions: tuple[str, ...], re
         for i, (mission, image, env) in enumerate(zip(obs["mission"], images, envs)):
             questions = state_questions(reword(mission) if reword else mission, image, actions, steps)
             answers = teacher.advise(questions, envs=[env] * len(questions))
-            parts.started(i, pose_of(env))
+            pose = pose_of(env)
+            parts.started(i, pose)
             chosen.append(choose(questions, [a.probs for a in answers], image, actions, so_far=parts.of(i),
-                                 pose=pose_of(env))[0])
+                                 pose=pose)[0])
             parts.name(i, chosen[-1])
         return chosen
 

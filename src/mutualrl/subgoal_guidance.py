@@ -103,11 +103,11 @@ class SubgoalGuidance(Guidance):
     def advise(self, obs: dict[str, Any], envs: Sequence[Any], step: int, entropy: np.ndarray) -> AdviceRecord:
         """Choose subgoals for the copies without one, from the answers at hand (all of them, in
         one teacher call, without a budget); the step's input for every copy."""
-        images, missions = np.asarray(obs["image"]), obs["mission"]
+        images, missions, poses = np.asarray(obs["image"]), obs["mission"], [pose_of(env) for env in envs]
         self._before = images, missions
         for i, (sightings, image, env) in enumerate(zip(self._sightings, images, envs)):
             sightings.see(image, env.agent_pos, env.agent_dir)
-            self.parts.started(i, pose_of(env))
+            self.parts.started(i, poses[i])
             if self.asks_steps:
                 self.segments.see(i, image)
         need = [i for i, h in enumerate(self.held) if h is None]
@@ -151,7 +151,7 @@ class SubgoalGuidance(Guidance):
                 stale = i in later
                 self.stale += stale
                 self._hold(i, step, candidates[i], [a.probs for a in by_env[i]], missions[i], images[i], stale=stale,
-                           pose=pose_of(envs[i]))
+                           pose=poses[i])
         return self._record(images, envs)
 
     def _hold(self, i: int, step: int, questions: list[Situation], probs: list[np.ndarray], mission: str,

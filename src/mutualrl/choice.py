@@ -130,11 +130,12 @@ def likeliest(options: Sequence[Option], weights: np.ndarray) -> int:
     `PutNextLocal` in other words 0.726 against 0.913, docs/results.md)."""
     if not design.DESIGN.by_subgoal:
         return int(np.argmax(weights))
+    counted = [_counted_as(option) for option in options]
     totals: dict[tuple, float] = {}
-    for option, w in zip(options, weights):
-        totals[_counted_as(option)] = totals.get(_counted_as(option), 0.0) + float(w)
+    for key, w in zip(counted, weights):
+        totals[key] = totals.get(key, 0.0) + float(w)
     best = max(totals, key=totals.__getitem__)
-    return max((i for i, o in enumerate(options) if _counted_as(o) == best), key=lambda i: weights[i])
+    return max((i for i, key in enumerate(counted) if key == best), key=lambda i: weights[i])
 
 
 def _counted_as(option: Option) -> tuple:

@@ -96,11 +96,12 @@ def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation
     (`Design.habit`), its colour clozes, read once by the untaught model; to unshift
     (`Design.unshift`), all of its clozes both as taught and as untaught, and the mission's own
     as untaught too."""
-    said, placed = design.DESIGN.channel_weight > 0, design.DESIGN.location_prior > 0
-    own = _untaught_clozes(mission, actions, said) if design.DESIGN.unshift else ()
-    return (_clozes(mission, actions, said) + own + _content_free(actions, said, design.DESIGN.calibrate, design.DESIGN.habit,
-                                                                  design.DESIGN.unshift)
-            + (_place_clozes(mission, actions, said) if placed else ()))
+    chosen = design.DESIGN
+    said = chosen.channel_weight > 0
+    own = _untaught_clozes(mission, actions, said) if chosen.unshift else ()
+    free = _content_free(actions, said, chosen.calibrate, chosen.habit, chosen.unshift)
+    placed = _place_clozes(mission, actions, said) if chosen.location_prior > 0 else ()
+    return _clozes(mission, actions, said) + own + free + placed
 
 
 @functools.lru_cache(maxsize=4096)

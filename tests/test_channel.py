@@ -1,12 +1,16 @@
 """The verb read the other way round: the mission's likelihood after each verb's usual words."""
 
 import numpy as np
+import pytest
 
 from mutualrl import channel, design, grounding
+from mutualrl.choice import choice_weights
 from mutualrl.envs import task_actions
-from mutualrl.grounding import meaning, mission_questions
+from mutualrl.grounding import COLOURS, meaning, mission_questions
 from mutualrl.reading import Reading
+from mutualrl.subgoals import EXPLORE
 from mutualrl.teachers.base import answer_probs
+from views import view
 
 ACTIONS = task_actions("BabyAI-PutNextLocal-v0")
 
@@ -46,3 +50,44 @@ def test_without_the_channel_weight_and_the_location_prior_no_channel_cloze_is_a
 def test_a_question_of_one_answer_is_advised_its_likelihood_and_of_several_their_softmax():
     assert np.allclose(answer_probs(np.array([-3.0])), [np.exp(-3.0)])
     assert np.allclose(answer_probs(np.array([0.0, np.log(3.0)])), [0.25, 0.75])
+
+
+DOOR_ACTIONS = task_actions("BabyAI-OpenDoor-v0")
+
+
+def _door_answers(questions, grey_likelihood: float) -> list[np.ndarray]:
+    """"get the grey door open" restated "open the door" (kind share 0.7, grey 0.25, as the model
+    says it by habit), the verb open; the mission `grey_likelihood` after "open the grey door" and
+    1e-22 after any other colour's door, every other usual words alike."""
+    probs = []
+    for q in questions:
+        if channel.is_channel(q):
+            role, part, value = channel.about(q)
+            door_colour = (role, part) == ("open", "colour")
+            probs.append(np.array([grey_likelihood if door_colour and value == "grey" else 1e-22]))
+        elif meaning(q)[0] == "verb":
+            probs.append(np.array([0.97 if w == "open" else 0.01 for w in q.actions]))
+        elif meaning(q)[1] == "colour":
+            rest = 0.05 / (len(q.actions) - 2)
+            probs.append(np.array([{"door": 0.7, "grey": 0.25}.get(a, rest) for a in q.actions]))
+        else:
+            probs.append(np.array([0.97 if k == "door" else 0.01 for k in q.actions]))
+    return probs
+
+
+@pytest.mark.parametrize("door_channel, grey_likelihood, explores", [(True, 1e-20, True), (True, 1e-22, False),
+                                                                     (False, 1e-20, False)])
+def test_a_doors_colour_read_thin_is_made_sure_by_the_mission_read_the_other_way_round(
+        door_channel, grey_likelihood, explores, monkeypatch):
+    """Read forwards, the grey door's colour is spread thin and a red door in view outweighs
+    exploring for the grey one; the mission a hundred times likelier after "open the grey door"
+    makes grey sure enough that the teacher explores. Where every door's colour is alike likely,
+    or the door's colour is not asked the other way round, the red door stays chosen."""
+    monkeypatch.setattr(design, "DESIGN", design.Design(door_channel=door_channel, unshift=False))
+    questions = mission_questions("get the grey door open", DOOR_ACTIONS)
+    asked = [channel.about(q)[2] for q in questions if channel.is_channel(q) and channel.about(q)[:2] == ("open", "colour")]
+    assert asked == (list(COLOURS) if door_channel else [])
+    options, weights = choice_weights(Reading(questions, _door_answers(questions, grey_likelihood), DOOR_ACTIONS),
+                                      view(((3, 3), "door", "red", "closed")))
+    chosen = options[int(np.argmax(weights))].subgoal
+    assert (chosen.verb == EXPLORE) == explores, chosen

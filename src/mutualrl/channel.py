@@ -15,12 +15,18 @@ kind (and "put the object next to the ...", for the object to put it next to). R
 alone, the object to move is often the last one named ("move the grey key close to the blue box"
 read "blue box"); the other way round, the mission is likelier after the object it moves.
 
+The colour of a door to open is read so too, after "open the red door" for each colour: asked
+for the mission, the model says "open the door" whether or not it names a colour, and spreads the
+named colour thin (0.37 of the colours' share on `Open`'s missions as given, 0.24 in other words);
+the other way round it is sure (`Design.door_channel`).
+
 The questions name no object of the mission: the mission is the one answer, and which usual words
 make it likeliest is the language model's reading, as grounding is; no code reads the mission's words.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -35,12 +41,15 @@ USUAL_WORDS = {"go": "go to the object", "pick": "pick up the object", "put": "p
 #: put's usual words with one of its objects named by its colour, or by its kind, per role
 PUT_WORDS = {"move": ("put the {} object next to the other object", "put the {} next to the other object"),
              "fixed": ("put the object next to the {} object", "put the object next to the {}")}
+#: open's usual words with the door named by its colour (its kind is a door's: only doors are opened)
+DOOR_WORDS = "open the {} door"
 #: usual words -> what they say: ("verb", None, word), or (role, "colour", colour) or (role, "kind", kind), or a
 #: place of a verb word's object (`locations`)
 _ABOUT: dict[str, tuple[str, str | None, str]] = (
     {said: ("verb", None, word) for word, said in USUAL_WORDS.items()}
     | {PUT_WORDS[role][0].format(c): (role, "colour", c) for role in PUT_WORDS for c in COLOURS}
-    | {PUT_WORDS[role][1].format(k): (role, "kind", k) for role in PUT_WORDS for k in KINDS})
+    | {PUT_WORDS[role][1].format(k): (role, "kind", k) for role in PUT_WORDS for k in KINDS}
+    | {DOOR_WORDS.format(c): ("open", "colour", c) for c in COLOURS})
 
 
 def describe(said: str, meant: tuple[str, str | None, str]) -> None:
@@ -56,6 +65,12 @@ def clozes(mission: str, words: tuple[str, ...]) -> tuple[Situation, ...]:
 def put_clozes(mission: str) -> tuple[Situation, ...]:
     """One question per colour and per kind of each object of `put`."""
     return tuple(cloze(said, mission) for said, (role, _, _) in _ABOUT.items() if role in PUT_WORDS)
+
+
+@functools.lru_cache(maxsize=4096)
+def door_clozes(mission: str) -> tuple[Situation, ...]:
+    """One question per colour of the door to open."""
+    return tuple(cloze(DOOR_WORDS.format(c), mission) for c in COLOURS)
 
 
 def cloze(said: str, mission: str) -> Situation:

@@ -68,7 +68,11 @@ class Design:
     says (pick it up). Only what the teacher says greedily changes (its subgoal accuracy, acting
     alone); the loop draws subgoals from the whole distribution either way. Measured: `PickupLoc` in
     held-out words 0.852 -> 0.972, `PutNextLocal` 0.882 -> 0.913, higher or the same in the design
-    sets' words, the same as given and on every other level (docs/results.md)."""
+    sets' words, the same as given and on every other level (docs/results.md).
+    `door_channel`: read the colour of the door to open the other way round too, as put's objects
+    are (`channel.door_clozes`, weighed `channel_weight`). Asked for the mission, the model says
+    "open the door" and spreads the colour it names thin, so a door of another colour in view
+    outweighed explore where the mission's was out of sight."""
 
     calibrate: bool = False
     explore_ratio: float = 0.25
@@ -79,6 +83,7 @@ class Design:
     unshift: bool = True
     location_prior: float = 0.05
     by_subgoal: bool = True
+    door_channel: bool = True
 
 
 DESIGN = Design()

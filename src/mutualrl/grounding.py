@@ -95,13 +95,14 @@ def mission_questions(mission: str, actions: tuple[str, ...]) -> tuple[Situation
     content-free mission (one read per teacher version serves every mission); with the habit
     (`Design.habit`), its colour clozes, read once by the untaught model; to unshift
     (`Design.unshift`), all of its clozes both as taught and as untaught, and the mission's own
-    as untaught too."""
+    as untaught too; the door's colour the other way round (`Design.door_channel`)."""
     chosen = design.DESIGN
     said = chosen.channel_weight > 0
     own = _untaught_clozes(mission, actions, said) if chosen.unshift else ()
     free = _content_free(actions, said, chosen.calibrate, chosen.habit, chosen.unshift)
     placed = _place_clozes(mission, actions, said) if chosen.location_prior > 0 else ()
-    return _clozes(mission, actions, said) + own + free + placed
+    doors = channel.door_clozes(mission) if said and chosen.door_channel and "open" in verb_words(actions) else ()
+    return _clozes(mission, actions, said) + own + free + placed + doors
 
 
 @functools.lru_cache(maxsize=4096)
@@ -140,6 +141,7 @@ def _clozes(mission: str, actions: tuple[str, ...], said: bool) -> tuple[Situati
         questions += channel.clozes(mission, words)
     if said and "put" in words:
         questions += channel.put_clozes(mission)
+
     return tuple(questions)
 
 

@@ -45,8 +45,8 @@ class Reading:
                 self.names[role] = names(dist[(role, "colour", None)], [dist[(role, "kind", c)] for c in COLOURS],
                                          habit.get((role, "colour", None)))
                 colours, kinds = _likelihoods(said, role, "colour", COLOURS), _likelihoods(said, role, "kind", KINDS)
-                if colours is not None and kinds is not None:
-                    self.names[role] = channel.combined(self.names[role], channel.names(colours, kinds),
+                if colours is not None:  # (a door's colour is read alone: its kind is a door's)
+                    self.names[role] = channel.combined(self.names[role], channel.names(colours, kinds or [1.0] * len(KINDS)),
                                                         design.DESIGN.channel_weight)
         if design.DESIGN.apart and "move" in self.names and "fixed" in self.names:
             self.names["move"], self.names["fixed"] = apart(self.names["move"], self.names["fixed"])

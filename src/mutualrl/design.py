@@ -71,8 +71,10 @@ class Design:
     sets' words, the same as given and on every other level (docs/results.md).
     `door_channel`: read the colour of the door to open the other way round too, as put's objects
     are (`channel.door_clozes`, weighed `channel_weight`). Asked for the mission, the model says
-    "open the door" and spreads the colour it names thin, so a door of another colour in view
-    outweighed explore where the mission's was out of sight."""
+    "open the door" and spreads the colour it names thin (0.37 of the colours' share on `Open`'s
+    missions), so a door of another colour in view outweighed explore where the mission's was out
+    of sight. Measured zero-shot: `Open` 0.834 -> 0.992, in held-out words 0.764 -> 0.997;
+    `OpenDoor` 0.938 -> 0.975 and 0.892 -> 0.963; the other levels of the ladder the same."""
 
     calibrate: bool = False
     explore_ratio: float = 0.25

@@ -12,7 +12,7 @@ from mutualrl.grounding import meaning, mission_questions
 from mutualrl.sequences import PartsDone
 from mutualrl.steps import EpisodeSoFar, choose
 from mutualrl.subgoal_guidance import SubgoalGuidance
-from mutualrl.subgoals import Subgoal
+from mutualrl.subgoals import EXPLORE, Subgoal
 from mutualrl.teachers import Advice, Teacher
 from driving import driven_by_the_bot
 from views import view
@@ -32,9 +32,9 @@ def _parts_in_order(env) -> list[str]:
     return [instr.desc.color]
 
 
-def _answer(cloze, parts: list[str]) -> np.ndarray:
-    """A cloze of an `open` mission answered with its parts' colours in order (the first 0.6, the
-    second 0.3), the verb `open`, the kind a door."""
+def _answer(cloze, parts: list[str], shares: tuple[float, float] = (0.6, 0.3)) -> np.ndarray:
+    """A cloze of an `open` mission answered with its parts' colours in order (the first `shares[0]`,
+    the second `shares[1]`), the verb `open`, the kind a door."""
     weights = np.full(len(cloze.actions), 0.01)
     role, asks, _ = meaning(cloze)
     if role == "channel":  # the mission as likely after every verb's usual words
@@ -42,7 +42,7 @@ def _answer(cloze, parts: list[str]) -> np.ndarray:
     if role == "verb":
         weights[cloze.actions.index("open")] = 1.0
     elif asks == "colour":
-        for colour, w in zip(parts, (0.6, 0.3)):
+        for colour, w in zip(parts, shares):
             weights[cloze.actions.index(colour)] = w
     else:
         weights[cloze.actions.index("door")] = 1.0
@@ -67,6 +67,18 @@ def test_a_part_done_leaves_the_choice_and_the_missions_clozes_are_then_judged_o
     second, answers = choose(questions, probs, image, actions, so_far=EpisodeSoFar(done=frozenset({first})))
     assert second == Subgoal("open", BLUE_DOOR)
     assert all(a < 0 for a in answers)  # the same clozes now stand for the second part
+
+
+def test_a_part_done_and_out_of_view_is_not_looked_for():
+    """The first part read far more surely than the second: once its door is opened and left
+    behind, the second door in view is chosen, not exploring for the first."""
+    actions = task_actions(LEVEL)
+    image = view(((1, 2), "door", "blue", "closed"))
+    questions = mission_questions("open the red door, then open the blue door", actions)
+    probs = [_answer(q, ["red", "blue"], (0.8, 0.1)) for q in questions]
+    done = frozenset({Subgoal("open", RED_DOOR)})
+    assert choose(questions, probs, image, actions, so_far=EpisodeSoFar(done=done))[0] == Subgoal("open", BLUE_DOOR)
+    assert choose(questions, probs, image, actions)[0] == Subgoal(EXPLORE)  # (not yet done, the red door is looked for)
 
 
 def test_a_part_is_done_once_completed_and_only_for_the_rest_of_its_episode():

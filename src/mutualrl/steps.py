@@ -271,7 +271,7 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
     asked = any(meaning(q)[0] == NEXT for q in questions)
     placing = design.DESIGN.location_prior > 0 and pose is not None and so_far.start is not None
     places = places_in_view(image, pose, so_far.start) if placing else None  # (no place read: no place weighs)
-    weigh = partial(step_weights, so_far=so_far) if asked else partial(choice_weights, places=places)
+    weigh = partial(step_weights, so_far=so_far) if asked else partial(choice_weights, places=places, done=so_far.done)
     return choose_from(questions, probs, image, actions, rng, weigh, so_far.done)
 
 

@@ -18,7 +18,7 @@ read "blue box"); the other way round, the mission is likelier after the object 
 The colour of a door to open is read so too, after "open the red door" for each colour: asked
 for the mission, the model says "open the door" whether or not it names a colour, and spreads the
 named colour thin (0.37 of the colours' share on `Open`'s missions as given, 0.24 in other words);
-the other way round it is sure (`Design.door_channel`).
+the other way round it is sure (`Design.door_channel`, off by default: its students were slower).
 
 The questions name no object of the mission: the mission is the one answer, and which usual words
 make it likeliest is the language model's reading, as grounding is; no code reads the mission's words.

@@ -62,10 +62,10 @@ def choice_weights(reading: Reading, image: np.ndarray, places: dict[Obj, frozen
     bot's states against 0.852 in held-out words, `OpenTwoDoors` 0.704 against 0.745; as given,
     `OpenDoor` 0.963 against 0.938, docs/results.md).
 
-    The objects of the parts of the mission `done` in the episode are not looked for: read surely
-    (the first of "open the purple door, then open the yellow door" read 0.64, the second 0.19,
-    the colours read the other way round), a door opened already sent the teacher exploring
-    beside the second door in view."""
+    The objects of the parts of the mission `done` in the episode are not looked for: where the
+    first part was read far more surely than the second ("open the purple door, then open the
+    yellow door": purple 0.64, yellow 0.19), the door opened already and left behind sent the
+    teacher exploring beside the second door in view (`OpenTwoDoors`, docs/results.md)."""
     seen, holding = visible_objects(image), carried(image)
     found = seen + [s.obj for s in done if s.obj is not None and s.obj not in seen]
     weights: dict[Option, float] = {Option(Subgoal(EXPLORE)): 0.0}

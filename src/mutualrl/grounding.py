@@ -141,7 +141,6 @@ def _clozes(mission: str, actions: tuple[str, ...], said: bool) -> tuple[Situati
         questions += channel.clozes(mission, words)
     if said and "put" in words:
         questions += channel.put_clozes(mission)
-
     return tuple(questions)
 
 

@@ -5,6 +5,7 @@ amounts to in each cloze, which is what feedback is given on."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -67,7 +68,7 @@ def choice_weights(reading: Reading, image: np.ndarray, places: dict[Obj, frozen
     yellow door": purple 0.64, yellow 0.19), the door opened already and left behind sent the
     teacher exploring beside the second door in view (`OpenTwoDoors`, docs/results.md)."""
     seen, holding = visible_objects(image), carried(image)
-    found = seen + [s.obj for s in done if s.obj is not None and s.obj not in seen]
+    found = seen + [s.obj for s in done if s.obj is not None]
     weights: dict[Option, float] = {Option(Subgoal(EXPLORE)): 0.0}
     for word, pw in reading.verbs.items():
         role = _role(word, holding)
@@ -103,14 +104,14 @@ def choose(questions: Sequence[Situation], probs: Sequence[np.ndarray], image: n
            rng: np.random.Generator | None = None,
            weigh: Callable[[Reading, np.ndarray], tuple[list[Option], np.ndarray]] | None = None,
            done: frozenset[Subgoal] = frozenset()) -> tuple[Subgoal, list[int]]:
-    """The teacher's subgoal from its answers (weighed by `weigh`, default `choice_weights`): the
-    most likely (`likeliest`), or with `rng` one drawn from its distribution; and the answer it
+    """The teacher's subgoal from its answers (weighed by `weigh`, default `choice_weights` with the
+    parts `done`): the most likely (`likeliest`), or with `rng` one drawn from its distribution; and the answer it
     amounts to in each cloze (what feedback is given on). The parts of the mission `done` in this
     episode are not chosen again, and once a part is done the mission's clozes, which then stand
     for a later part, are judged on nothing (`sequences`)."""
     if not questions or not (visible_objects(image) or carried(image)):  # (full hands may have a step: `steps`)
         return Subgoal(EXPLORE), [-1] * len(questions)
-    options, weights = (weigh or choice_weights)(read(questions, probs, actions), image)
+    options, weights = (weigh or partial(choice_weights, done=done))(read(questions, probs, actions), image)
     weights = np.where([o.subgoal in done for o in options], 0.0, weights)
     if weights.sum() <= 0:
         return Subgoal(EXPLORE), [-1] * len(questions)

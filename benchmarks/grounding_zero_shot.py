@@ -12,12 +12,14 @@ of reading the two objects of `put` (`design.Design.apart`), `--habit` one per w
 the colour cloze's kind share (`design.Design.habit`), `--location-priors` one per prior of a
 place the mission gives its object (`locations`; 0 asks no such question), `--by-subgoal` one per
 way of reading the most likely subgoal (`design.Design.by_subgoal`), `--door-channel` one per way of
-reading the colour of a door to open (`design.Design.door_channel`).
+reading the colour of a door to open (`design.Design.door_channel`), `--in-hand-done` one per way of
+counting a reading whose object is in hand (`design.Design.in_hand_done`).
 
     python benchmarks/grounding_zero_shot.py [--teacher smollm2] [--episodes 20] [--seed 0]
                                              [--levels L1,L2] [--designs D1,D2] [--reworded] [--held-out]
                                              [--channel-weights 0,0.25] [--apart on,off] [--habit on,off]
                                              [--location-priors 0,0.05] [--by-subgoal on,off] [--door-channel on,off]
+                                             [--in-hand-done on,off]
                                              [--spaces task,full]
 """
 
@@ -71,25 +73,28 @@ def main() -> None:
                         help="comma-separated, of on, off: the likeliest subgoal by all of its readings, or the likeliest reading's")
     parser.add_argument("--door-channel", default="on" if design.Design().door_channel else "off",
                         help="comma-separated, of on, off: the colour of a door to open read the other way round too")
+    parser.add_argument("--in-hand-done", default="on" if design.Design().in_hand_done else "off",
+                        help="comma-separated, of on, off: a reading whose object is in hand counted done")
     parser.add_argument("--spaces", default="task,full", help="action spaces: task, full or both")
     args = parser.parse_args()
     output.configure()
     teacher = make_teacher(args.teacher, seed=args.seed)
     weights = [float(w) for w in args.channel_weights.split(",")]
-    aparts, habits, bys, doors = (_switches(parser, name, values) for name, values in
-                                  (("--apart", args.apart), ("--habit", args.habit), ("--by-subgoal", args.by_subgoal),
-                                   ("--door-channel", args.door_channel)))
+    aparts, habits, bys, doors, hands = (_switches(parser, name, values) for name, values in
+                                         (("--apart", args.apart), ("--habit", args.habit), ("--by-subgoal", args.by_subgoal),
+                                          ("--door-channel", args.door_channel), ("--in-hand-done", args.in_hand_done)))
     priors = [float(p) for p in args.location_priors.split(",")]
     designs = {f"{name}{'' if weights == [design.Design().channel_weight] else f' channel {w:g}'}"
                f"{'' if aparts == [design.Design().apart] else f' apart {a:d}'}"
                f"{'' if habits == [design.Design().habit] else f' habit {h:d}'}"
                f"{'' if priors == [design.Design().location_prior] else f' places {p:g}'}"
                f"{'' if bys == [design.Design().by_subgoal] else f' by subgoal {b:d}'}"
-               f"{'' if doors == [design.Design().door_channel] else f' door channel {d:d}'}":
+               f"{'' if doors == [design.Design().door_channel] else f' door channel {d:d}'}"
+               f"{'' if hands == [design.Design().in_hand_done] else f' in hand done {i:d}'}":
                dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a, habit=h, location_prior=p, by_subgoal=b,
-                                   door_channel=d)
+                                   door_channel=d, in_hand_done=i)
                for name in args.designs.split(",") for w in weights for a in aparts for h in habits for p in priors
-               for b in bys for d in doors}
+               for b in bys for d in doors for i in hands}
     table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
                         f"seed {args.seed})")
     for column in ("level", "actions", "missions", *designs, "seconds"):

@@ -66,9 +66,15 @@ def choice_weights(reading: Reading, image: np.ndarray, places: dict[Obj, frozen
     The objects of the parts of the mission `done` in the episode are not looked for: where the
     first part was read far more surely than the second ("open the purple door, then open the
     yellow door": purple 0.64, yellow 0.19), the door opened already and left behind sent the
-    teacher exploring beside the second door in view (`OpenTwoDoors`, docs/results.md)."""
+    teacher exploring beside the second door in view (`OpenTwoDoors`, docs/results.md).
+
+    A reading whose object is in hand is done (`Design.in_hand_done`): going to or picking up the
+    box held weighs as that object in view would, and its weight goes to no subgoal. Counted
+    unseen, it sent the teacher looking for the box where "move the red box close to the grey
+    key", read half as go or pick, meant putting it next to the key."""
     seen, holding = visible_objects(image), carried(image)
-    found = seen + [s.obj for s in done if s.obj is not None]
+    in_hand = [holding] if holding is not None and design.DESIGN.in_hand_done else []
+    found = seen + in_hand + [s.obj for s in done if s.obj is not None]
     weights: dict[Option, float] = {Option(Subgoal(EXPLORE)): 0.0}
     for word, pw in reading.verbs.items():
         role = _role(word, holding)
@@ -77,7 +83,7 @@ def choice_weights(reading: Reading, image: np.ndarray, places: dict[Obj, frozen
                  for obj in seen}
         unseen = reading.at_unseen(word) if places else 1.0
         given[Option(Subgoal(EXPLORE))] = design.DESIGN.explore_ratio * reading.best_unseen(role, found) * unseen
-        total = sum(given.values())
+        total = sum(given.values()) + sum(reading.p(role, obj) for obj in in_hand if role != "fixed")
         for option, w in given.items():
             weights[option] = weights.get(option, 0.0) + (pw * w / total if total > 0 else 0.0)
     options, w = list(weights), np.array(list(weights.values()))

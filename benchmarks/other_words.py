@@ -58,9 +58,11 @@ def main() -> None:
     start = time.perf_counter()
     summary = trainer.train()
     after = accuracy("after")
+    reached = summary["frames_to_0_9_alone"]
     print(f"{args.env} in {args.words} words, seed {args.seed}, {trainer.frames:,} frames ({time.perf_counter() - start:.0f} s): "
           f"teacher {before[worded]:.3f} -> {after[worded]:.3f} in those words, {before[args.env]:.3f} -> "
-          f"{after[args.env]:.3f} as given; the student alone reached 0.9 at {summary['frames_to_0_9_alone']} frames")
+          f"{after[args.env]:.3f} as given; the student alone "
+          + (f"reached 0.9 at {reached:,} frames" if reached is not None else "did not reach 0.9"))
 
 
 if __name__ == "__main__":

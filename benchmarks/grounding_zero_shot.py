@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import time
 
 from rich.console import Console
@@ -78,23 +79,22 @@ def main() -> None:
     parser.add_argument("--spaces", default="task,full", help="action spaces: task, full or both")
     args = parser.parse_args()
     output.configure()
+    # each design field measured: its label and the values asked (named in a design's label unless only its default is)
+    axes = {"channel_weight": ("channel", [float(w) for w in args.channel_weights.split(",")]),
+            "apart": ("apart", _switches(parser, "--apart", args.apart)),
+            "habit": ("habit", _switches(parser, "--habit", args.habit)),
+            "location_prior": ("places", [float(p) for p in args.location_priors.split(",")]),
+            "by_subgoal": ("by subgoal", _switches(parser, "--by-subgoal", args.by_subgoal)),
+            "door_channel": ("door channel", _switches(parser, "--door-channel", args.door_channel)),
+            "in_hand_done": ("in hand done", _switches(parser, "--in-hand-done", args.in_hand_done))}
+    named = [(field, label) for field, (label, values) in axes.items() if values != [getattr(design.Design(), field)]]
+    designs = {}
+    for name in args.designs.split(","):
+        for chosen in itertools.product(*(values for _, values in axes.values())):
+            fields = dict(zip(axes, chosen))
+            designs[name + "".join(f" {label} {fields[field]:g}" for field, label in named)] = \
+                dataclasses.replace(DESIGNS[name], **fields)
     teacher = make_teacher(args.teacher, seed=args.seed)
-    weights = [float(w) for w in args.channel_weights.split(",")]
-    aparts, habits, bys, doors, hands = (_switches(parser, name, values) for name, values in
-                                         (("--apart", args.apart), ("--habit", args.habit), ("--by-subgoal", args.by_subgoal),
-                                          ("--door-channel", args.door_channel), ("--in-hand-done", args.in_hand_done)))
-    priors = [float(p) for p in args.location_priors.split(",")]
-    designs = {f"{name}{'' if weights == [design.Design().channel_weight] else f' channel {w:g}'}"
-               f"{'' if aparts == [design.Design().apart] else f' apart {a:d}'}"
-               f"{'' if habits == [design.Design().habit] else f' habit {h:d}'}"
-               f"{'' if priors == [design.Design().location_prior] else f' places {p:g}'}"
-               f"{'' if bys == [design.Design().by_subgoal] else f' by subgoal {b:d}'}"
-               f"{'' if doors == [design.Design().door_channel] else f' door channel {d:d}'}"
-               f"{'' if hands == [design.Design().in_hand_done] else f' in hand done {i:d}'}":
-               dataclasses.replace(DESIGNS[name], channel_weight=w, apart=a, habit=h, location_prior=p, by_subgoal=b,
-                                   door_channel=d, in_hand_done=i)
-               for name in args.designs.split(",") for w in weights for a in aparts for h in habits for p in priors
-               for b in bys for d in doors for i in hands}
     table = Table(title=f"zero-shot subgoal accuracy of {args.teacher} ({args.episodes} held-out bot episodes, "
                         f"seed {args.seed})")
     for column in ("level", "actions", "missions", *designs, "seconds"):

@@ -52,7 +52,7 @@ def _move_box_answers(questions) -> list[np.ndarray]:
     read the other way round, every verb and name alike."""
     probs = []
     for q in questions:
-        role, part, _ = meaning(q)
+        role = meaning(q)[0]
         if channel.is_channel(q) or q.mission == CONTENT_FREE:
             probs.append(np.full(len(q.actions), 1.0 / len(q.actions)))
             continue
